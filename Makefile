@@ -1,0 +1,43 @@
+# ModelServer operator and serving sidecar.
+# `make demo` serves the example model locally; `make test` runs every test that needs no cluster;
+# `make e2e` runs the end-to-end suite on a real local control plane.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+# Python with the pinned test tools (kubernetes-validate, check-jsonschema, fastapi, uvicorn).
+TEST_PYTHON = $(shell ./hack/venv.sh)
+export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
+
+.PHONY: all build test lint fmt crds golden render check-generated help
+all: build
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build every crate
+	$(CARGO) build --workspace --all-targets
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+crds: ## regenerate crds/modelserver.dev_modelservers.yaml from the Rust types
+	$(CARGO) run --quiet -p modelserver-crds --features crdgen --bin crdgen > crds/modelserver.dev_modelservers.yaml
+
+golden: ## regenerate the golden render output of every example under tests/golden
+	$(CARGO) build --quiet -p modelserver-operator
+	./hack/golden.sh write
+
+render: ## render an example: make render FILE=examples/iris/modelserver.yaml
+	$(CARGO) run --quiet -p modelserver-operator -- render -f $(FILE)
+
+test: lint ## everything that needs no cluster: lint, unit, process and schema tests
+	$(CARGO) test --workspace --all-targets
+	./hack/validate-examples.sh
+
+include sidecar/sidecar.mk
+include e2e/e2e.mk

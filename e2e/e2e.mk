@@ -1,0 +1,1 @@
+# Control-plane and end-to-end targets; included by the top-level Makefile.

@@ -1,0 +1,2 @@
+//! `modelserver-sidecar`: placeholder until the sidecar lands.
+fn main() {}
