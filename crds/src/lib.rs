@@ -1,1 +1,1 @@
-//! x
+//! ModelServer API types.

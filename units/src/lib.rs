@@ -1,1 +1,1 @@
-//! x
+//! Kubernetes-style durations and quantities.

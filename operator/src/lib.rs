@@ -1,0 +1,1 @@
+//! The ModelServer operator library.

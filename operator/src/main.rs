@@ -1,0 +1,2 @@
+//! `modelserver-operator`.
+fn main() {}
