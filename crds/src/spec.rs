@@ -1,0 +1,544 @@
+//! `ModelServer.spec`: what the user asks for.
+//!
+//! Every optional field stays absent unless the user sets it (`skip_serializing_if`), so a
+//! server-side apply never sends `null` and the stored object equals the applied one. Defaults
+//! live in [`crate::defaults`] and are stated in each field's description.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::rules;
+use crate::status::ModelServerStatus;
+
+/// The desired state of a model server: the image and how its model runs, the serving settings of
+/// the sidecar in each pod, lifecycle budgets, and the Deployment, Service, autoscaler and
+/// disruption budget around it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "modelserver.dev",
+    version = "v1alpha1",
+    kind = "ModelServer",
+    plural = "modelservers",
+    shortname = "ms",
+    category = "all",
+    category = "modelserver",
+    namespaced,
+    status = "ModelServerStatus",
+    derive = "PartialEq",
+    doc = "A model server: a Deployment of pods that each run the model's worker processes behind the modelserver sidecar, with a Service, and optionally a HorizontalPodAutoscaler and a PodDisruptionBudget.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether this generation is rolled out and its desired replicas are available",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        description = "Pods of the model server",
+        json_path = ".status.replicas"
+    ),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        description = "Pods that are ready and available",
+        json_path = ".status.availableReplicas"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        description = "In-cluster URL of the Service",
+        json_path = ".status.url"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    validation = Rule::new(rules::NAME_IS_DNS_LABEL.rule).message(rules::NAME_IS_DNS_LABEL.message)
+)]
+#[x_kube(validation = Rule::new(rules::UPSTREAM_PORT_DIFFERS.rule).message(rules::UPSTREAM_PORT_DIFFERS.message))]
+#[serde(rename_all = "camelCase")]
+pub struct ModelServerSpec {
+    /// The container image holding the model and its runtime (for example
+    /// registry.example.com/acme/iris:1.4.0). In managed mode it must contain the model command;
+    /// the sidecar binary is copied in by an init container, so the image needs no changes.
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// When the kubelet pulls the image: Always, IfNotPresent (the default) or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Secrets in the same namespace used to pull the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+
+    /// Desired number of pods, default 1. Ignored while spec.autoscaling is set: then the
+    /// HorizontalPodAutoscaler owns the replica count. Changed by `kubectl scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+
+    /// How the model runs: either a command the sidecar starts as worker processes (managed
+    /// mode) or an upstream HTTP port the image's own server listens on (proxy mode).
+    pub model: ModelSpec,
+
+    /// The HTTP front door in each pod: port, workers, concurrency, limits, CORS, auth, logging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
+
+    /// Startup and shutdown budgets: how long the model may take to load, and how a pod drains
+    /// its in-flight requests before it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleSpec>,
+
+    /// Compute resources of the model container (requests and limits), as in a Pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Autoscale the pods on CPU utilization with a HorizontalPodAutoscaler. Removing this field
+    /// deletes the autoscaler and returns the replica count to spec.replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
+    /// The PodDisruptionBudget. By default one is created with maxUnavailable 1 whenever the
+    /// desired replicas (or autoscaling.minReplicas) are 2 or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionSpec>,
+
+    /// The rolling-update strategy of the Deployment. Default maxSurge 25%, maxUnavailable 0, so
+    /// a rollout never drops below the desired ready pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+
+    /// The Service in front of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
+
+    /// Settings passed through to the pod template: labels, annotations, scheduling, service
+    /// account and priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSpec>,
+}
+
+/// When the kubelet pulls the image.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the image is not on the node.
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The value as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// How the model runs. Exactly one of command (managed mode) and upstream (proxy mode).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::MODEL_COMMAND_XOR_UPSTREAM.rule).message(rules::MODEL_COMMAND_XOR_UPSTREAM.message))]
+#[x_kube(validation = Rule::new(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.rule).message(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.message))]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Managed mode: the worker command (for example ["python", "/app/worker.py"]). The
+    /// sidecar starts server.workers copies, each serving HTTP/1.1 on the Unix socket named by
+    /// $MODELSERVER_SOCKET (uvicorn --uds, gunicorn --bind unix:, or the standard library).
+    /// $(VAR) references are expanded from the worker's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub command: Option<Vec<String>>,
+
+    /// Arguments appended to command (managed mode), or the model container's arguments
+    /// (proxy mode). $(VAR) references are expanded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+
+    /// Working directory of the model process; the image's own when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+
+    /// Environment variables of the model container (and so of every worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+
+    /// Sources of environment variables (ConfigMaps, Secrets) for the model container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_from: Option<Vec<EnvFromSource>>,
+
+    /// Managed mode: the path each worker answers with 200 once its model is loaded. Default
+    /// /ready. The pod is ready only when every worker is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::READINESS_PATH_IS_ABSOLUTE.rule).message(rules::READINESS_PATH_IS_ABSOLUTE.message))]
+    pub readiness_path: Option<String>,
+
+    /// Proxy mode: the image serves HTTP itself on this port; the sidecar runs beside it and
+    /// forwards requests to 127.0.0.1:port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSpec>,
+}
+
+/// The model's own HTTP server, in proxy mode.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamSpec {
+    /// The port the model's server listens on inside the pod (127.0.0.1). Must differ from
+    /// server.port and from the admin port 9090.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// The path that answers 200 once the model is loaded. Default /ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.rule).message(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.message))]
+    pub readiness_path: Option<String>,
+}
+
+/// The sidecar's HTTP front door.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSpec {
+    /// The public HTTP port of each pod, which the Service targets. Default 8080; 9090 is the
+    /// sidecar's admin port and is not allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    #[x_kube(validation = Rule::new(rules::SERVER_PORT_NOT_ADMIN.rule).message(rules::SERVER_PORT_NOT_ADMIN.message))]
+    pub port: Option<i32>,
+
+    /// Model worker processes per pod (managed mode), 1 to 64, default 1. Each loads its own
+    /// copy of the model, so memory grows with this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub workers: Option<i32>,
+
+    /// Concurrent requests given to each worker (and its thread-pool size, passed as
+    /// $MODELSERVER_EXECUTOR_THREADS), 1 to 256, default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub executor_threads: Option<i32>,
+
+    /// Requests that may wait for a free executor slot, 0 to 65536, default 128. Beyond it the
+    /// sidecar answers 503 with Retry-After at once instead of queueing without bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 65536))]
+    pub max_queue: Option<i32>,
+
+    /// Largest request body, as a byte quantity (for example 100Mi, the default, or 1Gi).
+    /// Larger bodies get 413, whether or not they declare Content-Length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.rule).message(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.message))]
+    pub max_upload_size: Option<String>,
+
+    /// Longest time a request may take, as a duration (default 60s). Slower requests get 504.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::REQUEST_TIMEOUT_IS_DURATION.rule).message(rules::REQUEST_TIMEOUT_IS_DURATION.message))]
+    pub request_timeout: Option<String>,
+
+    /// Interactive API documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<DocsSpec>,
+
+    /// Cross-origin resource sharing, answered by the sidecar so it works behind any ingress.
+    /// Off by default; there is no default wildcard origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+
+    /// Bearer-token authentication of every request except the health paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// Log level of the sidecar: trace, debug, info (the default), warn or error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+
+    /// Log every request (method, path, status, duration, X-Request-ID). Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<bool>,
+}
+
+/// Interactive API documentation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DocsSpec {
+    /// Serve /openapi.json and /docs on the public port. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Cross-origin resource sharing.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::CORS_NO_WILDCARD_WITH_CREDENTIALS.rule).message(rules::CORS_NO_WILDCARD_WITH_CREDENTIALS.message))]
+#[x_kube(validation = Rule::new(rules::CORS_ENABLED_NEEDS_ORIGINS.rule).message(rules::CORS_ENABLED_NEEDS_ORIGINS.message))]
+#[serde(rename_all = "camelCase")]
+pub struct CorsSpec {
+    /// Answer CORS preflights and add CORS headers. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// Origins allowed to call the model, such as https://app.example.com. '*' allows any
+    /// origin and is refused together with allowCredentials. Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::CORS_ORIGINS_WELL_FORMED.rule).message(rules::CORS_ORIGINS_WELL_FORMED.message))]
+    pub allow_origins: Option<Vec<String>>,
+
+    /// Methods allowed in cross-origin requests. Default GET and POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<String>>,
+
+    /// Request headers allowed in cross-origin requests. Default Content-Type and
+    /// Authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_headers: Option<Vec<String>>,
+
+    /// Allow cookies and Authorization on cross-origin requests. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+
+    /// How long browsers may cache a preflight answer, as a duration. Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::CORS_MAX_AGE_IS_DURATION.rule).message(rules::CORS_MAX_AGE_IS_DURATION.message))]
+    pub max_age: Option<String>,
+}
+
+/// Bearer-token authentication.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// The Secret key holding the token. Requests must send "Authorization: Bearer <token>" or
+    /// "X-Auth-Token: <token>"; others get 401. The health paths stay open for probes.
+    pub token_secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the ModelServer's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Log level of the sidecar.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, including per-request internals.
+    Trace,
+    /// Diagnostic detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Problems that did not fail a request.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The level as the sidecar's MODELSERVER_LOG_LEVEL takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Startup and shutdown budgets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleSpec {
+    /// How long the model may take to load before the pod is restarted (the startupProbe
+    /// budget), as a duration. Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::STARTUP_TIMEOUT_IS_DURATION.rule).message(rules::STARTUP_TIMEOUT_IS_DURATION.message))]
+    pub startup_timeout: Option<String>,
+
+    /// After readiness turns false on shutdown, keep serving this long so every endpoint,
+    /// kube-proxy and ingress stops sending traffic first. Default 5s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::DRAIN_DELAY_IS_DURATION.rule).message(rules::DRAIN_DELAY_IS_DURATION.message))]
+    pub drain_delay: Option<String>,
+
+    /// Then wait at most this long for in-flight requests to finish. Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::DRAIN_TIMEOUT_IS_DURATION.rule).message(rules::DRAIN_TIMEOUT_IS_DURATION.message))]
+    pub drain_timeout: Option<String>,
+
+    /// Then give the workers this long between SIGTERM and SIGKILL. Default 10s. The pod's
+    /// terminationGracePeriodSeconds is drainDelay + drainTimeout + shutdownTimeout + 5s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::SHUTDOWN_TIMEOUT_IS_DURATION.rule).message(rules::SHUTDOWN_TIMEOUT_IS_DURATION.message))]
+    pub shutdown_timeout: Option<String>,
+
+    /// Worker restarts allowed within 10 minutes, 0 to 1000, default 5. One more and the
+    /// sidecar exits non-zero, so Kubernetes shows the crash loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_worker_restarts: Option<i32>,
+}
+
+/// Autoscaling on CPU utilization.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::AUTOSCALING_RANGE.rule).message(rules::AUTOSCALING_RANGE.message))]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    /// Fewest pods, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+
+    /// Most pods; must be >= minReplicas.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+
+    /// Target average CPU utilization of the pods, in percent of their CPU request, 1 to 100,
+    /// default 70. The model container needs a CPU request for this to work.
+    #[serde(
+        default,
+        rename = "targetCPUUtilization",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: Option<i32>,
+}
+
+/// The PodDisruptionBudget.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::DISRUPTION_ONE_FORM.rule).message(rules::DISRUPTION_ONE_FORM.message))]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionSpec {
+    /// Create the budget. Default: true when the desired replicas (or autoscaling.minReplicas)
+    /// are 2 or more, false otherwise (a budget on one pod would block node drains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// Pods that voluntary disruptions may take down at once, a number or a percentage.
+    /// Default 1 when minAvailable is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+
+    /// Pods that must stay available during voluntary disruptions, a number or a percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+}
+
+/// The Deployment's rolling update.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::ROLLOUT_CAN_PROGRESS.rule).message(rules::ROLLOUT_CAN_PROGRESS.message))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Extra pods a rollout may create above the desired count, a number or a percentage.
+    /// Default 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+
+    /// Desired pods a rollout may take away before their replacements are ready, a number or a
+    /// percentage. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// The Service in front of the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// ClusterIP (the default), NodePort or LoadBalancer.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceType>,
+
+    /// The Service port, which targets server.port on the pods. Default 80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+
+    /// Annotations of the Service (for example for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// How the Service is exposed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceType {
+    /// A cluster-internal virtual IP.
+    ClusterIP,
+    /// A port on every node, plus a ClusterIP.
+    NodePort,
+    /// A cloud load balancer, plus a NodePort and a ClusterIP.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The value as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Settings passed through to the pod template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// Extra labels on the pods. The app.kubernetes.io labels the operator sets win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+
+    /// Extra annotations on the pods (for example for a metrics scraper or a mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+
+    /// The ServiceAccount the pods run as; the namespace's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Node labels the pods must be scheduled onto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Node and pod affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// How the pods spread across topology domains (zones, nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// The PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}

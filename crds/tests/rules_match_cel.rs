@@ -1,0 +1,311 @@
+//! The Rust twin of every CEL rule gives the same verdict as the CEL text itself, evaluated by a
+//! real CEL interpreter over the generated CRD schema; and every example is judged as intended.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use kube::core::cel::Validator;
+use modelserver_crds::{ModelServer, generate, load, rules};
+use serde_json::{Value, json};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn schema_json() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| serde_json::to_value(generate::openapi_schema().expect("schema")).unwrap())
+}
+
+/// Messages of the CEL rules that fail, as the API server would evaluate them.
+fn cel_messages(document: &Value) -> Vec<String> {
+    let mut messages: Vec<String> = match Validator::new().validate(schema_json(), document, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    };
+    messages.sort();
+    messages
+}
+
+/// Messages of the Rust twins that fail.
+fn rust_messages(document: &Value) -> Vec<String> {
+    let object: ModelServer = serde_json::from_value(document.clone()).expect("typed document");
+    let mut messages: Vec<String> = rules::validate(&object)
+        .into_iter()
+        .map(|v| v.message.to_owned())
+        .collect();
+    messages.sort();
+    messages
+}
+
+fn document(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "modelserver.dev/v1alpha1", "kind": "ModelServer",
+        "metadata": {"name": name, "namespace": "ml"}, "spec": spec})
+}
+
+fn managed(extra: Value) -> Value {
+    let mut spec = json!({"image": "i", "model": {"command": ["python3", "w.py"]}});
+    merge(&mut spec, extra);
+    spec
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Value::Object(base), Value::Object(extra)) = (base, extra) {
+        for (k, v) in extra {
+            match base.get_mut(&k) {
+                Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                _ => {
+                    base.insert(k, v);
+                }
+            }
+        }
+    }
+}
+
+fn assert_same_verdict(document: &Value) {
+    let cel = cel_messages(document);
+    let rust = rust_messages(document);
+    assert_eq!(cel, rust, "CEL and Rust disagree on {document}");
+}
+
+#[test]
+fn every_rule_has_a_message_and_a_distinct_text() {
+    for rule in rules::ALL {
+        assert!(!rule.message.is_empty() && !rule.rule.is_empty());
+        assert_eq!(
+            rules::ALL
+                .iter()
+                .filter(|r| r.message == rule.message)
+                .count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn duration_rules_agree() {
+    for value in [
+        "1s", "0s", "0", "1m30s", ".5s", "1.5h", "10", "-1s", "5 s", "1d", "250ms", "3us", "1h0m",
+        "s", "",
+    ] {
+        for spec in [
+            json!({"server": {"requestTimeout": value}}),
+            json!({"server": {"cors": {"maxAge": value}}}),
+            json!({"lifecycle": {"startupTimeout": value, "drainDelay": value}}),
+            json!({"lifecycle": {"drainTimeout": value, "shutdownTimeout": value}}),
+        ] {
+            assert_same_verdict(&document("iris", managed(spec)));
+        }
+    }
+}
+
+#[test]
+fn quantity_rule_agrees() {
+    for value in [
+        "100Mi", "1", "0", "0Mi", "0.5", "1.5Gi", "100MB", "1e3", ".5Ki", "Mi", "-1", "1k", "2E",
+        "10m",
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"server": {"maxUploadSize": value}})),
+        ));
+    }
+}
+
+#[test]
+fn name_rule_agrees() {
+    for name in [
+        "iris",
+        "a",
+        "iris-2",
+        "2iris",
+        "iris.v2",
+        "iris-",
+        &"a".repeat(63),
+        &"a".repeat(64),
+    ] {
+        assert_same_verdict(&document(name, managed(json!({}))));
+    }
+}
+
+#[test]
+fn model_rules_agree() {
+    for model in [
+        json!({"command": ["p"]}),
+        json!({"upstream": {"port": 8000}}),
+        json!({"command": ["p"], "upstream": {"port": 8000}}),
+        json!({}),
+        json!({"args": ["x"]}),
+        json!({"command": ["p"], "readinessPath": "/ready"}),
+        json!({"command": ["p"], "readinessPath": "ready"}),
+        json!({"upstream": {"port": 8000}, "readinessPath": "/ready"}),
+        json!({"upstream": {"port": 8000, "readinessPath": "/v2/health/ready"}}),
+        json!({"upstream": {"port": 8000, "readinessPath": "health"}}),
+        json!({"upstream": {"port": 8080}}),
+        json!({"upstream": {"port": 9090}}),
+    ] {
+        assert_same_verdict(&document("iris", json!({"image": "i", "model": model})));
+    }
+    for (upstream, server) in [(8000, 8000), (8000, 8001), (8080, 8001), (9090, 8001)] {
+        let spec = json!({"image": "i", "model": {"upstream": {"port": upstream}}, "server": {"port": server}});
+        assert_same_verdict(&document("iris", spec));
+    }
+}
+
+#[test]
+fn server_and_cors_rules_agree() {
+    for port in [80, 8080, 9090, 9091] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"server": {"port": port}})),
+        ));
+    }
+    for cors in [
+        json!({}),
+        json!({"enabled": true}),
+        json!({"enabled": true, "allowOrigins": []}),
+        json!({"enabled": false}),
+        json!({"enabled": true, "allowOrigins": ["*"]}),
+        json!({"enabled": true, "allowOrigins": ["*"], "allowCredentials": true}),
+        json!({"allowOrigins": ["https://a.example.com", "*"], "allowCredentials": true}),
+        json!({"enabled": true, "allowOrigins": ["https://a.example.com"], "allowCredentials": true}),
+        json!({"enabled": true, "allowOrigins": ["http://localhost:3000"]}),
+        json!({"enabled": true, "allowOrigins": ["https://a.example.com/path"]}),
+        json!({"enabled": true, "allowOrigins": ["a.example.com"]}),
+        json!({"enabled": true, "allowOrigins": ["https://*.example.com"]}),
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"server": {"cors": cors}})),
+        ));
+    }
+}
+
+#[test]
+fn scaling_rules_agree() {
+    for autoscaling in [
+        json!({"maxReplicas": 1}),
+        json!({"minReplicas": 2, "maxReplicas": 1}),
+        json!({"minReplicas": 2, "maxReplicas": 2}),
+        json!({"minReplicas": 3, "maxReplicas": 10}),
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"autoscaling": autoscaling})),
+        ));
+    }
+    for disruption in [
+        json!({}),
+        json!({"maxUnavailable": 1}),
+        json!({"minAvailable": "50%"}),
+        json!({"maxUnavailable": 1, "minAvailable": 1}),
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"disruption": disruption})),
+        ));
+    }
+    for rollout in [
+        json!({}),
+        json!({"maxSurge": 0}),
+        json!({"maxSurge": "0%"}),
+        json!({"maxSurge": 0, "maxUnavailable": 1}),
+        json!({"maxSurge": 0, "maxUnavailable": "0"}),
+        json!({"maxSurge": 1, "maxUnavailable": 0}),
+        json!({"maxUnavailable": 0}),
+        json!({"maxSurge": "50%", "maxUnavailable": "0%"}),
+    ] {
+        assert_same_verdict(&document("iris", managed(json!({"rollout": rollout}))));
+    }
+}
+
+/// Every ModelServer manifest under examples/, with the message its `# expect:` line names.
+fn examples() -> Vec<(PathBuf, Option<String>)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![repo_root().join("examples")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if !text.contains("kind: ModelServer") {
+                    continue;
+                }
+                let expect = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# expect: "))
+                    .map(str::to_owned);
+                found.push((path, expect));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn valid_examples_load_and_pass_cel() {
+    let valid: Vec<_> = examples()
+        .into_iter()
+        .filter(|(_, e)| e.is_none())
+        .collect();
+    assert!(
+        valid.len() >= 3,
+        "expected the iris, upstream and autoscaled examples: {valid:?}"
+    );
+    for (path, _) in valid {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let object = load::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let document = serde_json::to_value(&object).unwrap();
+        assert_eq!(
+            cel_messages(&document),
+            Vec::<String>::new(),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn invalid_examples_fail_with_their_rule_message() {
+    let invalid: Vec<_> = examples()
+        .into_iter()
+        .filter_map(|(p, e)| e.map(|e| (p, e)))
+        .collect();
+    for rule in rules::ALL {
+        assert!(
+            invalid.iter().any(|(_, expect)| expect == rule.message),
+            "no file in examples/invalid breaks the rule {:?}",
+            rule.message
+        );
+    }
+    for (path, expect) in invalid {
+        assert!(
+            path.starts_with(repo_root().join("examples/invalid")),
+            "{}",
+            path.display()
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let error = load::from_yaml(&text).expect_err(&path.display().to_string());
+        assert!(
+            error.to_string().contains(&expect),
+            "{}: {error}",
+            path.display()
+        );
+        if rules::ALL.iter().any(|r| r.message == expect) {
+            let document: Value = serde_saphyr::from_str(&text).unwrap();
+            assert!(
+                cel_messages(&document).contains(&expect),
+                "{}: the CEL rule did not reject it",
+                path.display()
+            );
+        }
+    }
+}
