@@ -38,6 +38,13 @@ pub const MODEL_COMMAND_XOR_UPSTREAM: CelRule = CelRule {
     message: "exactly one of spec.model.command and spec.model.upstream must be set",
 };
 
+/// The sidecar's settings come from the spec, never from the model's env.
+pub const MODEL_ENV_NOT_RESERVED: CelRule = CelRule {
+    path: "spec.model.env",
+    rule: "self.all(e, !e.name.startsWith('MODELSERVER_'))",
+    message: "spec.model.env may not set MODELSERVER_* variables: the operator sets them from spec.server and spec.lifecycle",
+};
+
 /// `model.readinessPath` belongs to managed mode; proxy mode has `upstream.readinessPath`.
 pub const MODEL_READINESS_PATH_NEEDS_COMMAND: CelRule = CelRule {
     path: "spec.model",
@@ -163,6 +170,7 @@ pub const ROLLOUT_CAN_PROGRESS: CelRule = CelRule {
 pub const ALL: &[CelRule] = &[
     NAME_IS_DNS_LABEL,
     MODEL_COMMAND_XOR_UPSTREAM,
+    MODEL_ENV_NOT_RESERVED,
     MODEL_READINESS_PATH_NEEDS_COMMAND,
     READINESS_PATH_IS_ABSOLUTE,
     UPSTREAM_READINESS_PATH_IS_ABSOLUTE,
@@ -218,11 +226,17 @@ pub fn validate(object: &ModelServer) -> Vec<Violation> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 20] = [
+    let checks: [(CelRule, bool); 21] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
             command_xor_upstream(&spec.model),
+        ),
+        (
+            MODEL_ENV_NOT_RESERVED,
+            optional(spec.model.env.as_ref(), |env| {
+                env.iter().all(|e| !e.name.starts_with("MODELSERVER_"))
+            }),
         ),
         (
             MODEL_READINESS_PATH_NEEDS_COMMAND,

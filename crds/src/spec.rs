@@ -180,8 +180,10 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
 
-    /// Environment variables of the model container (and so of every worker).
+    /// Environment variables of the model container (and so of every worker). Names starting
+    /// with MODELSERVER_ are reserved for the sidecar's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::MODEL_ENV_NOT_RESERVED.rule).message(rules::MODEL_ENV_NOT_RESERVED.message))]
     pub env: Option<Vec<EnvVar>>,
 
     /// Sources of environment variables (ConfigMaps, Secrets) for the model container.

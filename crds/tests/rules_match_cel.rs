@@ -148,6 +148,8 @@ fn model_rules_agree() {
         json!({"upstream": {"port": 8000, "readinessPath": "health"}}),
         json!({"upstream": {"port": 8080}}),
         json!({"upstream": {"port": 9090}}),
+        json!({"command": ["p"], "env": [{"name": "A", "value": "1"}]}),
+        json!({"command": ["p"], "env": [{"name": "A"}, {"name": "MODELSERVER_PORT", "value": "1"}]}),
     ] {
         assert_same_verdict(&document("iris", json!({"image": "i", "model": model})));
     }
