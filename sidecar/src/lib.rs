@@ -1,0 +1,74 @@
+//! `modelserver-sidecar`: the serving binary in every model pod (DESIGN section 4).
+//!
+//! It supervises the model's worker processes (or fronts one upstream), forwards requests to the
+//! least-loaded ready worker with streaming bodies, enforces upload limits, timeouts,
+//! back-pressure, CORS and auth, exports Prometheus metrics, and maps the model's startup and
+//! shutdown onto readiness and the preStop hook.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod dispatch;
+pub mod docs;
+pub mod drain;
+pub mod errors;
+pub mod health;
+pub mod install;
+pub mod lifecycle;
+pub mod limits;
+pub mod logging;
+pub mod metrics;
+pub mod observe;
+pub mod proxy;
+pub mod public;
+pub mod runner;
+pub mod server;
+pub mod state;
+pub mod workers;
+
+use config::Command;
+use errors::SidecarError;
+
+/// Most runtime threads the sidecar uses: it forwards bytes, the model does the work.
+pub const MAX_RUNTIME_THREADS: usize = 2;
+
+/// Runs one subcommand to completion.
+pub fn run(command: Command) -> Result<(), SidecarError> {
+    match command {
+        Command::Serve(args) => runtime(threads())?.block_on(runner::serve(args)),
+        Command::Proxy(args) => runtime(threads())?.block_on(runner::proxy(args)),
+        Command::Drain(args) => {
+            let answer = runtime(1)?.block_on(drain::drain(&args))?;
+            tracing::info!(answer = %answer.trim(), "drained");
+            Ok(())
+        }
+        Command::Install(args) => {
+            let target = install::install(&args.dir)?;
+            tracing::info!(path = %target.display(), "installed");
+            Ok(())
+        }
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_RUNTIME_THREADS)
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, SidecarError> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
+        .enable_all()
+        .max_blocking_threads(4)
+        .thread_name("modelserver-sidecar")
+        .build()
+        .map_err(SidecarError::Runtime)
+}

@@ -1,0 +1,210 @@
+//! Prometheus series (prefix `modelserver_`, DESIGN section 4). Counters and the histogram are
+//! updated on the request path; gauges that mirror state (in-flight, queue, readiness) are set
+//! from that state when `/metrics` is scraped, so they can never drift from it.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Metric name prefix.
+pub const NAMESPACE: &str = "modelserver";
+
+/// Why the sidecar refused a request (`rejected_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Every executor slot busy and the queue full.
+    QueueFull,
+    /// Body over the upload limit.
+    TooLarge,
+    /// Over the request timeout.
+    Timeout,
+    /// Missing or wrong token.
+    Unauthorized,
+    /// The worker failed before answering.
+    WorkerError,
+}
+
+impl RejectReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::TooLarge => "too_large",
+            Self::Timeout => "timeout",
+            Self::Unauthorized => "unauthorized",
+            Self::WorkerError => "worker_error",
+        }
+    }
+}
+
+/// Gauge values taken from the live state at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateSnapshot {
+    /// Requests held by a worker.
+    pub inflight: usize,
+    /// Requests waiting for a slot.
+    pub queued: usize,
+    /// Workers answering their readiness path.
+    pub workers_ready: usize,
+    /// The pod-level readiness.
+    pub ready: bool,
+    /// Draining has started.
+    pub draining: bool,
+}
+
+/// Every series the sidecar exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `requests_total{code}`: public requests by response status.
+    pub requests_total: IntCounterVec,
+    /// `request_duration_seconds`: time until the response head was ready.
+    pub request_duration_seconds: Histogram,
+    /// `inflight_requests`.
+    pub inflight_requests: IntGauge,
+    /// `queue_depth`.
+    pub queue_depth: IntGauge,
+    /// `rejected_total{reason}`.
+    pub rejected_total: IntCounterVec,
+    /// `worker_restarts_total`.
+    pub worker_restarts_total: IntCounter,
+    /// `workers_ready`.
+    pub workers_ready: IntGauge,
+    /// `ready`: 1 when `/readyz` answers 200.
+    pub ready: IntGauge,
+    /// `draining`: 1 once draining started.
+    pub draining: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every series in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some(NAMESPACE.to_string()), None)?;
+        let requests_total = IntCounterVec::new(
+            Opts::new("requests_total", "Public requests answered, by status code"),
+            &["code"],
+        )?;
+        let request_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request to response head on the public port",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ]),
+        )?;
+        let inflight_requests =
+            IntGauge::new("inflight_requests", "Requests being handled by a worker")?;
+        let queue_depth = IntGauge::new("queue_depth", "Requests waiting for a free worker slot")?;
+        let rejected_total = IntCounterVec::new(
+            Opts::new(
+                "rejected_total",
+                "Requests refused by the sidecar, by reason",
+            ),
+            &["reason"],
+        )?;
+        let worker_restarts_total =
+            IntCounter::new("worker_restarts_total", "Worker processes restarted")?;
+        let workers_ready =
+            IntGauge::new("workers_ready", "Workers that answer their readiness path")?;
+        let ready = IntGauge::new("ready", "1 when the sidecar reports ready")?;
+        let draining = IntGauge::new("draining", "1 once draining has started")?;
+
+        registry.register(Box::new(requests_total.clone()))?;
+        registry.register(Box::new(request_duration_seconds.clone()))?;
+        registry.register(Box::new(inflight_requests.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(rejected_total.clone()))?;
+        registry.register(Box::new(worker_restarts_total.clone()))?;
+        registry.register(Box::new(workers_ready.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(draining.clone()))?;
+
+        // Make the label sets visible at zero, so dashboards and tests see them before traffic.
+        for reason in [
+            RejectReason::QueueFull,
+            RejectReason::TooLarge,
+            RejectReason::Timeout,
+            RejectReason::Unauthorized,
+            RejectReason::WorkerError,
+        ] {
+            rejected_total.with_label_values(&[reason.as_str()]);
+        }
+
+        Ok(Self {
+            registry,
+            requests_total,
+            request_duration_seconds,
+            inflight_requests,
+            queue_depth,
+            rejected_total,
+            worker_restarts_total,
+            workers_ready,
+            ready,
+            draining,
+        })
+    }
+
+    /// Counts a refused request.
+    pub fn reject(&self, reason: RejectReason) {
+        self.rejected_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Sets the state gauges and renders every series in the Prometheus text format.
+    pub fn render(&self, state: StateSnapshot) -> String {
+        self.inflight_requests.set(to_i64(state.inflight));
+        self.queue_depth.set(to_i64(state.queued));
+        self.workers_ready.set(to_i64(state.workers_ready));
+        self.ready.set(i64::from(state.ready));
+        self.draining.set(i64::from(state.draining));
+        let mut out = Vec::with_capacity(4096);
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_series_with_prefix() {
+        let m = Metrics::new().unwrap();
+        m.requests_total.with_label_values(&["200"]).inc();
+        m.request_duration_seconds.observe(0.01);
+        m.reject(RejectReason::QueueFull);
+        m.worker_restarts_total.inc();
+        let text = m.render(StateSnapshot {
+            inflight: 2,
+            queued: 1,
+            workers_ready: 3,
+            ready: true,
+            draining: false,
+        });
+        for needle in [
+            "modelserver_requests_total{code=\"200\"} 1",
+            "modelserver_request_duration_seconds_count 1",
+            "modelserver_inflight_requests 2",
+            "modelserver_queue_depth 1",
+            "modelserver_rejected_total{reason=\"queue_full\"} 1",
+            "modelserver_rejected_total{reason=\"timeout\"} 0",
+            "modelserver_worker_restarts_total 1",
+            "modelserver_workers_ready 3",
+            "modelserver_ready 1",
+            "modelserver_draining 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

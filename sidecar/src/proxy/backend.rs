@@ -1,0 +1,273 @@
+//! Where requests go: each backend is a worker's Unix socket or the proxy-mode TCP upstream,
+//! reached through one pooled hyper client. The client addresses backend `i` as
+//! `http://backend-<i>/...`; the connector maps that authority to the socket or TCP address, so
+//! the pool keeps idle keep-alive connections per backend.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Uri, header};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::UpstreamAddr;
+
+/// Host prefix of the internal backend authorities.
+const AUTHORITY_PREFIX: &str = "backend-";
+/// Host header sent with readiness probes (HTTP/1.1 servers such as uvicorn require one).
+const PROBE_HOST: &str = "localhost";
+/// How long idle pooled connections are kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One backend's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAddr {
+    /// A worker's Unix socket.
+    Unix(PathBuf),
+    /// The proxy-mode upstream.
+    Tcp(UpstreamAddr),
+}
+
+impl std::fmt::Display for BackendAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+            Self::Tcp(addr) => write!(f, "{}", addr.target()),
+        }
+    }
+}
+
+/// The backends, indexed like the dispatcher's slots.
+#[derive(Debug)]
+pub struct Backends {
+    addrs: Vec<BackendAddr>,
+    authorities: Vec<Authority>,
+}
+
+impl Backends {
+    /// Backends for these addresses.
+    pub fn new(addrs: Vec<BackendAddr>) -> Self {
+        let authorities = (0..addrs.len())
+            .map(|i| {
+                // `backend-<digits>` is always a valid authority.
+                Authority::try_from(format!("{AUTHORITY_PREFIX}{i}"))
+                    .unwrap_or_else(|_| Authority::from_static("backend-invalid"))
+            })
+            .collect();
+        Self { addrs, authorities }
+    }
+
+    /// Number of backends.
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The address of backend `i`.
+    pub fn addr(&self, i: usize) -> Option<&BackendAddr> {
+        self.addrs.get(i)
+    }
+
+    /// The absolute URI the pooled client uses for `path_and_query` on backend `i`.
+    pub fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+        let authority = self
+            .authorities
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("backend-invalid"));
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(path_and_query.clone())
+            .build()
+    }
+
+    fn index_of(&self, uri: &Uri) -> Option<usize> {
+        uri.host()?.strip_prefix(AUTHORITY_PREFIX)?.parse().ok()
+    }
+}
+
+/// A connection to a backend: Unix or TCP.
+pub enum BackendStream {
+    /// Unix socket.
+    Unix(UnixStream),
+    /// TCP.
+    Tcp(TcpStream),
+}
+
+impl AsyncRead for BackendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Unix(s) => s.is_write_vectored(),
+            Self::Tcp(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+impl Connection for BackendStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// Connects `http://backend-<i>` to backend `i`'s socket or TCP address.
+#[derive(Clone)]
+pub struct BackendConnector {
+    backends: Arc<Backends>,
+}
+
+impl tower::Service<Uri> for BackendConnector {
+    type Response = TokioIo<BackendStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let addr = self
+            .backends
+            .index_of(&uri)
+            .and_then(|i| self.backends.addr(i).cloned());
+        Box::pin(async move {
+            let stream = match addr {
+                Some(BackendAddr::Unix(path)) => {
+                    BackendStream::Unix(UnixStream::connect(path).await?)
+                }
+                Some(BackendAddr::Tcp(addr)) => {
+                    let stream = TcpStream::connect(addr.target()).await?;
+                    stream.set_nodelay(true)?;
+                    BackendStream::Tcp(stream)
+                }
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("no backend for {uri}"),
+                    ));
+                }
+            };
+            Ok(TokioIo::new(stream))
+        })
+    }
+}
+
+/// The pooled HTTP/1.1 client to every backend.
+pub type BackendClient = Client<BackendConnector, Body>;
+
+/// Builds the pooled client for these backends.
+pub fn client(backends: Arc<Backends>) -> BackendClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .build(BackendConnector { backends })
+}
+
+/// Asks backend `i` for `path`; true when it answers 200 within `timeout`.
+pub async fn probe(
+    client: &BackendClient,
+    backends: &Backends,
+    i: usize,
+    path: &PathAndQuery,
+    timeout: Duration,
+) -> bool {
+    let Ok(uri) = backends.uri(i, path) else {
+        return false;
+    };
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = uri;
+    request
+        .headers_mut()
+        .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
+    let attempt = async {
+        let response = client.request(request).await.ok()?;
+        let ok = response.status() == http::StatusCode::OK;
+        // Read the (small) body so the connection goes back to the pool.
+        response.into_body().collect().await.ok()?;
+        Some(ok)
+    };
+    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_map_back_to_indexes() {
+        let b = Backends::new(vec![
+            BackendAddr::Unix("/tmp/a.sock".into()),
+            BackendAddr::Unix("/tmp/b.sock".into()),
+        ]);
+        let uri = b
+            .uri(1, &PathAndQuery::from_static("/predict?x=1"))
+            .unwrap();
+        assert_eq!(uri.to_string(), "http://backend-1/predict?x=1");
+        assert_eq!(b.index_of(&uri), Some(1));
+        assert_eq!(b.index_of(&Uri::from_static("http://elsewhere/")), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! Forwarding: every public request the sidecar does not answer itself goes, unchanged but for
+//! hop-by-hop headers, to the least-loaded ready backend. Both bodies stream; the upload limit is
+//! counted as the request body streams; the backend slot is held until the response body ends.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::uri::PathAndQuery;
+use http::{StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::dispatch::{AcquireError, Permit};
+use crate::errors::ApiError;
+use crate::limits::{LimitedBody, declared_length};
+use crate::metrics::RejectReason;
+use crate::state::{Mode, SharedState};
+use modelserver_units::format_duration;
+
+/// Seconds a client is told to wait after a full queue.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Which backend answered, for the access log (a response extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendId(pub usize);
+
+/// Headers that describe one connection and are never forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+enum Failure {
+    Acquire(AcquireError),
+    Backend {
+        backend: usize,
+        error: hyper_util::client::legacy::Error,
+    },
+    BadUri(http::Error),
+}
+
+/// The fallback handler: forwards the request to a backend.
+pub async fn forward(State(state): State<SharedState>, request: Request) -> Response {
+    let limits = state.limits;
+    if let Some(len) = declared_length(request.headers())
+        && len > limits.max_upload_size
+    {
+        state.metrics.reject(RejectReason::TooLarge);
+        return too_large(limits.max_upload_size);
+    }
+
+    let (parts, body) = request.into_parts();
+    let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // The sidecar already answered any `Expect: 100-continue` by reading the body.
+    headers.remove(header::EXPECT);
+
+    let attempt = async {
+        let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
+        let backend = permit.backend();
+        let uri = state
+            .backends
+            .uri(backend, &path_and_query)
+            .map_err(Failure::BadUri)?;
+        let mut upstream = http::Request::new(Body::new(body));
+        *upstream.method_mut() = parts.method;
+        *upstream.uri_mut() = uri;
+        *upstream.version_mut() = Version::HTTP_11;
+        *upstream.headers_mut() = headers;
+        let response = state
+            .client
+            .request(upstream)
+            .await
+            .map_err(|error| Failure::Backend { backend, error })?;
+        Ok::<_, Failure>((permit, response))
+    };
+
+    let outcome = tokio::time::timeout(limits.request_timeout, attempt).await;
+    if tripped.load(Ordering::Relaxed) {
+        state.metrics.reject(RejectReason::TooLarge);
+        return too_large(limits.max_upload_size);
+    }
+    match outcome {
+        Ok(Ok((permit, response))) => {
+            let backend = permit.backend();
+            let (mut parts, incoming) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.extensions.insert(BackendId(backend));
+            let body = Body::new(HeldBody {
+                inner: incoming,
+                _permit: permit,
+            });
+            Response::from_parts(parts, body)
+        }
+        Ok(Err(Failure::Acquire(AcquireError::QueueFull))) => {
+            state.metrics.reject(RejectReason::QueueFull);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "all workers are busy and the queue is full ({} waiting); retry later",
+                    limits.max_queue
+                ),
+            )
+            .retry_after(RETRY_AFTER_SECS)
+            .into_response()
+        }
+        Ok(Err(Failure::Acquire(AcquireError::Closed))) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sidecar is shutting down",
+        )
+        .retry_after(RETRY_AFTER_SECS)
+        .into_response(),
+        Ok(Err(Failure::Backend { backend, error })) => {
+            state.metrics.reject(RejectReason::WorkerError);
+            let name = backend_name(state.mode, backend);
+            tracing::warn!(backend = %name, error = %chain(&error), "backend failed before answering");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("{name} failed before answering: {}", chain(&error)),
+            )
+            .into_response()
+        }
+        Ok(Err(Failure::BadUri(e))) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot forward this request target: {e}"),
+        )
+        .into_response(),
+        Err(_elapsed) => {
+            state.metrics.reject(RejectReason::Timeout);
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "no response within the request timeout of {}",
+                    format_duration(limits.request_timeout)
+                ),
+            )
+            .into_response()
+        }
+    }
+}
+
+fn too_large(limit: u64) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeds the upload limit of {limit} bytes"),
+    )
+    .into_response()
+}
+
+/// `worker N` or `upstream`, for messages.
+pub fn backend_name(mode: Mode, backend: usize) -> String {
+    match mode {
+        Mode::Serve => format!("worker {backend}"),
+        Mode::Proxy => "upstream".to_string(),
+    }
+}
+
+/// An error and its causes, `outer: inner: innermost`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The backend's response body, holding the backend slot until it ends.
+struct HeldBody {
+    inner: Incoming,
+    _permit: Permit,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "close, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.insert("x-request-id", "abc".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["content-type", "x-request-id"]);
+    }
+}

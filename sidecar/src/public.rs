@@ -1,0 +1,72 @@
+//! The public router: health endpoints, optional docs, and everything else forwarded; wrapped in
+//! request ids, metrics and access log, CORS and auth (outermost first).
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::auth::{AuthToken, require_token};
+use crate::cors::{CorsPolicy, hide_from_disallowed_origins};
+use crate::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
+use crate::errors::ApiError;
+use crate::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
+use crate::observe::{X_REQUEST_ID, observe};
+use crate::proxy::forward::forward;
+use crate::state::SharedState;
+
+/// What the public port serves besides forwarding.
+#[derive(Debug, Clone, Default)]
+pub struct PublicOptions {
+    /// Serve `/docs` and `/openapi.json`.
+    pub docs: bool,
+    /// CORS, when configured.
+    pub cors: Option<CorsPolicy>,
+    /// Token auth, when configured.
+    pub auth: Option<AuthToken>,
+}
+
+/// Builds the public router.
+pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
+    let mut router = Router::new()
+        .route(PING_PATH, get(ping))
+        .route(LIVE_PATH, get(live))
+        .route(READY_PATH, get(ready));
+    if options.docs {
+        router = router
+            .route(OPENAPI_PATH, get(openapi_json))
+            .route(DOCS_PATH, get(docs_page));
+    }
+    let mut router = router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(forward)
+        .with_state(state.clone())
+        // Bodies stream to the worker; the upload limit is enforced while they do.
+        .layer(DefaultBodyLimit::disable());
+    if let Some(auth) = options.auth {
+        router = router.layer(middleware::from_fn_with_state(auth, require_token));
+    }
+    if let Some(cors) = options.cors {
+        router = router
+            .layer(cors.layer)
+            .layer(middleware::from_fn_with_state(
+                cors.origins,
+                hide_from_disallowed_origins,
+            ));
+    }
+    router
+        .layer(middleware::from_fn_with_state(state, observe))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this sidecar endpoint",
+    )
+    .into_response()
+}
