@@ -29,8 +29,7 @@ crds: ## regenerate crds/modelserver.dev_modelservers.yaml from the Rust types
 	$(CARGO) run --quiet -p modelserver-crds --features crdgen --bin crdgen > crds/modelserver.dev_modelservers.yaml
 
 golden: ## regenerate the golden render output of every example under tests/golden
-	$(CARGO) build --quiet -p modelserver-operator
-	./hack/golden.sh write
+	UPDATE_GOLDEN=1 $(CARGO) test --quiet -p modelserver-tests --test golden
 
 render: ## render an example: make render FILE=examples/iris/modelserver.yaml
 	$(CARGO) run --quiet -p modelserver-operator -- render -f $(FILE)

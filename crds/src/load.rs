@@ -11,7 +11,7 @@ use crate::{API_VERSION, KIND, ModelServer, generate, rules, schema_check};
 pub enum LoadError {
     /// The text is not YAML (or JSON).
     #[error("not valid YAML: {0}")]
-    Yaml(#[from] serde_saphyr::Error),
+    Yaml(Box<serde_saphyr::Error>),
     /// The document is some other kind of object.
     #[error(
         "not a ModelServer: apiVersion {api_version:?}, kind {kind:?} (expected {API_VERSION}, {KIND})"
@@ -32,7 +32,7 @@ pub enum LoadError {
 
 /// Parses and validates one ModelServer document.
 pub fn from_yaml(text: &str) -> Result<ModelServer, LoadError> {
-    let document: Value = serde_saphyr::from_str(text)?;
+    let document: Value = serde_saphyr::from_str(text).map_err(|e| LoadError::Yaml(Box::new(e)))?;
     from_value(document)
 }
 

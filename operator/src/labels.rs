@@ -1,0 +1,18 @@
+//! Names the operator puts on every child: label keys and values, the field manager, container,
+//! port, volume and path names shared with the sidecar.
+
+/// `app.kubernetes.io/name`: what the application is.
+pub const NAME: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/instance`: which ModelServer (its name).
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+/// `app.kubernetes.io/managed-by`.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// `app.kubernetes.io/part-of`.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+
+/// Value of [`NAME`] and [`PART_OF`].
+pub const APP_NAME: &str = "modelserver";
+/// The operator's name: value of [`MANAGED_BY`], and the server-side apply field manager.
+pub const OPERATOR_NAME: &str = "modelserver-operator";
+/// The server-side apply field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = OPERATOR_NAME;
