@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 python=$(./hack/venv.sh)
 bin=$(dirname "$python")
-operator=${OPERATOR_BIN:-target/debug/modelserver-operator}
+operator=${OPERATOR_BIN:-${CARGO_TARGET_DIR:-target}/debug/modelserver-operator}
 [ -x "$operator" ] || cargo build --quiet -p modelserver-operator
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
