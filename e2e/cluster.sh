@@ -115,13 +115,22 @@ build() {
 
 gen_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
 
-# sign NAME SUBJECT EXTENSIONS: a certificate signed by the cluster CA.
+# gen_ca NAME CN: a self-signed CA.
+gen_ca() {
+  local pki=$state/pki
+  gen_key "$pki/$1.key"
+  openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$2" -days 30 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$pki/$1.crt" 2>/dev/null
+}
+
+# sign NAME SUBJECT EXTENSIONS [CA]: a certificate signed by the cluster CA (or by CA).
 sign() {
-  local name=$1 subject=$2 ext=$3 pki=$state/pki
+  local name=$1 subject=$2 ext=$3 ca=${4:-ca} pki=$state/pki
   gen_key "$pki/$name.key"
   openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
   printf '%s\n' "$ext" >"$pki/$name.ext"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
     -days 30 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
   rm -f "$pki/$name.csr" "$pki/$name.ext"
 }
@@ -131,10 +140,12 @@ gen_pki() {
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth'
   mkdir -p "$pki"
-  gen_key "$pki/ca.key"
-  openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=modelserver-e2e-ca" -days 30 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$pki/ca.crt" 2>/dev/null
+  gen_ca ca modelserver-e2e-ca
+  # The aggregation layer's front proxy (request-header authentication), as in any cluster, so
+  # aggregated API servers (e.g. metrics-server) can be added and the controller manager and
+  # scheduler find a complete extension-apiserver-authentication ConfigMap.
+  gen_ca front-proxy-ca modelserver-e2e-front-proxy-ca
+  sign front-proxy-client "/CN=front-proxy-client" "$client" front-proxy-ca
   sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
@@ -310,6 +321,8 @@ start_etcd() {
 
 start_apiserver() {
   local pki=$state/pki
+  # --shutdown-watch-termination-grace-period: close open watches on SIGTERM instead of waiting
+  # up to the 60 s request timeout for clients to hang up, so stop-apiserver takes a second.
   launch kube-apiserver "$bin_dir/kube-apiserver" \
     --bind-address 127.0.0.1 \
     --advertise-address 127.0.0.1 \
@@ -320,6 +333,13 @@ start_apiserver() {
     --client-ca-file "$pki/ca.crt" \
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" \
+    --proxy-client-key-file "$pki/front-proxy-client.key" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --service-cluster-ip-range "$service_cidr" \
     --authorization-mode Node,RBAC \
@@ -331,6 +351,7 @@ start_apiserver() {
     --allow-privileged \
     --profiling=false \
     --endpoint-reconciler-type none \
+    --shutdown-watch-termination-grace-period 2s \
     --v 1
   wait_for kube-apiserver 120 kctl get --raw /readyz
 }

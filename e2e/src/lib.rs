@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind, ObjectMeta};
 use kube::discovery::{Scope, pinned_kind};
-use kube::{Client, Config};
+use kube::{Client, Config, Resource};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -160,6 +160,31 @@ pub async fn client() -> Result<Client> {
         detail,
     };
     let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| kc_err(e.to_string()))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| kc_err(e.to_string()))?;
+    Client::try_from(config).map_err(kube_err("building the client"))
+}
+
+/// A kube [`Client`] for the local cluster that authenticates with a bearer `token` (e.g. a
+/// ServiceAccount token from the TokenRequest API) instead of the admin certificate.
+pub async fn client_with_token(token: &str) -> Result<Client> {
+    let path = kubeconfig_path().await?;
+    let kc_err = |detail: String| Error::Kubeconfig {
+        path: path.clone(),
+        detail,
+    };
+    let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| kc_err(e.to_string()))?;
+    let mut value = serde_json::to_value(&kubeconfig).map_err(|e| kc_err(e.to_string()))?;
+    let users = value
+        .get_mut("users")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| kc_err("no users".to_owned()))?;
+    for user in users {
+        user["user"] = serde_json::json!({ "token": token });
+    }
+    let kubeconfig: Kubeconfig =
+        serde_json::from_value(value).map_err(|e| kc_err(e.to_string()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| kc_err(e.to_string()))?;
@@ -437,15 +462,22 @@ pub fn modelservers(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &modelserver_resource())
 }
 
-/// Server-side applies one manifest (any kind the cluster serves) with strict field validation.
-///
-/// A namespaced object is put into `namespace`, whatever its manifest says. Returns the object the
-/// API server stored, or the API server's error (e.g. a CEL rule's rejection).
-pub async fn apply_manifest(
+/// A manifest resolved against the cluster's discovery: the object (its namespace set when the
+/// kind is namespaced) and an [`Api`] for it.
+struct Resolved {
+    obj: DynamicObject,
+    name: String,
+    kind: String,
+    resource: ApiResource,
+    namespace: Option<String>,
+    api: Api<DynamicObject>,
+}
+
+async fn resolve(
     client: &Client,
     namespace: &str,
     manifest: &serde_json::Value,
-) -> Result<DynamicObject> {
+) -> Result<Resolved> {
     let mut obj: DynamicObject = serde_json::from_value(manifest.clone())
         .map_err(|e| Error::Manifest(format!("not a Kubernetes object: {e}")))?;
     let types = obj
@@ -462,18 +494,75 @@ pub async fn apply_manifest(
     let (resource, caps) = pinned_kind(client, &gvk)
         .await
         .map_err(kube_err(format!("discovering {}", gvk.kind)))?;
-    let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
+    let (api, namespace) = if caps.scope == Scope::Namespaced {
         obj.metadata.namespace = Some(namespace.to_owned());
-        Api::namespaced_with(client.clone(), namespace, &resource)
+        (
+            Api::namespaced_with(client.clone(), namespace, &resource),
+            Some(namespace.to_owned()),
+        )
     } else {
-        Api::all_with(client.clone(), &resource)
+        (Api::all_with(client.clone(), &resource), None)
     };
+    Ok(Resolved {
+        obj,
+        name,
+        kind: gvk.kind,
+        resource,
+        namespace,
+        api,
+    })
+}
+
+/// Server-side applies one manifest (any kind the cluster serves) with strict field validation,
+/// as the operator and GitOps tools do.
+///
+/// A namespaced object is put into `namespace`, whatever its manifest says. Returns the object the
+/// API server stored, or the API server's error (e.g. a CEL rule's rejection).
+pub async fn apply_manifest(
+    client: &Client,
+    namespace: &str,
+    manifest: &serde_json::Value,
+) -> Result<DynamicObject> {
+    let r = resolve(client, namespace, manifest).await?;
     let params = PatchParams::apply(FIELD_MANAGER)
         .force()
         .validation_strict();
-    api.patch(&name, &params, &Patch::Apply(&obj))
+    r.api
+        .patch(&r.name, &params, &Patch::Apply(&r.obj))
         .await
-        .map_err(kube_err(format!("applying {} {name}", gvk.kind)))
+        .map_err(kube_err(format!("applying {} {}", r.kind, r.name)))
+}
+
+/// Creates one manifest as `kubectl create` (and `kubectl apply` of a new object) does: a POST
+/// with `fieldValidation=Strict`, so an unknown field is an error naming it
+/// (`unknown field "spec.x"`).
+///
+/// A namespaced object is put into `namespace`, whatever its manifest says.
+pub async fn create_manifest(
+    client: &Client,
+    namespace: &str,
+    manifest: &serde_json::Value,
+) -> Result<DynamicObject> {
+    let r = resolve(client, namespace, manifest).await?;
+    let body = serde_json::to_vec(&r.obj)
+        .map_err(|e| Error::Manifest(format!("serializing {} {}: {e}", r.kind, r.name)))?;
+    let url = DynamicObject::url_path(&r.resource, r.namespace.as_deref());
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let mut request = kube::core::Request::new(url)
+        .create(&params, body)
+        .map_err(|e| Error::Manifest(format!("building the request: {e}")))?;
+    let uri = request.uri().to_string();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    *request.uri_mut() = format!("{uri}{sep}fieldValidation=Strict")
+        .parse()
+        .map_err(|e| Error::Manifest(format!("bad request URI {uri}: {e}")))?;
+    client
+        .request::<DynamicObject>(request)
+        .await
+        .map_err(kube_err(format!("creating {} {}", r.kind, r.name)))
 }
 
 /// The message of an API server rejection inside `err`, if it is one.

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use modelserver_e2e::{TestNamespace, client, wait_until};
+use modelserver_e2e::{TestNamespace, client, client_with_token, wait_until};
 use serde_json::json;
 
 #[tokio::test]
@@ -144,6 +146,75 @@ async fn deployment_becomes_ready_on_kwok_nodes_and_is_garbage_collected() -> an
     )
     .await?;
 
+    ns.delete().await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run `make e2e`"]
+async fn service_account_token_authenticates_and_rbac_authorizes() -> anyhow::Result<()> {
+    let admin = client().await?;
+    let ns = TestNamespace::create(&admin, "token").await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns.name());
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "reader"}}))?,
+        )
+        .await?;
+
+    // The TokenRequest API (what `kubectl create token` and projected volumes use).
+    let request: TokenRequest = serde_json::from_value(json!({
+        "spec": {"audiences": [], "expirationSeconds": 600}
+    }))?;
+    let issued: TokenRequest = accounts
+        .create_subresource("token", "reader", &PostParams::default(), &request)
+        .await?;
+    let token = issued.status.expect("a TokenRequest status").token;
+    let reader = client_with_token(&token).await?;
+    let pods: Api<Pod> = Api::namespaced(reader, ns.name());
+
+    // Authenticated as the ServiceAccount, but RBAC grants it nothing yet.
+    let denied = pods.list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(status) = &denied else {
+        panic!("want a 403 from the API server, got {denied}");
+    };
+    assert_eq!(status.code, 403, "{status:?}");
+    let user = format!("system:serviceaccount:{}:reader", ns.name());
+    assert!(status.message.contains(&user), "{}", status.message);
+
+    let roles: Api<Role> = Api::namespaced(admin.clone(), ns.name());
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "pod-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+            }))?,
+        )
+        .await?;
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), ns.name());
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "reader-reads-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns.name()}]
+            }))?,
+        )
+        .await?;
+    wait_until(
+        "the RoleBinding to let the ServiceAccount list pods",
+        Duration::from_secs(30),
+        || async {
+            match pods.list(&ListParams::default()).await {
+                Ok(_) => Ok(Some(())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
     ns.delete().await?;
     Ok(())
 }
