@@ -25,7 +25,7 @@
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 . "$e2e_dir/versions.env"
 
 cluster_name=${MODELSERVER_E2E_CLUSTER:-dev}

@@ -13,7 +13,7 @@
 # Run by hand after changing a version in e2e/versions.env; commit the result.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 . "$here/versions.env"
 staging_version="v0.${KUBERNETES_VERSION#v1.}"
 
