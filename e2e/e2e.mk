@@ -25,7 +25,9 @@ cluster-status: ## which components of the local control plane run
 
 # The suite gets a cluster of its own (MODELSERVER_E2E_CLUSTER=e2e: own state dir and ports), so
 # a `make cluster-up` cluster is left alone. The test binaries are built before the cluster
-# starts; the cluster is stopped on any exit, also when `up` or the suite fails.
+# starts; the cluster is stopped on any exit, also when `up` or the suite fails. Every test binary
+# runs even when one fails (--no-fail-fast); RUST_LIB_BACKTRACE=0 keeps anyhow's error backtraces
+# out of the report (panics still honour RUST_BACKTRACE).
 e2e: ## end-to-end suite on a fresh local control plane, started and stopped around it
 	$(CARGO) test -p modelserver-e2e --no-run
 	export MODELSERVER_E2E_CLUSTER=e2e; \
@@ -34,4 +36,5 @@ e2e: ## end-to-end suite on a fresh local control plane, started and stopped aro
 	MODELSERVER_E2E_KUBECONFIG=$$($(E2E_CLUSTER) kubeconfig); \
 	MODELSERVER_E2E_KUBECTL=$$($(E2E_CLUSTER) kubectl-path); \
 	export MODELSERVER_E2E_KUBECONFIG MODELSERVER_E2E_KUBECTL; \
-	$(CARGO) test -p modelserver-e2e -- --include-ignored --test-threads $(E2E_TEST_THREADS)
+	RUST_LIB_BACKTRACE=0 $(CARGO) test -p modelserver-e2e --no-fail-fast -- --include-ignored \
+	  --test-threads $(E2E_TEST_THREADS)

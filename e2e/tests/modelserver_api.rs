@@ -177,7 +177,15 @@ async fn every_invalid_example_is_rejected_with_its_rules_message() -> anyhow::R
         let mut rejection = None;
         for doc in read_yaml_documents(&file)? {
             match create_manifest(&client, ns.name(), &doc).await {
-                Ok(_) => {}
+                Ok(created) => {
+                    // Wrongly accepted (or a helper object such as a Secret): remove it so the
+                    // next file, which may reuse the name, is judged on its own.
+                    if let (true, Some(name)) = (is_modelserver(&doc), created.metadata.name) {
+                        modelservers(&client, ns.name())
+                            .delete(&name, &Default::default())
+                            .await?;
+                    }
+                }
                 Err(e) => {
                     rejection = Some(e);
                     break;
