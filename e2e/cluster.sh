@@ -194,16 +194,27 @@ EOF
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port: a random port in 20000-44999 that nothing listens on and that we did not pick yet.
+# Listening ports are picked below the kernel's ephemeral range (ip_local_port_range), so no
+# outgoing loopback connection (the API server's to etcd, a client's to the API server) can hold
+# a picked port between the pick and a component's bind.
+port_low=15000
+port_high=32767
+if read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then
+  port_high=$((ephemeral_low - 1))
+  [ "$port_high" -gt "$((port_low + 1000))" ] || port_low=1024
+fi
+
+# free_port VAR: set VAR to a random port that nothing listens on and that we did not pick yet
+# (not via $(...): the picked list must survive in this shell).
 picked_ports=" "
 free_port() {
   local p i
   for i in $(seq 1 200); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 25000))
+    p=$((port_low + (RANDOM * 32768 + RANDOM) % (port_high - port_low + 1)))
     case "$picked_ports" in *" $p "*) continue ;; esac
     if ! port_in_use "$p"; then
       picked_ports+="$p "
-      echo "$p"
+      printf -v "$1" '%s' "$p"
       return 0
     fi
     : "$i"
@@ -212,14 +223,11 @@ free_port() {
 }
 
 pick_ports() {
-  {
-    echo "ETCD_PORT=$(free_port)"
-    echo "ETCD_PEER_PORT=$(free_port)"
-    echo "APISERVER_PORT=$(free_port)"
-    echo "CONTROLLER_MANAGER_PORT=$(free_port)"
-    echo "SCHEDULER_PORT=$(free_port)"
-    echo "KWOK_PORT=$(free_port)"
-  } >"$state/ports.env"
+  local name port
+  for name in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT; do
+    free_port port
+    echo "$name=$port"
+  done >"$state/ports.env"
 }
 
 load_ports() {
