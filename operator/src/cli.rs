@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand};
 use modelserver_crds::load;
 use serde_json::Value;
 
+use crate::controller::{ControllerConfig, Scope};
 use crate::error::CliError;
 use crate::render::{self, RenderConfig};
+use crate::run::LeaderElection;
+use crate::telemetry::LogFormat;
 
 /// The ModelServer operator.
 #[derive(Debug, Parser)]
@@ -26,6 +29,77 @@ pub enum Command {
     /// (for CI diffs and GitOps previews). An invalid file exits non-zero with the message the
     /// API server would give.
     Render(RenderArgs),
+    /// Run the operator: watch ModelServers and reconcile them into their children.
+    Run(RunArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Image holding the sidecar binary, used by every rendered pod.
+    #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE", default_value = render::DEFAULT_SIDECAR_IMAGE)]
+    pub sidecar_image: String,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "MODELSERVER_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "MODELSERVER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease, so that of several replicas only one reconciles.
+    #[arg(long, env = "MODELSERVER_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// How long a leader's lease lasts without renewal (a standby takes over after it).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: std::time::Duration,
+    /// ModelServers reconciled at once.
+    #[arg(long, env = "MODELSERVER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// Log format: text or json.
+    #[arg(long, env = "MODELSERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level or tracing filter.
+    #[arg(long, env = "MODELSERVER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Cluster DNS domain, for status.url.
+    #[arg(long, default_value = render::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    modelserver_units::parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl RunArgs {
+    /// The controller settings these flags describe.
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            render: RenderConfig {
+                sidecar_image: self.sidecar_image.clone(),
+                cluster_domain: self.cluster_domain.clone(),
+                ..RenderConfig::default()
+            },
+            scope: match &self.namespace {
+                Some(namespace) => Scope::Namespace(namespace.clone()),
+                None => Scope::Cluster,
+            },
+            concurrency: self.concurrency.max(1),
+        }
+    }
+
+    /// The leader-election settings, when asked for.
+    pub fn leader_election(&self) -> Option<LeaderElection> {
+        self.leader_elect.then(|| LeaderElection {
+            namespace: self.leader_election_namespace.clone(),
+            identity: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .map(|host| format!("{host}-{}", std::process::id()))
+                .unwrap_or_else(|_| format!("modelserver-operator-{}", std::process::id())),
+            lease_duration: self.leader_election_lease_duration,
+        })
+    }
 }
 
 /// Flags of `render`.

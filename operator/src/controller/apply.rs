@@ -1,0 +1,229 @@
+//! Server-side apply of the children, under one field manager, with force (the Kubernetes docs'
+//! advice for controllers), and only when something differs: an unchanged object costs a GET
+//! and no write, so a restarted or idle operator writes nothing.
+//!
+//! "Differs" is decided twice. A fingerprint of the applied object in an annotation catches a
+//! field the operator stopped setting (absent from the new object, still in the live one). A
+//! subset check of the desired object against the live one catches a managed field someone else
+//! changed (drift), while fields others added (an annotation, a defaulted field) are left alone.
+
+use std::fmt::Debug;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::controller::Error;
+use crate::labels;
+use crate::metrics::Metrics;
+
+/// Annotation holding the fingerprint of what the operator last applied.
+pub const APPLIED_HASH_ANNOTATION: &str = "modelserver.dev/applied-hash";
+/// Field manager that briefly co-owns a Deployment's replicas while an autoscaler takes over.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "modelserver-operator-handover";
+
+/// Applies `desired` unless the live object already matches it; returns the live object.
+pub async fn apply<K>(api: &Api<K>, desired: &K, metrics: &Metrics) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = desired.name_any();
+    let (patch, hash) = fingerprinted(desired)?;
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get", &name))?;
+    if let Some(live) = live
+        && up_to_date(&live, &patch, &hash)?
+    {
+        return Ok(live);
+    }
+    force_apply(api, &name, &patch, metrics).await
+}
+
+/// Applies a Deployment. When it leaves `spec.replicas` out (an autoscaler owns the count) but
+/// the operator still owns that field, the field is first handed to a second field manager, so
+/// that dropping it from the applied object does not reset the live count to the default of 1
+/// (and scale a serving model down) before the autoscaler acts.
+pub async fn apply_deployment(
+    api: &Api<Deployment>,
+    desired: &Deployment,
+    metrics: &Metrics,
+) -> Result<Deployment, Error> {
+    let name = desired.name_any();
+    let leaves_replicas = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+    if leaves_replicas {
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube("get", &name))?;
+        if let Some(live) = live.filter(owns_replicas) {
+            let replicas = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let handover = json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name},
+                "spec": {"replicas": replicas},
+            });
+            metrics.record_write("Deployment", "apply");
+            api.patch(
+                &name,
+                &PatchParams::apply(REPLICAS_HANDOVER_MANAGER).force(),
+                &Patch::Apply(&handover),
+            )
+            .await
+            .map_err(Error::kube("hand over replicas of", &name))?;
+            let (patch, _) = fingerprinted(desired)?;
+            return force_apply(api, &name, &patch, metrics).await;
+        }
+    }
+    apply(api, desired, metrics).await
+}
+
+/// Deletes the child `name` if it exists and this ModelServer controls it. Returns whether it
+/// deleted something.
+pub async fn delete_owned<K>(
+    api: &Api<K>,
+    name: &str,
+    owner_uid: &str,
+    metrics: &Metrics,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let Some(live) = api.get_opt(name).await.map_err(Error::kube("get", name))? else {
+        return Ok(false);
+    };
+    let controlled = live
+        .owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && r.uid == owner_uid);
+    if !controlled {
+        return Ok(false);
+    }
+    metrics.record_write(K::kind(&()).as_ref(), "delete");
+    api.delete(name, &DeleteParams::background())
+        .await
+        .map_err(Error::kube("delete", name))?;
+    Ok(true)
+}
+
+async fn force_apply<K>(
+    api: &Api<K>,
+    name: &str,
+    patch: &Value,
+    metrics: &Metrics,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    metrics.record_write(K::kind(&()).as_ref(), "apply");
+    api.patch(
+        name,
+        &PatchParams::apply(labels::FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::kube("apply", name))
+}
+
+/// The object as JSON with its fingerprint annotation, and the fingerprint.
+fn fingerprinted<K: Serialize>(desired: &K) -> Result<(Value, String), Error> {
+    let mut value = serde_json::to_value(desired).map_err(Error::Serialize)?;
+    let hash = format!("{:016x}", fnv1a(value.to_string().as_bytes()));
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(
+                APPLIED_HASH_ANNOTATION.to_owned(),
+                Value::String(hash.clone()),
+            );
+        }
+    }
+    Ok((value, hash))
+}
+
+fn up_to_date<K: Resource + Serialize>(live: &K, patch: &Value, hash: &str) -> Result<bool, Error> {
+    let applied = live
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLIED_HASH_ANNOTATION));
+    if applied.map(String::as_str) != Some(hash) {
+        return Ok(false);
+    }
+    let live = serde_json::to_value(live).map_err(Error::Serialize)?;
+    Ok(is_subset(patch, &live))
+}
+
+/// True when every field of `desired` has the same value in `live` (which may hold more).
+pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(desired), Value::Object(live)) => desired
+            .iter()
+            .all(|(key, value)| live.get(key).is_some_and(|l| is_subset(value, l))),
+        (Value::Array(desired), Value::Array(live)) => {
+            desired.len() == live.len() && desired.iter().zip(live).all(|(d, l)| is_subset(d, l))
+        }
+        // The API server keeps `{}` for an empty object it was sent; treat null and {} alike.
+        (Value::Object(desired), Value::Null) => desired.is_empty(),
+        (desired, live) => desired == live,
+    }
+}
+
+/// Whether the operator's field manager owns `spec.replicas` of the Deployment.
+fn owns_replicas(deployment: &Deployment) -> bool {
+    deployment
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(labels::FIELD_MANAGER))
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
+        .filter_map(|m| m.fields_v1.as_ref())
+        .any(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
+}
+
+/// 64-bit FNV-1a: a stable fingerprint (the same across Rust versions, unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_allow_extra_live_fields_but_not_changed_or_missing_ones() {
+        let desired = json!({"a": 1, "b": {"c": [ {"n": "x", "v": 1} ]}});
+        assert!(is_subset(
+            &desired,
+            &json!({"a": 1, "z": 2, "b": {"c": [ {"n": "x", "v": 1, "d": true} ], "e": 0}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"a": 2, "b": {"c": [ {"n": "x", "v": 1} ]}})
+        ));
+        assert!(!is_subset(&desired, &json!({"a": 1})));
+        assert!(!is_subset(
+            &desired,
+            &json!({"a": 1, "b": {"c": [ {"n": "x", "v": 1}, {"n": "y"} ]}})
+        ));
+        assert!(is_subset(
+            &json!({"emptyDir": {}}),
+            &json!({"emptyDir": {}})
+        ));
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_sensitive() {
+        assert_eq!(fnv1a(b"abc"), fnv1a(b"abc"));
+        assert_ne!(fnv1a(b"abc"), fnv1a(b"abd"));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    }
+}

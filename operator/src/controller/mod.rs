@@ -1,0 +1,164 @@
+//! The controller: watches ModelServers and the children they own, and reconciles each into
+//! its rendered children plus a truthful status.
+
+pub mod apply;
+pub mod backoff;
+pub mod reconcile;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use modelserver_crds::ModelServer;
+
+use crate::labels;
+use crate::metrics::Metrics;
+use crate::render::RenderConfig;
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API request failed.
+    #[error("{action} {name}: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// Which object.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// An object could not be turned into JSON.
+    #[error("serializing an object: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The ModelServer could not be rendered for a reason other than its spec.
+    #[error("rendering: {0}")]
+    Render(#[from] crate::error::RenderError),
+}
+
+impl Error {
+    /// A `map_err` adapter that names the action and the object.
+    pub fn kube(action: &'static str, name: &str) -> impl FnOnce(kube::Error) -> Self {
+        let name = name.to_owned();
+        move |source| Self::Kube {
+            action,
+            name,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Where the controller looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace.
+    Cluster,
+    /// One namespace.
+    Namespace(String),
+}
+
+impl Scope {
+    /// An Api over this scope.
+    pub fn api<K>(&self, client: Client) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self {
+            Self::Cluster => Api::all(client),
+            Self::Namespace(namespace) => Api::namespaced(client, namespace),
+        }
+    }
+}
+
+/// Settings of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// What and how to render.
+    pub render: RenderConfig,
+    /// Where to look.
+    pub scope: Scope,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Per-object failure counts, for exponential backoff.
+    pub backoff: backoff::Backoff,
+    /// The ModelServers the controller sees.
+    pub store: Store<ModelServer>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::OPERATOR_NAME
+    ));
+    let scope = config.scope.clone();
+    let controller = Controller::new(
+        scope.api::<ModelServer>(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(scope.api::<Deployment>(client.clone()), owned.clone())
+    .owns(scope.api::<Service>(client.clone()), owned.clone())
+    .owns(
+        scope.api::<HorizontalPodAutoscaler>(client.clone()),
+        owned.clone(),
+    )
+    .owns(scope.api::<PodDisruptionBudget>(client.clone()), owned)
+    .with_config(controller::Config::default().concurrency(config.concurrency))
+    .graceful_shutdown_on(shutdown);
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: labels::OPERATOR_NAME.to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        client,
+        config,
+        metrics,
+        backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+        store: controller.store(),
+    });
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(object = %object, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::warn!(object = %object, %error, "reconcile failed; retrying with backoff");
+                }
+                Err(error) => tracing::warn!(%error, "controller"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}

@@ -1,0 +1,274 @@
+//! One reconcile of one ModelServer: validate, check the auth Secret, apply the rendered
+//! children (deleting the ones no longer asked for), then write the status if it changed and
+//! publish an Event for each condition that flipped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use modelserver_crds::spec::SecretKeyRef;
+use modelserver_crds::status::condition;
+use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, rules};
+use serde_json::json;
+
+use crate::controller::status::{self, Observation};
+use crate::controller::{Context, Error, apply};
+use crate::error::RenderError;
+use crate::labels;
+use crate::metrics::{RESULT_ERROR, RESULT_SUCCESS};
+use crate::render::{self, meta};
+
+/// Periodic re-check of a healthy object (reads only; writes happen only on a difference).
+const RESYNC: Duration = Duration::from_secs(600);
+/// Re-check of a missing Secret: Secrets are not watched (the operator only reads the one it
+/// names), so a Secret created later is found by this poll.
+const SECRET_RECHECK: Duration = Duration::from_secs(15);
+
+/// Reconciles one ModelServer; called by the controller.
+pub async fn reconcile(object: Arc<ModelServer>, context: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    context.metrics.set_managed(context.store.state().len());
+    let result = reconcile_object(&object, &context).await;
+    let key = object_key(&object);
+    match &result {
+        Ok(_) => {
+            context.backoff.succeeded(&key);
+            context
+                .metrics
+                .record_reconcile(RESULT_SUCCESS, started.elapsed());
+        }
+        Err(_) => context
+            .metrics
+            .record_reconcile(RESULT_ERROR, started.elapsed()),
+    }
+    result
+}
+
+/// What to do after a failed reconcile: retry after a per-object exponential backoff.
+pub fn error_policy(object: Arc<ModelServer>, error: &Error, context: Arc<Context>) -> Action {
+    let delay = context.backoff.failed(&object_key(&object));
+    tracing::warn!(object = %object_key(&object), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn object_key(object: &ModelServer) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Action, Error> {
+    let name = object.name_any();
+    let Some(namespace) = object.namespace() else {
+        return Ok(Action::await_change());
+    };
+    if object.meta().deletion_timestamp.is_some() {
+        // Garbage collection removes the children through their ownerReferences.
+        return Ok(Action::await_change());
+    }
+    let selector = meta::selector_string(&name);
+    let url = render::service::url(
+        object,
+        &name,
+        &namespace,
+        &context.config.render.cluster_domain,
+    );
+
+    // A stored object can predate a validation rule: report it rather than render it.
+    let violations = rules::validate(object);
+    if !violations.is_empty() {
+        let message = violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let observation = Observation::InvalidSpec { message };
+        write_status(object, context, &observation, selector, url).await?;
+        return Ok(Action::await_change());
+    }
+    let children = match render::render(object, &context.config.render) {
+        Ok(children) => children,
+        Err(RenderError::InvalidSpec { message }) => {
+            write_status(
+                object,
+                context,
+                &Observation::InvalidSpec { message },
+                selector,
+                url,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    if let Some(secret) = &children.settings.auth_token
+        && let Some(message) = missing_secret(context, &namespace, secret).await?
+    {
+        let observation = Observation::SecretNotFound { message };
+        write_status(object, context, &observation, selector, url).await?;
+        return Ok(Action::requeue(SECRET_RECHECK));
+    }
+
+    let client = context.client.clone();
+    let metrics = &context.metrics;
+    let deployment = apply::apply_deployment(
+        &Api::<Deployment>::namespaced(client.clone(), &namespace),
+        &children.deployment,
+        metrics,
+    )
+    .await?;
+    apply::apply(
+        &Api::<Service>::namespaced(client.clone(), &namespace),
+        &children.service,
+        metrics,
+    )
+    .await?;
+    let uid = object.uid().unwrap_or_default();
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
+    match &children.autoscaler {
+        Some(autoscaler) => {
+            apply::apply(&autoscalers, autoscaler, metrics).await?;
+        }
+        None => {
+            apply::delete_owned(&autoscalers, &name, &uid, metrics).await?;
+        }
+    }
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client, &namespace);
+    match &children.disruption_budget {
+        Some(budget) => {
+            apply::apply(&budgets, budget, metrics).await?;
+        }
+        None => {
+            apply::delete_owned(&budgets, &name, &uid, metrics).await?;
+        }
+    }
+
+    let observation = Observation::Applied {
+        deployment: &deployment,
+    };
+    write_status(object, context, &observation, selector, url).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// `Some(reason)` when the Secret or its key does not exist.
+async fn missing_secret(
+    context: &Context,
+    namespace: &str,
+    secret: &SecretKeyRef,
+) -> Result<Option<String>, Error> {
+    let secrets = Api::<Secret>::namespaced(context.client.clone(), namespace);
+    let found = secrets
+        .get_opt(&secret.name)
+        .await
+        .map_err(Error::kube("get Secret", &secret.name))?;
+    Ok(match found {
+        None => Some(format!(
+            "Secret {namespace}/{} named by spec.server.auth.tokenSecretRef does not exist",
+            secret.name
+        )),
+        Some(found) => {
+            let has_key = found
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&secret.key))
+                || found
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(&secret.key));
+            (!has_key).then(|| {
+                format!(
+                    "Secret {namespace}/{} has no key {:?} (spec.server.auth.tokenSecretRef.key)",
+                    secret.name, secret.key
+                )
+            })
+        }
+    })
+}
+
+/// Computes the status and writes it through the status subresource only if it changed, then
+/// publishes an Event for each condition that flipped.
+async fn write_status(
+    object: &ModelServer,
+    context: &Context,
+    observation: &Observation<'_>,
+    selector: String,
+    url: String,
+) -> Result<(), Error> {
+    let previous = object.status.as_ref();
+    let now = Time(jiff::Timestamp::now());
+    let status = status::compute(
+        object.meta().generation,
+        previous,
+        observation,
+        selector,
+        url,
+        &now,
+    );
+    if status::same(previous, &status) {
+        return Ok(());
+    }
+    let name = object.name_any();
+    let namespace = object.namespace().unwrap_or_default();
+    let api = Api::<ModelServer>::namespaced(context.client.clone(), &namespace);
+    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    context.metrics.record_write(KIND, "apply-status");
+    api.patch_status(
+        &name,
+        &PatchParams::apply(labels::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("write the status of", &name))?;
+    publish_transitions(object, context, previous, &status).await;
+    Ok(())
+}
+
+async fn publish_transitions(
+    object: &ModelServer,
+    context: &Context,
+    previous: Option<&ModelServerStatus>,
+    status: &ModelServerStatus,
+) {
+    let reference = object.object_ref(&());
+    for changed in status::flipped(previous, status) {
+        let warning = (changed.type_ == condition::STALLED && changed.status == "True")
+            || (changed.type_ == condition::READY
+                && changed.status == "False"
+                && previous.is_some());
+        // Reconciling=False and Stalled=False are the quiet states: no Event for them.
+        let quiet = changed.status == "False"
+            && (changed.type_ == condition::RECONCILING || changed.type_ == condition::STALLED);
+        if quiet {
+            continue;
+        }
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: changed.reason.clone(),
+            note: Some(format!(
+                "{}={}: {}",
+                changed.type_, changed.status, changed.message
+            )),
+            action: format!("{}{}", changed.type_, changed.status),
+            secondary: None,
+        };
+        context.metrics.record_write("Event", "create");
+        if let Err(error) = context.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, object = %object_key(object), "publishing an event");
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! What the status of a ModelServer says, computed from what was observed. Pure, so every rule
+//! (kstatus conditions, "never Ready for an old generation", lastTransitionTime only on a flip)
+//! is unit-tested without a cluster.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use modelserver_crds::ModelServerStatus;
+use modelserver_crds::status::condition::{self, reason};
+
+/// What the reconciler found, as input to the status.
+#[derive(Debug, Clone)]
+pub enum Observation<'a> {
+    /// The spec breaks a rule; the children were left as they were.
+    InvalidSpec {
+        /// What is wrong.
+        message: String,
+    },
+    /// The auth Secret or its key is missing; the children were left as they were.
+    SecretNotFound {
+        /// Which Secret or key.
+        message: String,
+    },
+    /// The children were applied; this is the Deployment as the API server returned it.
+    Applied {
+        /// The live Deployment.
+        deployment: &'a Deployment,
+    },
+}
+
+/// One condition as computed, before timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionState {
+    /// Ready, Reconciling or Stalled.
+    pub type_: &'static str,
+    /// True or False.
+    pub status: bool,
+    /// Why, in CamelCase.
+    pub reason: &'static str,
+    /// For a person.
+    pub message: String,
+}
+
+/// The desired status, computed from `generation` (the ModelServer's), the previous status and
+/// the observation. Replica counts are taken from the Deployment only once the Deployment has
+/// observed its own latest generation; before that the previous counts stay.
+pub fn compute(
+    generation: Option<i64>,
+    previous: Option<&ModelServerStatus>,
+    observation: &Observation<'_>,
+    selector: String,
+    url: String,
+    now: &Time,
+) -> ModelServerStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.selector = Some(selector);
+    status.url = Some(url);
+
+    let states = match observation {
+        Observation::InvalidSpec { message } => stalled(reason::INVALID_SPEC, message),
+        Observation::SecretNotFound { message } => stalled(reason::SECRET_NOT_FOUND, message),
+        Observation::Applied { deployment } => {
+            let caught_up = deployment_caught_up(deployment);
+            if caught_up {
+                let observed = deployment.status.clone().unwrap_or_default();
+                status.replicas = Some(observed.replicas.unwrap_or(0));
+                status.updated_replicas = Some(observed.updated_replicas.unwrap_or(0));
+                status.ready_replicas = Some(observed.ready_replicas.unwrap_or(0));
+                status.available_replicas = Some(observed.available_replicas.unwrap_or(0));
+            }
+            rollout_states(deployment, caught_up)
+        }
+    };
+    let previous_conditions = previous
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    status.conditions = Some(
+        states
+            .into_iter()
+            .map(|state| to_condition(state, generation, &previous_conditions, now))
+            .collect(),
+    );
+    status
+}
+
+/// True when the Deployment controller has seen the Deployment's latest spec.
+pub fn deployment_caught_up(deployment: &Deployment) -> bool {
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let observed = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
+    observed >= generation && generation > 0
+}
+
+fn stalled(why: &'static str, message: &str) -> Vec<ConditionState> {
+    vec![
+        ConditionState {
+            type_: condition::READY,
+            status: false,
+            reason: why,
+            message: message.to_owned(),
+        },
+        ConditionState {
+            type_: condition::RECONCILING,
+            status: false,
+            reason: why,
+            message: "waiting for a change to the spec or the cluster".to_owned(),
+        },
+        ConditionState {
+            type_: condition::STALLED,
+            status: true,
+            reason: why,
+            message: message.to_owned(),
+        },
+    ]
+}
+
+fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionState> {
+    let progress_deadline = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing" && c.status == "False")
+        .filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+    if let (true, Some(stuck)) = (caught_up, progress_deadline) {
+        let message = format!(
+            "the rollout made no progress within the deadline: {}",
+            stuck
+                .message
+                .as_deref()
+                .unwrap_or("see the Deployment's events")
+        );
+        return stalled(reason::PROGRESS_DEADLINE_EXCEEDED, &message);
+    }
+
+    let in_progress = |why: &'static str, message: String| {
+        vec![
+            ConditionState {
+                type_: condition::READY,
+                status: false,
+                reason: why,
+                message: message.clone(),
+            },
+            ConditionState {
+                type_: condition::RECONCILING,
+                status: true,
+                reason: why,
+                message,
+            },
+            ConditionState {
+                type_: condition::STALLED,
+                status: false,
+                reason: reason::NO_PROBLEMS,
+                message: "no problems".to_owned(),
+            },
+        ]
+    };
+    if !caught_up {
+        return in_progress(
+            reason::DEPLOYMENT_PENDING,
+            "the Deployment has not yet observed the latest spec".to_owned(),
+        );
+    }
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let observed = deployment.status.clone().unwrap_or_default();
+    let replicas = observed.replicas.unwrap_or(0);
+    let updated = observed.updated_replicas.unwrap_or(0);
+    let available = observed.available_replicas.unwrap_or(0);
+    if updated < desired || replicas > updated {
+        return in_progress(
+            reason::ROLLOUT_IN_PROGRESS,
+            format!("{updated} of {desired} pods run the current spec, {replicas} pods in total"),
+        );
+    }
+    if available < desired || replicas != desired {
+        return in_progress(
+            reason::SCALING,
+            format!("{available} of {desired} pods available, {replicas} pods in total"),
+        );
+    }
+    vec![
+        ConditionState {
+            type_: condition::READY,
+            status: true,
+            reason: reason::AVAILABLE,
+            message: format!("{available} of {desired} pods available and up to date"),
+        },
+        ConditionState {
+            type_: condition::RECONCILING,
+            status: false,
+            reason: reason::IDLE,
+            message: "the current spec is rolled out".to_owned(),
+        },
+        ConditionState {
+            type_: condition::STALLED,
+            status: false,
+            reason: reason::NO_PROBLEMS,
+            message: "no problems".to_owned(),
+        },
+    ]
+}
+
+/// A condition, keeping the previous lastTransitionTime unless the status flipped.
+fn to_condition(
+    state: ConditionState,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let status = if state.status { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == state.type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: state.type_.to_owned(),
+        status: status.to_owned(),
+        reason: state.reason.to_owned(),
+        message: state.message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// True when two statuses say the same thing, ignoring condition timestamps.
+pub fn same(a: Option<&ModelServerStatus>, b: &ModelServerStatus) -> bool {
+    let Some(a) = a else {
+        return false;
+    };
+    let strip = |s: &ModelServerStatus| {
+        let mut s = s.clone();
+        for c in s.conditions.iter_mut().flatten() {
+            c.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// The conditions whose status differs between two statuses (for events on transitions).
+pub fn flipped<'a>(
+    before: Option<&ModelServerStatus>,
+    after: &'a ModelServerStatus,
+) -> Vec<&'a Condition> {
+    let old: &[Condition] = before
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    after
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| {
+            !old.iter()
+                .any(|o| o.type_ == c.type_ && o.status == c.status && o.reason == c.reason)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn deployment(generation: i64, observed: i64, desired: i32, counts: [i32; 4]) -> Deployment {
+        let [replicas, updated, ready, available] = counts;
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(desired),
+                ..DeploymentSpec::default()
+            }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(observed),
+                replicas: Some(replicas),
+                updated_replicas: Some(updated),
+                ready_replicas: Some(ready),
+                available_replicas: Some(available),
+                ..DeploymentStatus::default()
+            }),
+        }
+    }
+
+    fn time(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).expect("time"))
+    }
+
+    fn get<'a>(status: &'a ModelServerStatus, type_: &str) -> &'a Condition {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+            .expect("condition")
+    }
+
+    fn applied(
+        d: &Deployment,
+        previous: Option<&ModelServerStatus>,
+        now: i64,
+    ) -> ModelServerStatus {
+        compute(
+            Some(3),
+            previous,
+            &Observation::Applied { deployment: d },
+            "sel".into(),
+            "url".into(),
+            &time(now),
+        )
+    }
+
+    #[test]
+    fn a_rolled_out_deployment_is_ready() {
+        let status = applied(&deployment(5, 5, 2, [2, 2, 2, 2]), None, 100);
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(get(&status, "Ready").status, "True");
+        assert_eq!(get(&status, "Reconciling").status, "False");
+        assert_eq!(get(&status, "Stalled").status, "False");
+        assert_eq!(status.available_replicas, Some(2));
+        assert_eq!(get(&status, "Ready").observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_deployment_that_has_not_seen_its_spec_is_never_ready_and_keeps_old_counts() {
+        let ready = applied(&deployment(5, 5, 2, [2, 2, 2, 2]), None, 100);
+        // The spec changed: the Deployment's generation moved on, its controller has not caught up.
+        let pending = applied(&deployment(6, 5, 2, [2, 2, 2, 2]), Some(&ready), 200);
+        assert_eq!(get(&pending, "Ready").status, "False");
+        assert_eq!(get(&pending, "Reconciling").status, "True");
+        assert_eq!(get(&pending, "Reconciling").reason, "DeploymentPending");
+        assert_eq!(pending.available_replicas, Some(2));
+    }
+
+    #[test]
+    fn a_rollout_in_progress_is_reconciling() {
+        // Surge pod of the new template, old pods still there.
+        let status = applied(&deployment(6, 6, 2, [3, 1, 3, 3]), None, 100);
+        assert_eq!(get(&status, "Ready").status, "False");
+        assert_eq!(get(&status, "Reconciling").status, "True");
+        assert_eq!(get(&status, "Reconciling").reason, "RolloutInProgress");
+        // All updated, one old pod still terminating.
+        let status = applied(&deployment(6, 6, 2, [3, 2, 2, 2]), None, 100);
+        assert_eq!(get(&status, "Reconciling").reason, "RolloutInProgress");
+        // Scaling up: not all available.
+        let status = applied(&deployment(6, 6, 3, [3, 3, 2, 2]), None, 100);
+        assert_eq!(get(&status, "Reconciling").reason, "Scaling");
+        assert_eq!(get(&status, "Ready").status, "False");
+    }
+
+    #[test]
+    fn a_progress_deadline_is_stalled_not_reconciling() {
+        let mut d = deployment(2, 2, 1, [1, 1, 0, 0]);
+        if let Some(s) = d.status.as_mut() {
+            s.conditions = Some(vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some("ProgressDeadlineExceeded".into()),
+                message: Some("ReplicaSet \"x\" has timed out progressing.".into()),
+                ..DeploymentCondition::default()
+            }]);
+        }
+        let status = applied(&d, None, 100);
+        assert_eq!(get(&status, "Stalled").status, "True");
+        assert_eq!(get(&status, "Stalled").reason, "ProgressDeadlineExceeded");
+        assert!(get(&status, "Stalled").message.contains("timed out"));
+        assert_eq!(get(&status, "Reconciling").status, "False");
+        assert_eq!(get(&status, "Ready").status, "False");
+    }
+
+    #[test]
+    fn spec_and_secret_problems_are_stalled_with_their_reason() {
+        for (observation, why) in [
+            (
+                Observation::InvalidSpec {
+                    message: "bad".into(),
+                },
+                "InvalidSpec",
+            ),
+            (
+                Observation::SecretNotFound {
+                    message: "no secret".into(),
+                },
+                "SecretNotFound",
+            ),
+        ] {
+            let status = compute(
+                Some(1),
+                None,
+                &observation,
+                "s".into(),
+                "u".into(),
+                &time(1),
+            );
+            assert_eq!(get(&status, "Stalled").status, "True");
+            assert_eq!(get(&status, "Stalled").reason, why);
+            assert_eq!(get(&status, "Ready").status, "False");
+            assert_eq!(get(&status, "Reconciling").status, "False");
+        }
+    }
+
+    #[test]
+    fn last_transition_time_changes_only_on_a_flip() {
+        let first = applied(&deployment(1, 1, 1, [1, 1, 1, 1]), None, 100);
+        let again = applied(&deployment(1, 1, 1, [1, 1, 1, 1]), Some(&first), 200);
+        assert_eq!(get(&again, "Ready").last_transition_time, time(100));
+        assert!(same(Some(&first), &again));
+        assert!(flipped(Some(&first), &again).is_empty());
+        let rolling = applied(&deployment(2, 2, 1, [2, 1, 2, 2]), Some(&again), 300);
+        assert_eq!(get(&rolling, "Ready").last_transition_time, time(300));
+        // Stalled stayed False: its time stays, even though its neighbours flipped.
+        assert_eq!(get(&rolling, "Stalled").last_transition_time, time(100));
+        assert!(!same(Some(&again), &rolling));
+        let flips: Vec<&str> = flipped(Some(&again), &rolling)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(flips, ["Ready", "Reconciling"]);
+    }
+}
