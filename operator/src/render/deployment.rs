@@ -27,10 +27,8 @@ const STARTUP_PROBE_PERIOD_SECONDS: i32 = 2;
 const READINESS_PROBE_PERIOD_SECONDS: i32 = 2;
 /// Period of the liveness probe.
 const LIVENESS_PROBE_PERIOD_SECONDS: i32 = 10;
-/// The Deployment's own default progress deadline, kept as a floor.
-const MIN_PROGRESS_DEADLINE_SECONDS: i32 = 600;
-/// Extra time after startupTimeout before a rollout counts as stuck.
-const PROGRESS_DEADLINE_SLACK_SECONDS: i32 = 120;
+/// Least extra time after startupTimeout before a rollout counts as stuck.
+const MIN_PROGRESS_DEADLINE_SLACK_SECONDS: i32 = 30;
 
 /// Renders the Deployment of `object`.
 pub fn deployment(
@@ -65,10 +63,11 @@ pub fn deployment(
                     ),
                 }),
             }),
+            // A new pod may take the whole startup budget to become ready; half of it again (at
+            // least 30 s) on top, and a rollout that still made no progress is stuck (Stalled).
             progress_deadline_seconds: Some(
                 startup_seconds
-                    .saturating_add(PROGRESS_DEADLINE_SLACK_SECONDS)
-                    .max(MIN_PROGRESS_DEADLINE_SECONDS),
+                    .saturating_add((startup_seconds / 2).max(MIN_PROGRESS_DEADLINE_SLACK_SECONDS)),
             ),
             template: pod_template(object, name, settings, config),
             ..DeploymentSpec::default()
