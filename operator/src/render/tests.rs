@@ -140,7 +140,15 @@ fn grace_period_and_startup_budget_are_derived_from_the_lifecycle() {
         long.deployment
             .spec
             .and_then(|s| s.progress_deadline_seconds),
-        Some(1920)
+        Some(2700)
+    );
+    let short = rendered(json!({"lifecycle": {"startupTimeout": "20s"}}));
+    assert_eq!(
+        short
+            .deployment
+            .spec
+            .and_then(|s| s.progress_deadline_seconds),
+        Some(50)
     );
 }
 
