@@ -1,0 +1,27 @@
+# Helm chart, install bundle, Argo CD health check and container images; included by the
+# top-level Makefile (`include charts/chart.mk`). Tools (helm, crane: built from their Go modules;
+# Lua: Debian's lua5.4/lua5.1) are installed on first use by hack/chart/tools.sh into
+# $(HOME)/.cache/modelserver/tools. See docs/install.md.
+
+.PHONY: chart-tools chart-generate chart-lint chart-cluster-test images operator-static
+
+chart-tools: ## install the pinned helm and crane (go install) and Lua (apt) into the cache
+	./hack/chart/tools.sh all
+
+chart-generate: ## regenerate the chart's CRD copy, deploy/install.yaml and docs/argocd/argocd-cm.yaml
+	./hack/chart/sync-crd.sh
+	./hack/chart/gen-install.sh
+	./hack/chart/gen-argocd-cm.sh
+
+chart-lint: ## helm lint --strict, strict schema validation of every render, drift checks, health.lua tests
+	./hack/chart/lint.sh
+
+chart-cluster-test: ## install, upgrade and uninstall the chart and install.yaml on a real API server; RBAC as granted
+	./hack/chart/cluster-test.sh
+
+operator-static: ## static release build of modelserver-operator (target/x86_64-unknown-linux-gnu/release)
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target x86_64-unknown-linux-gnu \
+		-p modelserver-operator --bin modelserver-operator
+
+images: ## build the operator and sidecar OCI images (no Docker), push to a loopback registry, run them
+	./images/build.sh
