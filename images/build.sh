@@ -17,8 +17,10 @@
 #   OPERATOR_BIN, SIDECAR_BIN  the static binaries (default: the static release builds under
 #                              $CARGO_TARGET_DIR or target/, built here when missing)
 #   IMAGES_OUT                 where images.env goes (default <target dir>/images)
-# Output: $IMAGES_OUT/images.env with OPERATOR_IMAGE and SIDECAR_IMAGE as repo@sha256:digest and
-# REGISTRY, for `helm install --set image.repository=... --set image.digest=...`.
+# Output in $IMAGES_OUT: images.env with OPERATOR_IMAGE and SIDECAR_IMAGE as repo@sha256:digest
+# and REGISTRY (for `helm install --set image.repository=... --set image.digest=...`), and each
+# image as a tarball, modelserver-operator.tar and modelserver-sidecar.tar, for
+# `crane push <tarball> <your registry>/<repository>:<tag>`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -129,6 +131,9 @@ operator_image=$(build modelserver-operator "$operator_bin")
 sidecar_image=$(build modelserver-sidecar "$sidecar_bin")
 verify modelserver-operator "$operator_image"
 verify modelserver-sidecar "$sidecar_image"
+# Tarballs to push anywhere later: crane push $out/NAME.tar REGISTRY/REPO:TAG
+crane pull "$operator_image" "$out/modelserver-operator.tar"
+crane pull "$sidecar_image" "$out/modelserver-sidecar.tar"
 cat > "$out/images.env" <<EOF
 REGISTRY=$registry
 VERSION=$version

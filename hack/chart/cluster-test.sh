@@ -63,6 +63,16 @@ forbidden() {
     fail "$what: failed, but not as forbidden:"; sed 's/^/     /' "$work/out"
   fi
 }
+# require DESCRIPTION COMMAND...: like check, but nothing after it makes sense if it fails.
+require() {
+  local before=$failed
+  check "$@"
+  if [ "$failed" -gt "$before" ]; then
+    echo
+    echo "chart-cluster-test: stopped at \"$1\": $passed passed, $failed failed"
+    exit 1
+  fi
+}
 # eventually SECONDS DESCRIPTION COMMAND...: polls the command until it succeeds or time is up.
 eventually() {
   local seconds=$1 what=$2 deadline
@@ -113,7 +123,7 @@ h() { "$helm" --kubeconfig "$KUBECONFIG" "$@"; }
 
 # --------------------------------------------------------------------------------------------
 log "1. deploy/install.yaml with kubectl"
-check "kubectl apply --server-side -f deploy/install.yaml" k apply --server-side -f deploy/install.yaml
+require "kubectl apply --server-side -f deploy/install.yaml" k apply --server-side -f deploy/install.yaml
 check "the CRD is established" k wait crd/modelservers.modelserver.dev --for=condition=Established --timeout=60s
 check "the operator pod is admitted (restricted Pod Security) and rolled out" \
   k -n "$ns" rollout status "deployment/$release" --timeout=120s
@@ -168,7 +178,7 @@ check "the CRD is gone with it" k wait --for=delete crd/modelservers.modelserver
 
 # --------------------------------------------------------------------------------------------
 log "2. helm install (cluster-wide)"
-check "helm install" h install "$release" "$chart" --namespace "$ns" --create-namespace --wait --timeout 2m
+require "helm install" h install "$release" "$chart" --namespace "$ns" --create-namespace --wait --timeout 2m
 rbac_is "$ns" operator every-authenticated-user
 rbac_is "$models" operator every-authenticated-user
 check "a ModelServer is accepted" k apply --server-side -f examples/iris/modelserver.yaml

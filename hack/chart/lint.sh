@@ -256,6 +256,7 @@ else
 fi
 
 echo "== values.schema.json refuses bad values"
+check "values.schema.json is a valid JSON Schema (draft 7)" "$bin/check-jsonschema" --check-metaschema "$chart/values.schema.json"
 refuse() { # refuse WHAT PATTERN HELM-ARGS...: helm template must fail, naming the value
   local what=$1 pattern=$2
   shift 2
