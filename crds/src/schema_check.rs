@@ -88,6 +88,14 @@ fn walk(schema: &JSONSchemaProps, value: &Value, path: &str, root: bool, out: &m
                     items.len()
                 ));
             }
+            if let Some(max) = schema.max_items
+                && (items.len() as i64) > max
+            {
+                out.push(format!(
+                    "{path}: Too many: {}: must have at most {max} items",
+                    items.len()
+                ));
+            }
             if let Some(JSONSchemaPropsOrArray::Schema(item_schema)) = &schema.items {
                 for (index, item) in items.iter().enumerate() {
                     walk(item_schema, item, &format!("{path}[{index}]"), false, out);

@@ -184,6 +184,7 @@ pub struct ModelSpec {
     /// with MODELSERVER_ are reserved for the sidecar's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::MODEL_ENV_NOT_RESERVED.rule).message(rules::MODEL_ENV_NOT_RESERVED.message))]
+    #[schemars(length(max = 512))]
     pub env: Option<Vec<EnvVar>>,
 
     /// Sources of environment variables (ConfigMaps, Secrets) for the model container.
@@ -194,6 +195,7 @@ pub struct ModelSpec {
     /// /ready. The pod is ready only when every worker is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::READINESS_PATH_IS_ABSOLUTE.rule).message(rules::READINESS_PATH_IS_ABSOLUTE.message))]
+    #[schemars(length(max = 1024))]
     pub readiness_path: Option<String>,
 
     /// Proxy mode: the image serves HTTP itself on this port; the sidecar runs beside it and
@@ -214,6 +216,7 @@ pub struct UpstreamSpec {
     /// The path that answers 200 once the model is loaded. Default /ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.rule).message(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.message))]
+    #[schemars(length(max = 1024))]
     pub readiness_path: Option<String>,
 }
 
@@ -250,11 +253,13 @@ pub struct ServerSpec {
     /// Larger bodies get 413, whether or not they declare Content-Length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.rule).message(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.message))]
+    #[schemars(length(max = 32))]
     pub max_upload_size: Option<String>,
 
     /// Longest time a request may take, as a duration (default 60s). Slower requests get 504.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::REQUEST_TIMEOUT_IS_DURATION.rule).message(rules::REQUEST_TIMEOUT_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub request_timeout: Option<String>,
 
     /// Interactive API documentation.
@@ -302,15 +307,18 @@ pub struct CorsSpec {
     /// origin and is refused together with allowCredentials. Required when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::CORS_ORIGINS_WELL_FORMED.rule).message(rules::CORS_ORIGINS_WELL_FORMED.message))]
+    #[schemars(length(max = 64), inner(length(max = 256)))]
     pub allow_origins: Option<Vec<String>>,
 
     /// Methods allowed in cross-origin requests. Default GET and POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), inner(length(max = 32)))]
     pub allow_methods: Option<Vec<String>>,
 
     /// Request headers allowed in cross-origin requests. Default Content-Type and
     /// Authorization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 256)))]
     pub allow_headers: Option<Vec<String>>,
 
     /// Allow cookies and Authorization on cross-origin requests. Default false.
@@ -320,6 +328,7 @@ pub struct CorsSpec {
     /// How long browsers may cache a preflight answer, as a duration. Default 10m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::CORS_MAX_AGE_IS_DURATION.rule).message(rules::CORS_MAX_AGE_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub max_age: Option<String>,
 }
 
@@ -381,23 +390,27 @@ pub struct LifecycleSpec {
     /// budget), as a duration. Default 10m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::STARTUP_TIMEOUT_IS_DURATION.rule).message(rules::STARTUP_TIMEOUT_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub startup_timeout: Option<String>,
 
     /// After readiness turns false on shutdown, keep serving this long so every endpoint,
     /// kube-proxy and ingress stops sending traffic first. Default 5s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::DRAIN_DELAY_IS_DURATION.rule).message(rules::DRAIN_DELAY_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub drain_delay: Option<String>,
 
     /// Then wait at most this long for in-flight requests to finish. Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::DRAIN_TIMEOUT_IS_DURATION.rule).message(rules::DRAIN_TIMEOUT_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub drain_timeout: Option<String>,
 
     /// Then give the workers this long between SIGTERM and SIGKILL. Default 10s. The pod's
     /// terminationGracePeriodSeconds is drainDelay + drainTimeout + shutdownTimeout + 5s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::SHUTDOWN_TIMEOUT_IS_DURATION.rule).message(rules::SHUTDOWN_TIMEOUT_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
     pub shutdown_timeout: Option<String>,
 
     /// Worker restarts allowed within 10 minutes, 0 to 1000, default 5. One more and the
