@@ -36,10 +36,11 @@ where
         .get_opt(&name)
         .await
         .map_err(Error::kube("get", &name))?;
-    if let Some(live) = live
-        && up_to_date(&live, &patch, &hash)?
-    {
-        return Ok(live);
+    if let Some(live) = live {
+        match why_apply(&live, &patch, &hash)? {
+            None => return Ok(live),
+            Some(reason) => tracing::debug!(kind = %K::kind(&()), %name, %reason, "applying"),
+        }
     }
     force_apply(api, &name, &patch, metrics).await
 }
@@ -146,31 +147,78 @@ fn fingerprinted<K: Serialize>(desired: &K) -> Result<(Value, String), Error> {
     Ok((value, hash))
 }
 
-fn up_to_date<K: Resource + Serialize>(live: &K, patch: &Value, hash: &str) -> Result<bool, Error> {
+/// Why the live object needs an apply, or `None` when it already matches.
+fn why_apply<K: Resource + Serialize>(
+    live: &K,
+    patch: &Value,
+    hash: &str,
+) -> Result<Option<String>, Error> {
     let applied = live
         .meta()
         .annotations
         .as_ref()
         .and_then(|a| a.get(APPLIED_HASH_ANNOTATION));
     if applied.map(String::as_str) != Some(hash) {
-        return Ok(false);
+        return Ok(Some(format!("fingerprint {applied:?} differs from {hash}")));
     }
     let live = serde_json::to_value(live).map_err(Error::Serialize)?;
-    Ok(is_subset(patch, &live))
+    Ok(first_difference(patch, &live, ""))
 }
 
 /// True when every field of `desired` has the same value in `live` (which may hold more).
 pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    first_difference(desired, live, "").is_none()
+}
+
+/// The path of the first field of `desired` whose value `live` does not have.
+///
+/// Lists of objects are compared as sets: server-side apply merges such lists by key
+/// (containers by name, ports by port), and entries another manager added are theirs to keep,
+/// so each desired entry must be found in the live list. Lists of scalars (command, args) are
+/// atomic and must be equal.
+fn first_difference(desired: &Value, live: &Value, path: &str) -> Option<String> {
     match (desired, live) {
-        (Value::Object(desired), Value::Object(live)) => desired
-            .iter()
-            .all(|(key, value)| live.get(key).is_some_and(|l| is_subset(value, l))),
-        (Value::Array(desired), Value::Array(live)) => {
-            desired.len() == live.len() && desired.iter().zip(live).all(|(d, l)| is_subset(d, l))
+        (Value::Object(desired), Value::Object(live)) => desired.iter().find_map(|(key, value)| {
+            let child = format!("{path}.{key}");
+            match live.get(key) {
+                Some(l) => first_difference(value, l, &child),
+                // The API server omits zero values of `omitempty` fields ("", false, 0, [], {}).
+                None if is_zero(value) => None,
+                None => Some(format!("{child} is missing")),
+            }
+        }),
+        (Value::Array(desired), Value::Array(live)) if desired.iter().all(Value::is_object) => {
+            desired
+                .iter()
+                .enumerate()
+                .find(|(_, d)| !live.iter().any(|l| first_difference(d, l, "").is_none()))
+                .map(|(index, d)| {
+                    // Explain against the live entry of the same name (or position), if any.
+                    let same = live
+                        .iter()
+                        .find(|l| d.get("name").is_some() && l.get("name") == d.get("name"))
+                        .or_else(|| live.get(index));
+                    let child = format!("{path}[{index}]");
+                    same.and_then(|l| first_difference(d, l, &child))
+                        .unwrap_or_else(|| format!("{child} is missing"))
+                })
         }
         // The API server keeps `{}` for an empty object it was sent; treat null and {} alike.
-        (Value::Object(desired), Value::Null) => desired.is_empty(),
-        (desired, live) => desired == live,
+        (Value::Object(desired), Value::Null) if desired.is_empty() => None,
+        (desired, live) if desired == live => None,
+        (desired, live) => Some(format!("{path}: {live} instead of {desired}")),
+    }
+}
+
+/// The zero value of its JSON type, which Kubernetes' `omitempty` fields leave out.
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
@@ -210,10 +258,6 @@ mod tests {
             &json!({"a": 2, "b": {"c": [ {"n": "x", "v": 1} ]}})
         ));
         assert!(!is_subset(&desired, &json!({"a": 1})));
-        assert!(!is_subset(
-            &desired,
-            &json!({"a": 1, "b": {"c": [ {"n": "x", "v": 1}, {"n": "y"} ]}})
-        ));
         assert!(is_subset(
             &json!({"emptyDir": {}}),
             &json!({"emptyDir": {}})
