@@ -469,14 +469,6 @@ all_running() {
   done
 }
 
-any_running() {
-  local c
-  for c in "${components[@]}"; do
-    is_ours "$(pid_of "$c")" && return 0
-  done
-  return 1
-}
-
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -603,4 +595,4 @@ main() {
   esac
 }
 
-main "$@"
+main "$@"; exit $?  # exit here: an edit to this file during a run is never read
