@@ -23,5 +23,7 @@ operator-static: ## static release build of modelserver-operator (target/x86_64-
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target x86_64-unknown-linux-gnu \
 		-p modelserver-operator --bin modelserver-operator
 
-images: ## build the operator and sidecar OCI images (no Docker), push to a loopback registry, run them
+# sidecar-static is in sidecar/sidecar.mk; both land in $(CARGO_TARGET_DIR or target)/x86_64-unknown-linux-gnu/release,
+# where images/build.sh looks for them (OPERATOR_BIN / SIDECAR_BIN override).
+images: operator-static sidecar-static ## build the operator and sidecar OCI images (no Docker), push to a loopback registry, run them
 	./images/build.sh
