@@ -97,7 +97,7 @@ async fn the_operator_converges_after_the_api_server_was_down_for_10_seconds() -
     )
     .await?;
     apply_iris(&api, namespace.name(), 3).await?;
-    let ready = wait_ready(&api, Duration::from_secs(180))
+    let ready = wait_ready(&api, Duration::from_secs(300))
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.log_tail()))?;
     assert!(ready.metadata.generation >= Some(2));
