@@ -73,6 +73,8 @@ pub mod env {
     pub const SHUTDOWN_TIMEOUT: &str = "MODELSERVER_SHUTDOWN_TIMEOUT";
     /// Worker restarts allowed within the restart window.
     pub const MAX_WORKER_RESTARTS: &str = "MODELSERVER_MAX_WORKER_RESTARTS";
+    /// Threads of the sidecar's own async runtime (not in the CRD; 1 unless tuned).
+    pub const RUNTIME_THREADS: &str = "MODELSERVER_RUNTIME_THREADS";
     /// Directory for the workers' Unix sockets.
     pub const SOCKET_DIR: &str = "MODELSERVER_SOCKET_DIR";
     /// Set for each worker: its Unix socket path.
@@ -237,6 +239,10 @@ pub struct ServerArgs {
     /// Then wait at most this long for in-flight requests.
     #[arg(long, env = env::DRAIN_TIMEOUT, default_value = "30s", value_parser = parse_duration_arg)]
     pub drain_timeout: Duration,
+    /// Threads of the sidecar's own async runtime; 1 (the default) is the cheapest per request.
+    #[arg(long, env = env::RUNTIME_THREADS, default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub runtime_threads: u16,
 }
 
 /// CORS flags; an empty origin list turns CORS off.

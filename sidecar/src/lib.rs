@@ -30,14 +30,15 @@ pub mod workers;
 use config::Command;
 use errors::SidecarError;
 
-/// Most runtime threads the sidecar uses: it forwards bytes, the model does the work.
-pub const MAX_RUNTIME_THREADS: usize = 2;
-
 /// Runs one subcommand to completion.
 pub fn run(command: Command) -> Result<(), SidecarError> {
     match command {
-        Command::Serve(args) => runtime(threads())?.block_on(runner::serve(args)),
-        Command::Proxy(args) => runtime(threads())?.block_on(runner::proxy(args)),
+        Command::Serve(args) => {
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::serve(args))
+        }
+        Command::Proxy(args) => {
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy(args))
+        }
         Command::Drain(args) => {
             let answer = runtime(1)?.block_on(drain::drain(&args))?;
             tracing::info!(answer = %answer.trim(), "drained");
@@ -51,12 +52,9 @@ pub fn run(command: Command) -> Result<(), SidecarError> {
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, MAX_RUNTIME_THREADS)
-}
-
+/// One thread runs everything on a current-thread runtime (the default: the sidecar forwards
+/// bytes while the model does the work, and one thread costs the least CPU and memory per
+/// request); more threads use the multi-thread scheduler.
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, SidecarError> {
     let mut builder = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
