@@ -296,7 +296,7 @@ impl Operator {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(40);
+        let start = lines.len().saturating_sub(120);
         format!(
             "--- operator log ({}) ---\n{}",
             self.log.display(),

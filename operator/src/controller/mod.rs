@@ -133,6 +133,7 @@ pub async fn run(
     )
     .owns(scope.api::<PodDisruptionBudget>(client.clone()), owned)
     .with_config(controller::Config::default().concurrency(config.concurrency))
+    .trigger_backoff(backoff::WatchBackoff::default())
     .graceful_shutdown_on(shutdown);
     let context = Arc::new(Context {
         recorder: Recorder::new(
