@@ -6,6 +6,8 @@
 //! Needs the cluster of `e2e/cluster.sh`; `make e2e` runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared with the operator tests; this binary uses only part of it.
+#[allow(dead_code)]
 #[path = "operator/harness.rs"]
 mod harness;
 
