@@ -13,7 +13,7 @@ export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
 all: build
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build every crate
 	$(CARGO) build --workspace --all-targets
@@ -34,9 +34,10 @@ golden: ## regenerate the golden render output of every example under tests/gold
 render: ## render an example: make render FILE=examples/iris/modelserver.yaml
 	$(CARGO) run --quiet -p modelserver-operator -- render -f $(FILE)
 
-test: lint ## everything that needs no cluster: lint, unit, process and schema tests
+test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, unit, process, schema and chart tests
 	$(CARGO) test --workspace --all-targets
 	./hack/validate-examples.sh
 
 include sidecar/sidecar.mk
 include e2e/e2e.mk
+include charts/chart.mk

@@ -29,6 +29,7 @@ cluster-status: ## which components of the local control plane run
 # runs even when one fails (--no-fail-fast); RUST_LIB_BACKTRACE=0 keeps anyhow's error backtraces
 # out of the report (panics still honour RUST_BACKTRACE).
 e2e: ## end-to-end suite on a fresh local control plane, started and stopped around it
+	$(CARGO) build -p modelserver-operator
 	$(CARGO) test -p modelserver-e2e --no-run
 	export MODELSERVER_E2E_CLUSTER=e2e; \
 	trap '$(E2E_CLUSTER) down' EXIT; \
