@@ -11,13 +11,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitsError {
     /// The string is not a duration such as `30s`, `1m30s` or `500ms`.
-    #[error("invalid duration {input:?}: expected a number with a unit (h, m, s, ms, us, ns), e.g. 30s or 1m30s")]
+    #[error(
+        "invalid duration {input:?}: expected a number with a unit (h, m, s, ms, us, ns), e.g. 30s or 1m30s"
+    )]
     Duration {
         /// The rejected input.
         input: String,
     },
     /// The string is not a byte quantity such as `100Mi`, `1G` or `1048576`.
-    #[error("invalid byte quantity {input:?}: expected a number with an optional suffix (Ki, Mi, Gi, Ti, k, M, G, T), e.g. 100Mi")]
+    #[error(
+        "invalid byte quantity {input:?}: expected a number with an optional suffix (Ki, Mi, Gi, Ti, k, M, G, T), e.g. 100Mi"
+    )]
     Quantity {
         /// The rejected input.
         input: String,
@@ -182,7 +186,17 @@ mod tests {
 
     #[test]
     fn bad_durations_are_rejected_with_the_input_named() {
-        for input in ["", "s", "10", "10x", "-5s", "1..5s", "ten seconds", "5 s", "."] {
+        for input in [
+            "",
+            "s",
+            "10",
+            "10x",
+            "-5s",
+            "1..5s",
+            "ten seconds",
+            "5 s",
+            ".",
+        ] {
             let error = parse_duration(input).expect_err(input);
             assert!(error.to_string().contains(&format!("{input:?}")), "{error}");
         }
