@@ -830,3 +830,95 @@ async fn with_leader_election_one_operator_reconciles_and_a_standby_takes_over()
     setup.finish().await;
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: make e2e"]
+async fn reapplying_every_example_changes_nothing_and_the_operator_never_writes_spec() -> Result<()>
+{
+    let setup = Setup::new("op-gitops").await?;
+    let operator = setup.operator("operator", &[]).await?;
+    // The upstream example's Secret, so that every example can become Ready.
+    let secret = std::fs::read_to_string(repo_root().join("examples/upstream/secret.yaml"))?;
+    let mut secret: Value = serde_saphyr::from_str(&secret)?;
+    secret["metadata"]["namespace"] = json!(setup.ns());
+    setup
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .patch(
+            "sentiment-token",
+            &PatchParams::apply(USER),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+
+    for example in ["iris", "upstream", "autoscaled"] {
+        // The manifest as it sits in Git, moved to the test namespace.
+        let text = std::fs::read_to_string(
+            repo_root()
+                .join("examples")
+                .join(example)
+                .join("modelserver.yaml"),
+        )?;
+        let text = text.replace("namespace: ml", &format!("namespace: {}", setup.ns()));
+        let file = setup.dir.path().join(format!("{example}.yaml"));
+        std::fs::write(&file, &text)?;
+        let file = file.to_string_lossy().into_owned();
+        let apply = [
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "gitops",
+            "-f",
+            file.as_str(),
+        ];
+        setup.kubectl.run_ok(&apply).await?;
+        let manifest: Value = serde_saphyr::from_str(&text)?;
+        let name = manifest["metadata"]["name"].as_str().context("name")?;
+        let ready = wait_ready(&setup, name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{example}: {e}\n{}", operator.log_tail()))?;
+
+        // kubectl diff shows nothing: the live object is the applied one (no defaults, no
+        // mutation by the operator).
+        let diff = setup
+            .kubectl
+            .run(
+                &[
+                    "diff",
+                    "--server-side",
+                    "--field-manager",
+                    "gitops",
+                    "-f",
+                    file.as_str(),
+                ],
+                None,
+            )
+            .await?;
+        assert!(
+            diff.success && diff.stdout.trim().is_empty(),
+            "{example}: kubectl diff is not empty:\n{}{}",
+            diff.stdout,
+            diff.stderr
+        );
+        // Re-applying changes nothing: not even the resourceVersion moves.
+        setup.kubectl.run_ok(&apply).await?;
+        let again = setup.api::<ModelServer>().get(name).await?;
+        assert_eq!(
+            again.metadata.resource_version, ready.metadata.resource_version,
+            "{example}: re-apply changed the object"
+        );
+        assert_eq!(again.spec, ready.spec);
+
+        // The operator's field manager owns only the status subresource.
+        for entry in again.metadata.managed_fields.iter().flatten() {
+            if entry.manager.as_deref() == Some("modelserver-operator") {
+                assert_eq!(
+                    entry.subresource.as_deref(),
+                    Some("status"),
+                    "{example}: the operator wrote outside status: {entry:?}"
+                );
+            }
+        }
+    }
+    setup.finish().await;
+    Ok(())
+}
