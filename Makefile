@@ -9,7 +9,7 @@ CARGO ?= cargo
 TEST_PYTHON = $(shell ./hack/venv.sh)
 export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
 
-.PHONY: all build test lint fmt crds golden render check-generated help
+.PHONY: all build test lint fmt crds golden render help bench-operator
 all: build
 
 help: ## list the targets
@@ -37,6 +37,10 @@ render: ## render an example: make render FILE=examples/iris/modelserver.yaml
 test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, unit, process, schema and chart tests
 	$(CARGO) test --workspace --all-targets
 	./hack/validate-examples.sh
+
+bench-operator: ## report: N ModelServers (default 500) on a local control plane: time to Ready, API requests, RSS, writes at rest
+	$(CARGO) build --release -p modelserver-operator
+	./operator/bench/bench-operator.sh
 
 include sidecar/sidecar.mk
 include e2e/e2e.mk

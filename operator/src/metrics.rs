@@ -14,6 +14,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     managed: IntGauge,
     writes: IntCounterVec,
+    reads: IntCounterVec,
 }
 
 /// Result label of a successful reconcile.
@@ -52,6 +53,14 @@ impl Metrics {
             ),
             &["kind", "verb"],
         )?;
+        let reads = IntCounterVec::new(
+            Opts::new(
+                "modelserver_operator_api_reads_total",
+                "Single-object reads (GET) the operator sent to the API server, by kind (watches not included)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(reads.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(managed.clone()))?;
@@ -65,6 +74,7 @@ impl Metrics {
             reconcile_duration,
             managed,
             writes,
+            reads,
         })
     }
 
@@ -77,6 +87,11 @@ impl Metrics {
     /// Counts one write request.
     pub fn record_write(&self, kind: &str, verb: &str) {
         self.writes.with_label_values(&[kind, verb]).inc();
+    }
+
+    /// Counts one single-object read.
+    pub fn record_read(&self, kind: &str) {
+        self.reads.with_label_values(&[kind]).inc();
     }
 
     /// Sets the number of managed ModelServers.

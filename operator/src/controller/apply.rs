@@ -32,6 +32,7 @@ where
 {
     let name = desired.name_any();
     let (patch, hash) = fingerprinted(desired)?;
+    metrics.record_read(K::kind(&()).as_ref());
     let live = api
         .get_opt(&name)
         .await
@@ -57,6 +58,7 @@ pub async fn apply_deployment(
     let name = desired.name_any();
     let leaves_replicas = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
     if leaves_replicas {
+        metrics.record_read("Deployment");
         let live = api
             .get_opt(&name)
             .await
@@ -95,6 +97,7 @@ pub async fn delete_owned<K>(
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
+    metrics.record_read(K::kind(&()).as_ref());
     let Some(live) = api.get_opt(name).await.map_err(Error::kube("get", name))? else {
         return Ok(false);
     };

@@ -168,6 +168,7 @@ async fn missing_secret(
     secret: &SecretKeyRef,
 ) -> Result<Option<String>, Error> {
     let secrets = Api::<Secret>::namespaced(context.client.clone(), namespace);
+    context.metrics.record_read("Secret");
     let found = secrets
         .get_opt(&secret.name)
         .await
