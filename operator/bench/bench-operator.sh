@@ -14,6 +14,8 @@ N=${N:-500}
 REST_SECONDS=${REST_SECONDS:-60}
 OPERATOR=${OPERATOR:-${CARGO_TARGET_DIR:-target}/release/modelserver-operator}
 export MODELSERVER_E2E_CLUSTER=bench
+# A kwok node takes 110 pods (the kubelet default): enough nodes for one pod per ModelServer.
+export MODELSERVER_E2E_NODES=${MODELSERVER_E2E_NODES:-$(( N / 100 + 1 ))}
 cluster=e2e/cluster.sh
 namespace=bench
 work=$(mktemp -d)
