@@ -254,7 +254,18 @@ launch() {
   shift
   mkdir -p "$state/logs" "$state/pids"
   setsid "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$state/pids/$name.pid"
+  local pid=$! i
+  echo "$pid" >"$state/pids/$name.pid"
+  # Until it execs, the background child is a copy of this shell whose command line does not name
+  # the state dir, so is_ours would call it gone (CI once failed "kube-scheduler exited during
+  # start-up" with an empty log on a busy machine). Wait for the exec, or for the process to end.
+  for i in $(seq 1 200); do
+    is_ours "$pid" && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+    : "$i"
+  done
+  log "$name (pid $pid) did not exec within 10s"
 }
 
 # stop_component NAME: TERM, then KILL after 15 s; only a pid this cluster recorded.
