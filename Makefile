@@ -9,7 +9,7 @@ CARGO ?= cargo
 TEST_PYTHON = $(shell ./hack/venv.sh)
 export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
 
-.PHONY: all build test lint fmt crds golden render help bench-operator
+.PHONY: all build test lint fmt crds golden render help bench bench-operator
 all: build
 
 help: ## list the targets
@@ -38,6 +38,8 @@ test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, 
 	$(CARGO) test --workspace --all-targets
 	./hack/validate-examples.sh
 
+bench: bench-sidecar bench-compare bench-operator ## every benchmark, one after the other (reports, never tests; run on a quiet machine)
+
 bench-operator: ## report: N ModelServers (default 500) on a local control plane: time to Ready, API requests, RSS, writes at rest
 	$(CARGO) build --release -p modelserver-operator
 	./operator/bench/bench-operator.sh
@@ -45,3 +47,4 @@ bench-operator: ## report: N ModelServers (default 500) on a local control plane
 include sidecar/sidecar.mk
 include e2e/e2e.mk
 include charts/chart.mk
+include bench/bench.mk

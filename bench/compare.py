@@ -9,7 +9,10 @@ Servers, two workers each, all serving the iris model of examples/fastapi (POST 
       request; `an` shows uvicorn without that bug
   b   modelserver-sidecar serve --workers 2, each worker the same FastAPI app under uvicorn --uds
   c   modelserver-sidecar serve --workers 2, each worker examples/iris/worker.py (stdlib)
+  bw  b with --max-queue 256: a queue deep enough that 256 connections are never refused; run only
+      at 256 connections (ONLY_AT), where the default queue of 128 refuses the excess by design
   bq  (overload only) b with --max-queue 8, i.e. a queue of one slot per executor thread
+  b1q2 (overload only) b tuned for latency: --executor-threads 1 --max-queue 2
   Other variants of b (VARIANTS below) can be named in CONFIGS or OVERLOAD_EXTRA.
 
 Phases (PHASES, all by default, in this order):
@@ -60,9 +63,21 @@ CPU_REQUESTS = int(os.environ.get("CPU_REQUESTS", "10000"))
 UPLOAD_BYTES = int(os.environ.get("UPLOAD_BYTES", str(100 * 1000 * 1000)))
 LOAD_DELAY = float(os.environ.get("LOAD_DELAY", "2"))
 READY_ROUNDS = int(os.environ.get("READY_ROUNDS", "3"))
-CONFIGS = os.environ.get("CONFIGS", "a an b c").split()
-OVERLOAD_EXTRA = os.environ.get("OVERLOAD_EXTRA", "bq").split()
+CONFIGS = os.environ.get("CONFIGS", "a an b bw c").split()
+OVERLOAD_EXTRA = os.environ.get("OVERLOAD_EXTRA", "bq b1q2").split()
+# Configurations measured in the closed loop at these connection counts only (else at all of them).
+ONLY_AT = {"bw": [256]}
 PHASES = os.environ.get("PHASES", "upload closed overload cpu ready").split()
+# The machine is shared: before each load run wait (at most QUIET_WAIT s) until other processes use
+# under QUIET of the CPU; repeat a run (RETRIES times) that they disturbed by more than QUIET.
+QUIET = float(os.environ.get("QUIET", "0.10"))
+QUIET_WAIT = float(os.environ.get("QUIET_WAIT", "300"))
+RETRIES = int(os.environ.get("RETRIES", "1"))
+# The load generator shares the two cores with the servers. Starved of CPU it sends late, and
+# with latency correction its own delay is counted as the server's: a 503 p99 measured 7-200 ms
+# at normal priority was 3-4 ms with oha at nice -10. So oha runs at OHA_NICE when the harness may
+# raise priority (root or CAP_SYS_NICE); the report says which.
+OHA_NICE = int(os.environ.get("OHA_NICE", "-10"))
 STAMP = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%MZ")
 RESULTS = os.environ.get("RESULTS") or os.path.join(ROOT, "bench", "results", f"compare-{STAMP}")
 
@@ -284,6 +299,35 @@ def foreign_share(before):
     return {"other": round(max(0.0, other / capacity), 3), "steal": round((after[2] - before[2]) / capacity, 3)}
 
 
+def wait_quiet():
+    t0 = time.monotonic()
+    while True:
+        m = meter()
+        time.sleep(1.0)
+        share = foreign_share(m)["other"]
+        if share < QUIET or time.monotonic() - t0 > QUIET_WAIT:
+            return
+        log(f"other processes use {100 * share:.0f}% of the CPU; waiting before the next run")
+        time.sleep(4.0)
+
+
+def undisturbed(run):
+    """run() -> (result, disturbance); waits for a quiet machine first and repeats a disturbed run,
+    keeping the least disturbed attempt."""
+    best = None
+    for attempt in range(1 + RETRIES):
+        wait_quiet()
+        result, disturbance = run()
+        if best is None or disturbance["other"] < best[1]["other"]:
+            best = (result, disturbance)
+        if disturbance["other"] <= QUIET:
+            break
+        log(f"other processes used {100 * disturbance['other']:.0f}% of the CPU during the run; "
+            + ("repeating it" if attempt < RETRIES else "keeping the least disturbed attempt"))
+    DISTURBANCE.append(best[1]["other"])
+    return best
+
+
 def http_status(addr, method, path, body=None, timeout=1.0, headers=None):
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -301,8 +345,17 @@ def http_status(addr, method, path, body=None, timeout=1.0, headers=None):
 # -- load --------------------------------------------------------------------------------------
 
 
+def may_renice(n):
+    """True when a child of this harness may run at niceness n."""
+    probe = subprocess.run([sys.executable, "-c", f"import os; os.nice({n})"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+OHA_PREFIX = ["nice", "-n", str(OHA_NICE)] if OHA_NICE and may_renice(OHA_NICE) else []
+
+
 def oha(args, timeout):
-    cmd = [OHA, "--no-tui", "-m", "POST", "-T", "application/json", "-d", BODY] + args
+    cmd = OHA_PREFIX + [OHA, "--no-tui", "-m", "POST", "-T", "application/json", "-d", BODY] + args
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
     return out.stdout
 
@@ -319,9 +372,12 @@ def closed_loop(server, connections, seconds=None, n=None):
     """One closed-loop run: oha JSON, summarised and trimmed."""
     args = ["--output-format", "json", "--stats-success-breakdown", "-c", str(connections)]
     args += ["-n", str(n)] if n else ["-z", f"{seconds}s"]
-    m0 = meter()
-    raw = json.loads(oha(args + [f"http://{server.public}/predict"], timeout=(seconds or 120) + 60))
-    disturbance = foreign_share(m0)
+    def run():
+        m0 = meter()
+        out = oha(args + [f"http://{server.public}/predict"], timeout=(seconds or 120) + 60)
+        return json.loads(out), foreign_share(m0)
+
+    raw, disturbance = undisturbed(run)
     codes = {str(k): v for k, v in raw.get("statusCodeDistribution", {}).items()}
     errors = raw.get("errorDistribution", {}) or {}
     ok = sum(v for k, v in codes.items() if k.startswith("2"))
@@ -337,7 +393,6 @@ def closed_loop(server, connections, seconds=None, n=None):
         "non2xx_p99_ms": ms((raw.get("latencyPercentilesNotSuccessful") or {}).get("p99")),
         "foreign_cpu": disturbance,
     }
-    DISTURBANCE.append(disturbance["other"])
     trimmed = {k: raw.get(k) for k in ("summary", "latencyPercentilesSuccessful", "latencyPercentilesNotSuccessful",
                                         "statusCodeDistribution", "errorDistribution")}
     return summary, trimmed
@@ -349,11 +404,13 @@ def ms(seconds):
 
 def open_loop(server, rate, seconds, connections):
     """Open loop at `rate` requests/s: oha -q with latency correction, per-request CSV."""
-    m0 = meter()
-    out = oha(["--output-format", "csv", "-q", str(rate), "--latency-correction", "-w", "-z", f"{seconds}s",
-               "-c", str(connections), f"http://{server.public}/predict"], timeout=seconds + 120)
-    disturbance = foreign_share(m0)
-    DISTURBANCE.append(disturbance["other"])
+    def run():
+        m0 = meter()
+        out = oha(["--output-format", "csv", "-q", str(rate), "--latency-correction", "-w", "-z", f"{seconds}s",
+                   "-c", str(connections), f"http://{server.public}/predict"], timeout=seconds + 120)
+        return out, foreign_share(m0)
+
+    out, disturbance = undisturbed(run)
     rows = list(csv.reader(out.splitlines()))[1:]
     intended = int(rate * seconds)
     lat = {}
@@ -391,34 +448,42 @@ def open_loop(server, rate, seconds, connections):
 # -- phases ------------------------------------------------------------------------------------
 
 
+def everywhere(keys):
+    """The configurations measured in every phase (not limited by ONLY_AT), in order."""
+    return [k for k in keys if k not in ONLY_AT]
+
+
 def warm(server):
     oha(["--output-format", "quiet", "-n", "2000", "-c", "16", f"http://{server.public}/predict"], timeout=120)
 
 
 def phase_closed(servers, out):
     results = {k: {} for k in servers}
+    warmed = set()
     for c in CONCURRENCY:
-        runs = {k: [] for k in servers}
+        here = [k for k in servers if c in ONLY_AT.get(k, [c])]
+        runs = {k: [] for k in here}
         for r in range(ROUNDS):
-            order = list(servers)[r % len(servers):] + list(servers)[:r % len(servers)]
+            order = here[r % len(here):] + here[:r % len(here)]
             for k in order:
-                if r == 0 and c == CONCURRENCY[0]:
+                if k not in warmed:
                     warm(servers[k])
+                    warmed.add(k)
                 summary, trimmed = closed_loop(servers[k], c, seconds=DURATION)
                 runs[k].append(summary)
                 save(out, f"closed-{k}-c{c}-r{r + 1}.json", trimmed)
                 log(f"closed c={c} round {r + 1} {k}: {summary['ok_rps']:.0f} 2xx/s p50 {f(summary['p50_ms'], 2)} ms "
                     f"p99 {f(summary['p99_ms'], 2)} ms errors {summary['non2xx'] + summary['failed']}")
-        for k in servers:
+        for k in here:
             ordered = sorted(runs[k], key=lambda s: s["ok_rps"])
             median = ordered[(len(ordered) - 1) // 2] if len(ordered) % 2 else ordered[len(ordered) // 2 - 1]
             results[k][c] = dict(median, rounds_ok_rps=[round(s["ok_rps"]) for s in runs[k]])
-    return results
+    return {k: v for k, v in results.items() if v}
 
 
 def phase_overload(servers, capacity, out):
     results = {}
-    for k in list(servers) + OVERLOAD_EXTRA:
+    for k in everywhere(servers) + OVERLOAD_EXTRA:
         base = k if k in capacity else "b"
         if base not in capacity:
             continue
@@ -443,19 +508,25 @@ def phase_overload(servers, capacity, out):
 
 def phase_cpu(servers, out):
     results = {}
+    servers = {k: servers[k] for k in everywhere(servers)}
     runs = {k: [] for k in servers}
     for r in range(ROUNDS):
         for k, server in servers.items():
             if r == 0:
                 warm(server)
-            before = server.cpu_ticks()
-            summary, _ = closed_loop(server, 16, n=CPU_REQUESTS)
-            after = server.cpu_ticks()
+            def run():
+                m0, before = meter(), server.cpu_ticks()
+                raw = json.loads(oha(["--output-format", "json", "-c", "16", "-n", str(CPU_REQUESTS),
+                                      f"http://{server.public}/predict"], timeout=600))
+                return (raw, before, server.cpu_ticks()), foreign_share(m0)
+
+            (raw, before, after), disturbance = undisturbed(run)
+            ok = sum(v for code, v in raw.get("statusCodeDistribution", {}).items() if str(code).startswith("2"))
             tree = (after[0] - before[0]) / CLK_TCK
             main = (after[1] - before[1]) / CLK_TCK
-            per = 10000.0 / max(1, summary["ok"])
-            runs[k].append({"tree_s": tree * per, "main_s": main * per, "ok": summary["ok"],
-                            "wall_s": summary["seconds"]})
+            per = 10000.0 / max(1, ok)
+            runs[k].append({"tree_s": tree * per, "main_s": main * per, "ok": ok,
+                            "wall_s": raw["summary"]["total"], "foreign_cpu": disturbance})
             log(f"cpu {k} round {r + 1}: tree {tree * per:.2f} s, main {main * per:.2f} s per 10k")
     for k in servers:
         results[k] = {
@@ -484,7 +555,8 @@ def phase_upload(servers, out):
             left -= min(left, len(chunk))
         f.write(tail)
     results = {}
-    for k, server in servers.items():
+    for k in everywhere(servers):
+        server = servers[k]
         warm(server)
         time.sleep(1)
         pids = server.pids()
@@ -599,9 +671,9 @@ def measure_ready(key):
 
 
 def phase_ready(out):
-    results = {k: [] for k in CONFIGS}
+    results = {k: [] for k in everywhere(CONFIGS)}
     for r in range(READY_ROUNDS):
-        for k in CONFIGS:
+        for k in results:
             m = measure_ready(k)
             results[k].append(m)
             log(f"ready {k} round {r + 1}: {m}")
@@ -668,13 +740,13 @@ def report(meta, closed, overload, cpu, upload, ready):
         lines.append("")
     if overload:
         lines += ["## Overload: open loop at twice the capacity (latency from the intended send time)", "",
-                  "| server | offered/s | 2xx/s | answered 2xx within 1 s | 2xx p50 ms | 2xx p99 ms | 503s | 503 p99 ms | "
-                  "unanswered | other |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "| server | offered/s | 2xx/s | answered 2xx within 1 s | 2xx p50 ms | 2xx p99 ms | 2xx p99.9 ms | 503s | "
+                  "503 p99 ms | unanswered | other |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for k, s in overload.items():
             other = {c: n for c, n in s["codes"].items() if not c.startswith("2") and c != "503"}
             lines.append(f"| {LABELS[k]} | {s['rate']} | {s['ok_rps']:.0f} | {100 * s['share_ok_within_1s']:.1f}% | "
-                         f"{f(s['ok_p50_ms'])} | {f(s['ok_p99_ms'])} | {s['n503']} | {f(s['p99_503_ms'], 2)} | "
+                         f"{f(s['ok_p50_ms'])} | {f(s['ok_p99_ms'])} | {f(s['ok_p999_ms'])} | {s['n503']} | {f(s['p99_503_ms'], 2)} | "
                          f"{s['unanswered']} | {other or '-'} |")
         lines.append("")
     if cpu:
@@ -714,14 +786,14 @@ def report(meta, closed, overload, cpu, upload, ready):
 
 def targets(closed, overload, upload):
     rows = []
-    if closed and "b" in closed:
+    for k in ("b", "bw"):
         for base in ("a", "an"):
             for c in (16, 256):
-                if base in closed and c in closed[base] and c in closed["b"]:
-                    r = closed["b"][c]["ok_rps"] / closed[base][c]["ok_rps"]
-                    rows.append((f"(b) at least 0.9x the 2xx/s of {LABELS[base].split(' ')[0]} at {c} connections",
-                                 f"{r:.2f}x", r >= 0.9))
-    for k in ("b", "bq"):
+                if closed and k in closed and base in closed and c in closed[base] and c in closed[k]:
+                    r = closed[k][c]["ok_rps"] / closed[base][c]["ok_rps"]
+                    rows.append((f"{LABELS[k]}: at least 0.9x the 2xx/s of {LABELS[base].split(' ')[0]} at {c} "
+                                 "connections", f"{r:.2f}x", r >= 0.9))
+    for k in ("b", "bq", "b1q2"):
         if overload and k in overload and closed and "b" in closed and CONCURRENCY[0] in closed["b"]:
             unloaded = closed["b"][CONCURRENCY[0]]["p99_ms"]
             acc, p503 = overload[k]["ok_p99_ms"], overload[k]["p99_503_ms"]
@@ -751,7 +823,9 @@ def main():
         "machine": f"{os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}, "
                    f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
         "CPU busy before the run (other processes)": f"{100 * busy:.0f}%",
-        "load generator": f"{version([OHA, '--version'])} on the same machine, keep-alive",
+        "load generator": f"{version([OHA, '--version'])} on the same machine, keep-alive, "
+                          + (f"at nice {OHA_NICE} so that it is not starved by the servers" if OHA_PREFIX else
+                             "at normal priority (could not raise it: latency tails include its own delays)"),
         "sidecar": f"{version([SIDECAR, '--version'])} ({os.path.getsize(SIDECAR) / 2**20:.1f} MiB static), defaults "
                    "(executor threads 4, max queue 128, 1 runtime thread), access log off",
         "python": f"{version([PYTHON, '-V'])}; " + version([PYTHON, "-c",
