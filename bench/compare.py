@@ -240,6 +240,10 @@ class Server:
                     main = st[2]
         return total, main
 
+    def ticks_by_process(self):
+        """utime+stime clock ticks of each process of the server's tree."""
+        return {pid: st[2] for pid in self.pids() if (st := proc_stat(pid))}
+
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
             self._kill_rest()
@@ -373,11 +377,12 @@ def closed_loop(server, connections, seconds=None, n=None):
     args = ["--output-format", "json", "--stats-success-breakdown", "-c", str(connections)]
     args += ["-n", str(n)] if n else ["-z", f"{seconds}s"]
     def run():
-        m0 = meter()
+        m0, t0 = meter(), server.ticks_by_process()
         out = oha(args + [f"http://{server.public}/predict"], timeout=(seconds or 120) + 60)
-        return json.loads(out), foreign_share(m0)
+        t1 = server.ticks_by_process()
+        return (json.loads(out), cpu_by_process(server, t0, t1)), foreign_share(m0)
 
-    raw, disturbance = undisturbed(run)
+    (raw, cpu), disturbance = undisturbed(run)
     codes = {str(k): v for k, v in raw.get("statusCodeDistribution", {}).items()}
     errors = raw.get("errorDistribution", {}) or {}
     ok = sum(v for k, v in codes.items() if k.startswith("2"))
@@ -392,10 +397,19 @@ def closed_loop(server, connections, seconds=None, n=None):
         "p50_ms": ms(lat.get("p50")), "p99_ms": ms(lat.get("p99")), "p999_ms": ms(lat.get("p99.9")),
         "non2xx_p99_ms": ms((raw.get("latencyPercentilesNotSuccessful") or {}).get("p99")),
         "foreign_cpu": disturbance,
+        "cpu_seconds": cpu,
     }
     trimmed = {k: raw.get(k) for k in ("summary", "latencyPercentilesSuccessful", "latencyPercentilesNotSuccessful",
                                         "statusCodeDistribution", "errorDistribution")}
     return summary, trimmed
+
+
+def cpu_by_process(server, before, after):
+    """CPU seconds each process used between two ticks_by_process: the sidecar (or uvicorn's
+    supervisor) and each worker, so an uneven split between the workers shows."""
+    used = {pid: (after[pid] - before.get(pid, 0)) / CLK_TCK for pid in after}
+    main = server.proc.pid
+    return {"main": round(used.pop(main, 0.0), 2), "workers": sorted((round(v, 2) for v in used.values()), reverse=True)}
 
 
 def ms(seconds):
@@ -473,11 +487,13 @@ def phase_closed(servers, out):
                 runs[k].append(summary)
                 save(out, f"closed-{k}-c{c}-r{r + 1}.json", trimmed)
                 log(f"closed c={c} round {r + 1} {k}: {summary['ok_rps']:.0f} 2xx/s p50 {f(summary['p50_ms'], 2)} ms "
-                    f"p99 {f(summary['p99_ms'], 2)} ms errors {summary['non2xx'] + summary['failed']}")
+                    f"p99 {f(summary['p99_ms'], 2)} ms errors {summary['non2xx'] + summary['failed']} "
+                    f"CPU s {cpu_text(k, summary['cpu_seconds'])}")
         for k in here:
             ordered = sorted(runs[k], key=lambda s: s["ok_rps"])
             median = ordered[(len(ordered) - 1) // 2] if len(ordered) % 2 else ordered[len(ordered) // 2 - 1]
-            results[k][c] = dict(median, rounds_ok_rps=[round(s["ok_rps"]) for s in runs[k]])
+            results[k][c] = dict(median, rounds_ok_rps=[round(s["ok_rps"]) for s in runs[k]],
+                                 rounds_cpu_seconds=[s["cpu_seconds"] for s in runs[k]])
     return {k: v for k, v in results.items() if v}
 
 
@@ -728,15 +744,17 @@ def report(meta, closed, overload, cpu, upload, ready):
     lines.append("")
     if closed:
         lines += ["## Closed loop (POST /predict, 2 rows; median of rounds by 2xx/s)", "",
-                  "| server | connections | 2xx/s | p50 ms | p99 ms | p99.9 ms | errors | rounds 2xx/s |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  "| server | connections | 2xx/s | p50 ms | p99 ms | p99.9 ms | errors | rounds 2xx/s | "
+                  "CPU s: sidecar; each worker |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for k in closed:
             for c, s in closed[k].items():
                 err = s["non2xx"] + s["failed"]
                 codes = ",".join(f"{n}x{code}" for code, n in s["codes"].items() if not code.startswith("2"))
                 err_text = f"{err} ({100 * s['error_rate']:.1f}%{', ' + codes if codes else ''})" if err else "0"
                 lines.append(f"| {LABELS[k]} | {c} | {s['ok_rps']:.0f} | {f(s['p50_ms'], 2)} | {f(s['p99_ms'], 2)} | "
-                             f"{f(s['p999_ms'], 2)} | {err_text} | {' / '.join(map(str, s['rounds_ok_rps']))} |")
+                             f"{f(s['p999_ms'], 2)} | {err_text} | {' / '.join(map(str, s['rounds_ok_rps']))} | "
+                             f"{cpu_text(k, s.get('cpu_seconds'))} |")
         lines.append("")
     if overload:
         lines += ["## Overload: open loop at twice the capacity (latency from the intended send time)", "",
@@ -782,6 +800,14 @@ def report(meta, closed, overload, cpu, upload, ready):
         lines.append("")
     lines += targets(closed, overload, upload)
     return "\n".join(lines)
+
+
+def cpu_text(key, cpu):
+    """`main; w1 + w2` CPU seconds of the median round (uvicorn's supervisor serves nothing: `-`)."""
+    if not cpu:
+        return "n/a"
+    workers = " + ".join(f"{w:.1f}" for w in cpu["workers"] if w >= 0.05) or "0"
+    return f"{'-' if key in ('a', 'an') else format(cpu['main'], '.1f')}; {workers}"
 
 
 def targets(closed, overload, upload):
