@@ -280,24 +280,10 @@ async fn killed_worker_fails_only_its_request_and_comes_back() {
 
 #[test]
 fn crash_loop_ends_the_sidecar_non_zero() {
-    let args: Vec<String> = [
-        "serve",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        "--max-worker-restarts",
-        "2",
-        "--",
-        "python3",
-        "-c",
-        "import sys; sys.exit(3)",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let args = serve_command(
+        &["--max-worker-restarts", "2"],
+        &["python3", "-c", "import sys; sys.exit(3)"],
+    );
     let mut sc = Sidecar::start(&args, &[]);
     let status = sc.wait_exit(DEADLINE);
     assert_eq!(status.code(), Some(1), "log:\n{}", sc.logs());
@@ -308,22 +294,10 @@ fn crash_loop_ends_the_sidecar_non_zero() {
 
 #[test]
 fn missing_worker_executable_is_reported() {
-    let args: Vec<String> = [
-        "serve",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        "--max-worker-restarts",
-        "0",
-        "--",
-        "/nonexistent/model-server",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let args = serve_command(
+        &["--max-worker-restarts", "0"],
+        &["/nonexistent/model-server"],
+    );
     let mut sc = Sidecar::start(&args, &[]);
     let status = sc.wait_exit(DEADLINE);
     assert_eq!(status.code(), Some(1));

@@ -41,8 +41,17 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `serve` flags every test uses: loopback, ports picked by the OS.
+/// `serve` flags every test uses (loopback, ports picked by the OS), then `flags`, then the test
+/// worker with its hooks and `worker` arguments.
 pub fn serve_args(flags: &[&str], worker: &[&str]) -> Vec<String> {
+    let worker_py = worker_py();
+    let mut command = vec!["python3", worker_py.as_str(), "--test-hooks"];
+    command.extend_from_slice(worker);
+    serve_command(flags, &command)
+}
+
+/// `serve` on loopback with OS-picked ports, `flags`, and `command` as the worker command.
+pub fn serve_command(flags: &[&str], command: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "serve",
         "--bind",
@@ -57,10 +66,7 @@ pub fn serve_args(flags: &[&str], worker: &[&str]) -> Vec<String> {
     .collect();
     args.extend(flags.iter().map(ToString::to_string));
     args.push("--".into());
-    args.push("python3".into());
-    args.push(worker_py());
-    args.push("--test-hooks".into());
-    args.extend(worker.iter().map(ToString::to_string));
+    args.extend(command.iter().map(ToString::to_string));
     args
 }
 
