@@ -25,5 +25,10 @@ operator-static: ## static release build of modelserver-operator (target/x86_64-
 
 # sidecar-static is in sidecar/sidecar.mk; both land in $(CARGO_TARGET_DIR or target)/x86_64-unknown-linux-gnu/release,
 # where images/build.sh looks for them (OPERATOR_BIN / SIDECAR_BIN override).
-images: operator-static sidecar-static ## build the operator and sidecar OCI images (no Docker), push to a loopback registry, run them
+# With a local cluster's real node up (make cluster-up REAL_NODE=1), the images also go to its
+# registry, where the node pulls them (e2e/cluster.sh images prints their names).
+images: operator-static sidecar-static ## build the operator and sidecar OCI images (no Docker) and check them; load them into a running real node
 	./images/build.sh
+	@if [ -f "$$(dirname "$$($(E2E_CLUSTER) kubeconfig 2>/dev/null || echo /nonexistent)")/registry/registry.address" ]; then \
+	  $(E2E_CLUSTER) images; \
+	fi

@@ -3,8 +3,13 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (simulated nodes: pods are
 # scheduled and marked Running and Ready without running). No container runtime, no cloud.
 #
-#   e2e/cluster.sh up                 build (cached) and start the cluster; returns when it is ready
-#   e2e/cluster.sh down               stop the processes `up` started and remove the state dir
+#   e2e/cluster.sh up [--real-node]   build (cached) and start the cluster; returns when it is ready.
+#                                     --real-node (or MODELSERVER_E2E_REAL_NODE=1) adds a loopback
+#                                     image registry and `real-0`, a real node (e2e/node.sh, root)
+#   e2e/cluster.sh down               stop the processes `up` started, undo the real node, remove
+#                                     the state dir
+#   e2e/cluster.sh images             build the real images (e2e/images.sh), push them to the
+#                                     cluster's registry, print SIDECAR_IMAGE=... IRIS_IMAGE=... lines
 #   e2e/cluster.sh kubeconfig         print the path of the admin kubeconfig
 #   e2e/cluster.sh kubectl ARGS...    run the pinned kubectl with the admin kubeconfig
 #   e2e/cluster.sh kubectl-path       print the path of the pinned kubectl binary
@@ -19,6 +24,7 @@
 #   MODELSERVER_E2E_STATE    state dir (default e2e/.state/<cluster name>)
 #   MODELSERVER_E2E_CACHE    binary cache root (default $HOME/.cache/modelserver-e2e)
 #   MODELSERVER_E2E_NODES    number of kwok nodes (default 2)
+#   MODELSERVER_E2E_REAL_NODE  1: `up` also starts the real node
 #
 # Every component binds to 127.0.0.1 only, on free ports picked at `up` (recorded in
 # <state>/ports.env), and logs to <state>/logs/<component>.log.
@@ -45,15 +51,17 @@ die() { log "error: $*"; exit 1; }
 # ---------------------------------------------------------------------------------------------
 # Building
 
-# The cache is valid when it was built from exactly this versions.env and go.sum.
+# The cache is valid when it was built from exactly these versions, go.mod and go.sum (the real
+# node's versions in versions.env do not touch it).
 build_stamp() {
-  cat "$e2e_dir/versions.env" "$e2e_dir/go.mod" "$e2e_dir/go.sum" | sha256sum | cut -c1-16
+  { echo "$KUBERNETES_VERSION $ETCD_VERSION $KWOK_VERSION $GO_TOOLS"; cat "$e2e_dir/go.mod" "$e2e_dir/go.sum"; } |
+    sha256sum | cut -c1-16
 }
 
 binaries_ok() {
   local b
   [ -f "$bin_dir/.stamp" ] && [ "$(cat "$bin_dir/.stamp")" = "$(build_stamp)" ] || return 1
-  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok; do
     [ -x "$bin_dir/$b" ] || return 1
   done
   [ -f "$bin_dir/kwok-stages.yaml" ]
@@ -111,29 +119,12 @@ build() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Certificates and kubeconfigs
+# Certificates, ports and processes (shared with e2e/node.sh)
 
-gen_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-# gen_ca NAME CN: a self-signed CA.
-gen_ca() {
-  local pki=$state/pki
-  gen_key "$pki/$1.key"
-  openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$2" -days 30 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$pki/$1.crt" 2>/dev/null
-}
-
-# sign NAME SUBJECT EXTENSIONS [CA]: a certificate signed by the cluster CA (or by CA).
-sign() {
-  local name=$1 subject=$2 ext=$3 ca=${4:-ca} pki=$state/pki
-  gen_key "$pki/$name.key"
-  openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
-  printf '%s\n' "$ext" >"$pki/$name.ext"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
-    -days 30 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
-  rm -f "$pki/$name.csr" "$pki/$name.ext"
-}
+# shellcheck source-path=SCRIPTDIR source=lib/pki.sh
+. "$e2e_dir/lib/pki.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/proc.sh
+. "$e2e_dir/lib/proc.sh"
 
 gen_pki() {
   local pki=$state/pki client='basicConstraints=CA:FALSE
@@ -161,160 +152,6 @@ subjectAltName=IP:127.0.0.1,IP:$service_ip,DNS:localhost,DNS:kubernetes,DNS:kube
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
   chmod 600 "$pki"/*.key
-}
-
-# write_kubeconfig NAME CERT_NAME: a kubeconfig for the API server with a client certificate.
-write_kubeconfig() {
-  local file=$state/$1.kubeconfig pki=$state/pki
-  cat >"$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: modelserver-e2e
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
-users:
-- name: $1
-  user:
-    client-certificate-data: $(base64 -w0 "$pki/$2.crt")
-    client-key-data: $(base64 -w0 "$pki/$2.key")
-contexts:
-- name: modelserver-e2e
-  context:
-    cluster: modelserver-e2e
-    user: $1
-current-context: modelserver-e2e
-EOF
-  chmod 600 "$file"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Ports and processes
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Listening ports are picked below the kernel's ephemeral range (ip_local_port_range), so no
-# outgoing loopback connection (the API server's to etcd, a client's to the API server) can hold
-# a picked port between the pick and a component's bind.
-port_low=15000
-port_high=32767
-if read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then
-  port_high=$((ephemeral_low - 1))
-  [ "$port_high" -gt "$((port_low + 1000))" ] || port_low=1024
-fi
-
-# free_port VAR: set VAR to a random port that nothing listens on and that we did not pick yet
-# (not via $(...): the picked list must survive in this shell).
-picked_ports=" "
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$((port_low + (RANDOM * 32768 + RANDOM) % (port_high - port_low + 1)))
-    case "$picked_ports" in *" $p "*) continue ;; esac
-    if ! port_in_use "$p"; then
-      picked_ports+="$p "
-      printf -v "$1" '%s' "$p"
-      return 0
-    fi
-    : "$i"
-  done
-  die "no free port found on 127.0.0.1"
-}
-
-pick_ports() {
-  local name port
-  for name in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT; do
-    free_port port
-    echo "$name=$port"
-  done >"$state/ports.env"
-}
-
-load_ports() {
-  [ -f "$state/ports.env" ] || die "no cluster state in $state (run: e2e/cluster.sh up)"
-  # shellcheck source=/dev/null
-  . "$state/ports.env"
-}
-
-pid_of() { cat "$state/pids/$1.pid" 2>/dev/null || true; }
-
-# is_ours PID: alive and started by this cluster (its command line names our state dir), so a
-# recycled pid of some other process is never signalled.
-is_ours() {
-  local pid=$1 cmdline
-  [ -n "$pid" ] || return 1
-  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  [[ "$cmdline" == *"$state/"* ]]
-}
-
-# launch NAME BINARY ARGS...: start a component detached, in its own session, logging to
-# <state>/logs/NAME.log, and record its pid.
-launch() {
-  local name=$1
-  shift
-  mkdir -p "$state/logs" "$state/pids"
-  setsid "$@" >>"$state/logs/$name.log" 2>&1 </dev/null &
-  local pid=$! i
-  echo "$pid" >"$state/pids/$name.pid"
-  # Until it execs, the background child is a copy of this shell whose command line does not name
-  # the state dir, so is_ours would call it gone (CI once failed "kube-scheduler exited during
-  # start-up" with an empty log on a busy machine). Wait for the exec, or for the process to end.
-  for i in $(seq 1 200); do
-    is_ours "$pid" && return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.05
-    : "$i"
-  done
-  log "$name (pid $pid) did not exec within 10s"
-}
-
-# stop_component NAME: TERM, then KILL after 15 s; only a pid this cluster recorded.
-stop_component() {
-  local name=$1 pid i
-  pid=$(pid_of "$name")
-  if is_ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do
-      is_ours "$pid" || break
-      sleep 0.1
-      : "$i"
-    done
-    if is_ours "$pid"; then
-      log "$name (pid $pid) did not stop after 15s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$state/pids/$name.pid"
-}
-
-log_tail() {
-  local name=$1
-  if [ -f "$state/logs/$name.log" ]; then
-    log "last lines of $state/logs/$name.log:"
-    tail -n 40 "$state/logs/$name.log" >&2
-  else
-    log "$name wrote no log"
-  fi
-}
-
-# wait_for NAME DEADLINE_SECONDS COMMAND...: poll COMMAND until it succeeds; fail with NAME's log
-# tail when the deadline passes or NAME's process has exited.
-wait_for() {
-  local name=$1 deadline=$((SECONDS + $2))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if ! is_ours "$(pid_of "$name")"; then
-      log "$name exited during start-up"
-      log_tail "$name"
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "$name was not ready in time (waiting for: $*)"
-      log_tail "$name"
-      return 1
-    fi
-    sleep 0.5
-  done
 }
 
 kctl() { "$bin_dir/kubectl" --kubeconfig "$state/admin.kubeconfig" "$@"; }
@@ -367,6 +204,7 @@ start_apiserver() {
     --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" \
     --enable-admission-plugins NodeRestriction \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --allow-privileged \
     --profiling=false \
     --endpoint-reconciler-type none \
@@ -484,9 +322,10 @@ all_running() {
 # Commands
 
 cmd_up() {
-  local start=$SECONDS
+  local start=$SECONDS real_node=${MODELSERVER_E2E_REAL_NODE:-0}
+  [ "${1:-}" = --real-node ] && real_node=1
   if [ -d "$state" ]; then
-    if all_running; then
+    if all_running && { [ "$real_node" = 0 ] || "$e2e_dir/node.sh" status >/dev/null 2>&1; }; then
       log "cluster '$cluster_name' is already up; kubeconfig: $state/admin.kubeconfig"
       return 0
     fi
@@ -509,7 +348,12 @@ cmd_up() {
     stop_all
     return 1
   fi
-  log "cluster '$cluster_name' is up in $((SECONDS - start))s: Kubernetes $KUBERNETES_VERSION, $node_count kwok nodes"
+  if [ "$real_node" = 1 ] && ! start_real_node; then
+    log "the real node did not start; stopping the cluster (logs stay in $state/logs until 'down')"
+    stop_all
+    return 1
+  fi
+  log "cluster '$cluster_name' is up in $((SECONDS - start))s: Kubernetes $KUBERNETES_VERSION, $node_count kwok nodes$([ "$real_node" = 1 ] && echo ", real node real-0")"
   log "  export KUBECONFIG=$state/admin.kubeconfig"
   log "  kubectl: $bin_dir/kubectl (or: e2e/cluster.sh kubectl get nodes)"
 }
@@ -527,8 +371,23 @@ start_cluster() {
   wait_for kube-controller-manager 60 kctl get configmap kube-root-ca.crt --namespace default || return 1
 }
 
+# The real node pulls from a registry on loopback; its sandbox image must be there first.
+start_real_node() {
+  local registry
+  "$e2e_dir/node.sh" build || return 1
+  registry=$("$e2e_dir/../images/registry.sh" start "$state/registry") || return 1
+  "$e2e_dir/images.sh" pause "$registry" >/dev/null || return 1
+  "$e2e_dir/node.sh" up
+}
+
 stop_all() {
   local i
+  # The operator that `make demo-cluster` started from this state dir, if any.
+  stop_component operator
+  if [ -d "$state/node" ]; then "$e2e_dir/node.sh" down || log "node.sh down failed"; fi
+  if [ -f "$state/registry/registry.pid" ]; then
+    "$e2e_dir/../images/registry.sh" stop "$state/registry" || log "could not stop the registry"
+  fi
   # Reverse order: clients first, etcd last.
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     stop_component "${components[$i]}"
@@ -545,6 +404,13 @@ cmd_down() {
   log "cluster '$cluster_name' is down"
 }
 
+cmd_images() {
+  local registry
+  [ -f "$state/registry/registry.address" ] || die "no registry: start the cluster with 'up --real-node'"
+  registry=$(cat "$state/registry/registry.address")
+  "$e2e_dir/images.sh" all "$registry" | tee "$state/images.env"
+}
+
 cmd_kubeconfig() {
   [ -f "$state/admin.kubeconfig" ] || die "cluster '$cluster_name' is not up (run: make cluster-up)"
   echo "$state/admin.kubeconfig"
@@ -557,7 +423,8 @@ cmd_status() {
     pid=$(pid_of "$c")
     if is_ours "$pid"; then echo "$c: running (pid $pid)"; else echo "$c: stopped"; fi
   done
-  all_running
+  all_running || return 1
+  if [ -d "$state/node" ]; then "$e2e_dir/node.sh" status; fi
 }
 
 cmd_stop_apiserver() {
@@ -580,7 +447,7 @@ main() {
   local cmd=${1:-}
   [ $# -gt 0 ] && shift
   case "$cmd" in
-  up) cmd_up ;;
+  up) cmd_up "$@" ;;
   down) cmd_down ;;
   kubeconfig) cmd_kubeconfig ;;
   kubectl-path)
@@ -593,6 +460,7 @@ main() {
     ;;
   status) cmd_status ;;
   build) build ;;
+  images) cmd_images ;;
   stop-apiserver) cmd_stop_apiserver ;;
   start-apiserver) cmd_start_apiserver ;;
   restart-apiserver)
@@ -600,7 +468,7 @@ main() {
     cmd_start_apiserver
     ;;
   *)
-    sed -n '2,22s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
     exit 2
     ;;
   esac

@@ -12,11 +12,14 @@
 #   images/build.sh                    start a registry on 127.0.0.1 (images/registry.sh), build,
 #                                      push, check, stop it
 #   images/build.sh --registry ADDR    push to a registry that already runs (e.g. the e2e's)
+#   images/build.sh --only sidecar     build only that image (also: --only operator); the other
+#                                      binary is then neither needed nor built
 #
 # Environment:
 #   OPERATOR_BIN, SIDECAR_BIN  the static binaries (default: the static release builds under
 #                              $CARGO_TARGET_DIR or target/, built here when missing)
 #   IMAGES_OUT                 where images.env goes (default <target dir>/images)
+# Prints OPERATOR_IMAGE=... and SIDECAR_IMAGE=... lines (repo@sha256:digest) on stdout.
 # Output in $IMAGES_OUT: images.env with OPERATOR_IMAGE and SIDECAR_IMAGE as repo@sha256:digest
 # and REGISTRY (for `helm install --set image.repository=... --set image.digest=...`), and each
 # image as a tarball, modelserver-operator.tar and modelserver-sidecar.tar, for
@@ -29,12 +32,20 @@ log() { printf 'images: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 registry=""
+only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --registry) [ $# -ge 2 ] || die "--registry needs an address"; registry=$2; shift 2 ;;
-    *) die "usage: $0 [--registry HOST:PORT]" ;;
+    --only)
+      [ $# -ge 2 ] && { [ "$2" = sidecar ] || [ "$2" = operator ]; } || die "--only needs sidecar or operator"
+      only=$2
+      shift 2
+      ;;
+    *) die "usage: $0 [--registry HOST:PORT] [--only sidecar|operator]" ;;
   esac
 done
+# wanted NAME: NAME's image is to be built.
+wanted() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 triple=x86_64-unknown-linux-gnu
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -57,9 +68,16 @@ static_build() { # static_build PACKAGE BINARY
   log "building the static $2 (cargo build --release --target $triple)"
   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$triple" -p "$1" --bin "$2" >&2
 }
-[ -x "$operator_bin" ] || static_build modelserver-operator modelserver-operator
-[ -x "$sidecar_bin" ] || static_build modelserver-sidecar modelserver-sidecar
-for binary in "$operator_bin" "$sidecar_bin"; do
+binaries=()
+if wanted operator; then
+  [ -x "$operator_bin" ] || static_build modelserver-operator modelserver-operator
+  binaries+=("$operator_bin")
+fi
+if wanted sidecar; then
+  [ -x "$sidecar_bin" ] || static_build modelserver-sidecar modelserver-sidecar
+  binaries+=("$sidecar_bin")
+fi
+for binary in "${binaries[@]}"; do
   [ -x "$binary" ] || die "$binary is missing"
   # A dynamically linked binary would not run in an image without a libc.
   if command -v file > /dev/null && ! file -L "$binary" | grep -q 'static'; then
@@ -127,20 +145,19 @@ verify() {
 }
 
 start=$SECONDS
-operator_image=$(build modelserver-operator "$operator_bin")
-sidecar_image=$(build modelserver-sidecar "$sidecar_bin")
-verify modelserver-operator "$operator_image"
-verify modelserver-sidecar "$sidecar_image"
-# Tarballs to push anywhere later: crane push $out/NAME.tar REGISTRY/REPO:TAG
-crane pull "$operator_image" "$out/modelserver-operator.tar"
-crane pull "$sidecar_image" "$out/modelserver-sidecar.tar"
-cat > "$out/images.env" <<EOF
-REGISTRY=$registry
-VERSION=$version
-OPERATOR_IMAGE=$operator_image
-SIDECAR_IMAGE=$sidecar_image
-EOF
-log "built, pushed and checked both images in $((SECONDS - start))s:"
-log "  $operator_image"
-log "  $sidecar_image"
-log "  (written to $out/images.env)"
+{
+  echo "REGISTRY=$registry"
+  echo "VERSION=$version"
+} > "$out/images.env"
+for name in operator sidecar; do
+  wanted "$name" || continue
+  if [ "$name" = operator ]; then binary=$operator_bin; else binary=$sidecar_bin; fi
+  image=$(build "modelserver-$name" "$binary")
+  verify "modelserver-$name" "$image"
+  # A tarball to push anywhere later: crane push $out/NAME.tar REGISTRY/REPO:TAG
+  crane pull "$image" "$out/modelserver-$name.tar"
+  key=$(tr '[:lower:]' '[:upper:]' <<< "$name")_IMAGE
+  echo "$key=$image" | tee -a "$out/images.env"
+  log "  $image"
+done
+log "built, pushed and checked in $((SECONDS - start))s (written to $out/images.env)"

@@ -177,6 +177,9 @@ pub fn operator_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// The sidecar image of pods on kwok nodes, which never pull it.
+const PLACEHOLDER_SIDECAR_IMAGE: &str = "registry.example.com/modelserver/modelserver-sidecar:e2e";
+
 /// A running operator process, killed on drop.
 pub struct Operator {
     child: Option<Child>,
@@ -187,12 +190,26 @@ pub struct Operator {
 
 impl Operator {
     /// Starts `modelserver-operator run` as the ServiceAccount, watching `namespace`, with
-    /// `extra` flags; returns once /readyz answers 200.
+    /// `extra` flags; returns once /readyz answers 200. Pods get a placeholder sidecar image
+    /// (kwok nodes run nothing).
     pub async fn start(
         identity: &OperatorIdentity,
         namespace: &str,
         dir: &Path,
         name: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
+        Self::start_with_image(identity, namespace, dir, name, PLACEHOLDER_SIDECAR_IMAGE, extra)
+            .await
+    }
+
+    /// [`Operator::start`] with a real sidecar image, for pods that run on the real node.
+    pub async fn start_with_image(
+        identity: &OperatorIdentity,
+        namespace: &str,
+        dir: &Path,
+        name: &str,
+        sidecar_image: &str,
         extra: &[&str],
     ) -> Result<Self> {
         let port = free_port()?;
@@ -207,10 +224,7 @@ impl Operator {
                 "--metrics-addr",
                 &metrics_addr,
             ])
-            .args([
-                "--sidecar-image",
-                "registry.example.com/modelserver/modelserver-sidecar:e2e",
-            ])
+            .args(["--sidecar-image", sidecar_image])
             .args(["--leader-election-namespace", &identity.namespace])
             .args(extra)
             .env("KUBECONFIG", &identity.kubeconfig)

@@ -1,0 +1,975 @@
+//! The pod lifecycle on a real node: kubelet, containerd and kube-proxy run the real sidecar and
+//! real Python workers from real images (`e2e/node.sh`, `e2e/images.sh`). What kwok cannot show:
+//! readiness only after the model loads, preStop drain, SIGTERM order, rollouts through a
+//! ClusterIP without a lost request, crash loops and pull failures in status, Pod Security
+//! admission, disruption budgets, and an admin port that other pods cannot drain.
+//!
+//! Every namespace here enforces the restricted Pod Security Standard, so every test also shows
+//! that the rendered pods are admitted and run under it. Each test has its own namespace and its
+//! own operator (the real binary, with the chart's RBAC). `make e2e` starts the cluster with the
+//! real node, pushes the images and exports their names ([`images`]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// The operator harness of tests/operator; this binary uses only part of it.
+#[allow(dead_code)]
+#[path = "../operator/harness.rs"]
+mod harness;
+mod load;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use harness::{Operator, OperatorIdentity, operator_identity};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use load::{Load, LoadReport, PREDICT_BODY};
+use modelserver_crds::ModelServer;
+use modelserver_e2e::{Kubectl, TestNamespace, client, install_crds, repo_root, wait_until};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+/// The field manager the tests apply ModelServers with, as a user would.
+const USER: &str = "e2e-user";
+/// Pods on the real node pull images, start Python and load models: give them time on a busy
+/// two-core machine.
+const CONVERGE: Duration = Duration::from_secs(240);
+/// The label and taint of the real node (e2e/node.sh).
+const REAL_NODE_KEY: &str = "modelserver.dev/node";
+const REAL_NODE_VALUE: &str = "real";
+/// The pod label naming the ModelServer (the operator's instance label).
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Where the sidecar's admin port is in every model pod.
+const ADMIN_PORT: u16 = 9090;
+/// The uid every image here runs as.
+const IMAGE_UID: i64 = 65532;
+
+/// The images `e2e/cluster.sh images` pushed to the cluster's registry.
+struct Images {
+    sidecar: String,
+    iris: String,
+    iris_http: String,
+    python: String,
+}
+
+/// From the environment `make e2e` sets, or from the cluster's `images.env`.
+fn images() -> Result<Images> {
+    let mut found: BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(k, v)| k.strip_prefix("MODELSERVER_E2E_").map(|k| (k.to_owned(), v)))
+        .collect();
+    if !found.contains_key("SIDECAR_IMAGE") {
+        let cluster = std::env::var("MODELSERVER_E2E_CLUSTER").unwrap_or_else(|_| "dev".into());
+        let file = repo_root().join(format!("e2e/.state/{cluster}/images.env"));
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "no MODELSERVER_E2E_SIDECAR_IMAGE and no {}: run `make e2e`, or \
+                 `e2e/cluster.sh up --real-node && e2e/cluster.sh images`",
+                file.display()
+            )
+        })?;
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                found.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+    let get = |k: &str| {
+        found
+            .get(k)
+            .cloned()
+            .with_context(|| format!("image {k} not set"))
+    };
+    Ok(Images {
+        sidecar: get("SIDECAR_IMAGE")?,
+        iris: get("IRIS_IMAGE")?,
+        iris_http: get("IRIS_HTTP_IMAGE")?,
+        python: get("PYTHON_IMAGE")?,
+    })
+}
+
+struct Setup {
+    client: Client,
+    kubectl: Kubectl,
+    namespace: TestNamespace,
+    identity: OperatorIdentity,
+    images: Images,
+    dir: tempfile::TempDir,
+    operator: Option<Operator>,
+}
+
+impl Setup {
+    /// A restricted namespace and an operator watching it with the real sidecar image.
+    async fn new(prefix: &str) -> Result<Self> {
+        let images = images()?;
+        let client = client().await?;
+        let kubectl = Kubectl::new().await?;
+        install_crds(&client, &kubectl).await?;
+        let namespace = TestNamespace::create(&client, prefix).await?;
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                namespace.name(),
+                &PatchParams::apply(USER),
+                &Patch::Apply(json!({
+                    "apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": namespace.name(), "labels": {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    }}
+                })),
+            )
+            .await?;
+        let dir = tempfile::tempdir()?;
+        let identity = operator_identity(&client, &kubectl, dir.path()).await?;
+        let mut setup = Self {
+            client,
+            kubectl,
+            namespace,
+            identity,
+            images,
+            dir,
+            operator: None,
+        };
+        setup.operator = Some(
+            Operator::start_with_image(
+                &setup.identity,
+                setup.ns(),
+                setup.dir.path(),
+                "operator",
+                &setup.images.sidecar,
+                &[],
+            )
+            .await?,
+        );
+        Ok(setup)
+    }
+
+    fn ns(&self) -> &str {
+        self.namespace.name()
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), self.ns())
+    }
+
+    /// The operator's log, for failure messages.
+    fn operator_log(&self) -> String {
+        self.operator
+            .as_ref()
+            .map(Operator::log_tail)
+            .unwrap_or_default()
+    }
+
+    /// The iris example on the real node, changed by `edit`.
+    fn iris(&self, name: &str, edit: impl FnOnce(&mut Value)) -> Result<Value> {
+        let path = repo_root().join("examples/iris/modelserver.yaml");
+        let mut manifest: Value = serde_saphyr::from_str(&std::fs::read_to_string(path)?)?;
+        manifest["metadata"] = json!({"name": name, "namespace": self.ns()});
+        let spec = &mut manifest["spec"];
+        spec["image"] = json!(self.images.iris);
+        spec["replicas"] = json!(1);
+        spec["model"]["env"] = json!([{"name": "IRIS_LOAD_DELAY", "value": "0"}]);
+        spec["resources"] = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}});
+        // kube-proxy drops a not-ready endpoint within a second here; 3 s is plenty.
+        spec["lifecycle"] = json!({"startupTimeout": "2m", "drainDelay": "3s", "drainTimeout": "30s", "shutdownTimeout": "5s"});
+        on_real_node(&mut manifest);
+        edit(&mut manifest);
+        Ok(manifest)
+    }
+
+    async fn apply(&self, manifest: &Value) -> Result<ModelServer> {
+        let name = manifest["metadata"]["name"].as_str().context("name")?;
+        Ok(self
+            .api::<ModelServer>()
+            .patch(name, &PatchParams::apply(USER).force(), &Patch::Apply(manifest))
+            .await?)
+    }
+
+    /// Waits until the status describes the current generation and `check` holds.
+    async fn wait_status(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&ModelServer) -> bool,
+    ) -> Result<ModelServer> {
+        let api = self.api::<ModelServer>();
+        wait_until(what, timeout, || {
+            let api = api.clone();
+            let check = &check;
+            async move {
+                let object = api.get(name).await.map_err(|e| e.to_string())?;
+                let current = object.status.as_ref().and_then(|s| s.observed_generation)
+                    == object.metadata.generation;
+                if current && check(&object) {
+                    Ok(Some(object))
+                } else {
+                    Err(summary(&object))
+                }
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.operator_log()))
+    }
+
+    async fn wait_ready(&self, name: &str) -> Result<ModelServer> {
+        self.wait_status(name, &format!("ModelServer {name} Ready"), CONVERGE, |o| {
+            is(o, "Ready", "True")
+        })
+        .await
+    }
+
+    /// The ModelServer's pods that are not being deleted.
+    async fn pods(&self, name: &str) -> Result<Vec<Pod>> {
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
+            .await?;
+        Ok(pods
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect())
+    }
+
+    /// Waits until exactly `count` pods of `name` exist, all Ready, none terminating.
+    async fn wait_pods_ready(&self, name: &str, count: usize) -> Result<Vec<Pod>> {
+        let api = self.api::<Pod>();
+        let selector = format!("{INSTANCE_LABEL}={name}");
+        Ok(wait_until(
+            &format!("{count} ready pods of {name} and no others"),
+            CONVERGE,
+            || {
+                let api = api.clone();
+                let selector = selector.clone();
+                async move {
+                    let pods = api
+                        .list(&ListParams::default().labels(&selector))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .items;
+                    let ready = pods.iter().filter(|p| pod_ready(p)).count();
+                    if pods.len() == count && ready == count {
+                        Ok(Some(pods))
+                    } else {
+                        Err(format!("{} pods, {ready} ready: {}", pods.len(), pod_summaries(&pods)))
+                    }
+                }
+            },
+        )
+        .await?)
+    }
+
+    /// The ClusterIP and port of the ModelServer's Service.
+    async fn service_addr(&self, name: &str) -> Result<SocketAddr> {
+        let service = self.api::<Service>().get(name).await?;
+        let spec = service.spec.context("service spec")?;
+        let ip = spec.cluster_ip.context("clusterIP")?;
+        let port = spec.ports.unwrap_or_default().first().context("port")?.port;
+        Ok(SocketAddr::new(ip.parse()?, u16::try_from(port)?))
+    }
+
+    /// Runs a one-shot Python script in a pod of its own on the real node; returns its output.
+    async fn run_client_pod(&self, name: &str, script: &str) -> Result<String> {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.ns()},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "nodeSelector": {REAL_NODE_KEY: REAL_NODE_VALUE},
+                "tolerations": [{"key": REAL_NODE_KEY, "operator": "Equal", "value": REAL_NODE_VALUE, "effect": "NoSchedule"}],
+                "securityContext": {"runAsNonRoot": true, "runAsUser": IMAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "client", "image": self.images.python,
+                    "command": ["python3", "-c", script],
+                    "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true},
+                }],
+            }
+        }))?;
+        let api = self.api::<Pod>();
+        api.create(&PostParams::default(), &pod).await?;
+        let phase = wait_until(&format!("client pod {name} to finish"), CONVERGE, || {
+            let api = api.clone();
+            async move {
+                let pod = api.get(name).await.map_err(|e| e.to_string())?;
+                let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+                match phase.as_str() {
+                    "Succeeded" | "Failed" => Ok(Some(phase)),
+                    other => Err(format!("phase {other}")),
+                }
+            }
+        })
+        .await?;
+        let logs = self.kubectl.run_ok(&["logs", "-n", self.ns(), name]).await?;
+        ensure!(phase == "Succeeded", "client pod {name} failed: {logs}");
+        Ok(logs)
+    }
+
+    async fn finish(mut self) {
+        drop(self.operator.take());
+        let _ = self.namespace.clone().delete().await;
+    }
+}
+
+/// Puts a ModelServer's pods on the real node: its label and its taint.
+fn on_real_node(manifest: &mut Value) {
+    manifest["spec"]["pod"] = json!({
+        "nodeSelector": {REAL_NODE_KEY: REAL_NODE_VALUE},
+        "tolerations": [{"key": REAL_NODE_KEY, "operator": "Equal", "value": REAL_NODE_VALUE, "effect": "NoSchedule"}],
+    });
+}
+
+fn condition<'a>(
+    object: &'a ModelServer,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    object
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn is(object: &ModelServer, type_: &str, status: &str) -> bool {
+    condition(object, type_).is_some_and(|c| c.status == status)
+}
+
+fn summary(object: &ModelServer) -> String {
+    let conditions: Vec<String> = object
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .map(|c| format!("{}={}({}: {})", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "generation {:?}, observedGeneration {:?}, {}",
+        object.metadata.generation,
+        object.status.as_ref().and_then(|s| s.observed_generation),
+        conditions.join(" ")
+    )
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_summaries(pods: &[Pod]) -> String {
+    pods.iter()
+        .map(|p| {
+            let states: Vec<String> = p
+                .status
+                .iter()
+                .flat_map(|s| {
+                    s.init_container_statuses
+                        .iter()
+                        .flatten()
+                        .chain(s.container_statuses.iter().flatten())
+                })
+                .map(|c| {
+                    let state = c.state.as_ref();
+                    let what = if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+                        format!("waiting {}", w.reason.clone().unwrap_or_default())
+                    } else if state.and_then(|s| s.running.as_ref()).is_some() {
+                        format!("running ready={}", c.ready)
+                    } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+                        format!("terminated {}", t.exit_code)
+                    } else {
+                        "unknown".to_owned()
+                    };
+                    format!("{}:{what}:restarts={}", c.name, c.restart_count)
+                })
+                .collect();
+            format!("{} [{}]", p.name_any(), states.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn pod_ip(pod: &Pod) -> Result<String> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("pod has no IP")
+}
+
+/// A POST /predict through `addr` with a fresh connection; returns status and body.
+async fn predict(addr: &str, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut request = http
+        .post(format!("http://{addr}/predict"))
+        .header("content-type", "application/json")
+        .body(PREDICT_BODY);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Changes one env var of the model, which rolls the pods.
+fn set_env(manifest: &mut Value, name: &str, value: &str) {
+    let env = manifest["spec"]["model"]["env"]
+        .as_array_mut()
+        .expect("model.env is a list");
+    env.retain(|e| e["name"] != name);
+    env.push(json!({"name": name, "value": value}));
+}
+
+/// Runs a rollout of `name` (by `edit`) under load through its ClusterIP; returns the counts.
+async fn rollout_under_load(
+    setup: &Setup,
+    name: &str,
+    manifest: &mut Value,
+    replicas: usize,
+    edit: impl FnOnce(&mut Value),
+) -> Result<LoadReport> {
+    let addr = setup.service_addr(name).await?;
+    let load = Load::start(addr, "/predict", 4, &[]);
+    wait_until("load flowing through the ClusterIP", Duration::from_secs(60), || {
+        let answered = load.answered();
+        async move {
+            if answered >= 50 { Ok(Some(())) } else { Err(format!("{answered} answered")) }
+        }
+    })
+    .await?;
+    let before: Vec<String> = setup.pods(name).await?.iter().map(ResourceExt::name_any).collect();
+    edit(manifest);
+    setup.apply(manifest).await?;
+    setup
+        .wait_status(name, "the rollout to finish", CONVERGE, |o| is(o, "Ready", "True"))
+        .await?;
+    let after = setup.wait_pods_ready(name, replicas).await?;
+    ensure!(
+        after.iter().all(|p| !before.contains(&p.name_any())),
+        "the rollout left old pods: before {before:?}, after {}",
+        pod_summaries(&after)
+    );
+    // A little more traffic on the new pods only, then stop.
+    let settle = load.answered() + 50;
+    wait_until("load on the new pods", Duration::from_secs(60), || {
+        let answered = load.answered();
+        async move { if answered >= settle { Ok(Some(())) } else { Err(format!("{answered}")) } }
+    })
+    .await?;
+    Ok(load.stop().await)
+}
+
+fn report(what: &str, r: &LoadReport) {
+    eprintln!(
+        "{what}: {} requests: {} ok on new connections, {} ok on keep-alive connections \
+         ({} told to reconnect), {} failed {:?}",
+        r.total(),
+        r.fresh_ok,
+        r.keepalive_ok,
+        r.reconnects,
+        r.failed,
+        r.failures
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn iris_is_ready_only_after_its_model_loads_and_answers_through_its_service() -> Result<()> {
+    let setup = Setup::new("rn-ready").await?;
+    let load_delay = 8;
+    let manifest = setup.iris("iris", |m| {
+        set_env(m, "IRIS_LOAD_DELAY", &load_delay.to_string());
+    })?;
+    setup.apply(&manifest).await?;
+
+    // While the model loads the container runs but the pod is not Ready, and neither is the
+    // ModelServer.
+    let pods = setup.api::<Pod>();
+    let loading = wait_until("the model container running", CONVERGE, || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}=iris")))
+                .await
+                .map_err(|e| e.to_string())?;
+            let running = list.items.into_iter().find(|p| {
+                p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+                    c.name == "model" && c.state.as_ref().is_some_and(|s| s.running.is_some())
+                })
+            });
+            Ok(running)
+        }
+    })
+    .await?;
+    let ms = setup.api::<ModelServer>().get("iris").await?;
+    assert!(!is(&ms, "Ready", "True"), "Ready while the model loads: {}", summary(&ms));
+
+    setup.wait_ready("iris").await?;
+    let pod = pods.get(&loading.name_any()).await?;
+    let status = pod.status.as_ref().context("pod status")?;
+    let started = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "model")
+        .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.clone())
+        .context("model container startedAt")?;
+    let ready_at = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .and_then(|c| c.last_transition_time.clone())
+        .context("Ready transition time")?;
+    let loading_took = ready_at.0.as_second() - started.0.as_second();
+    assert!(
+        loading_took >= load_delay - 1,
+        "the pod became Ready {loading_took}s after its container started, before the model's \
+         {load_delay}s load"
+    );
+
+    // Through the Service's ClusterIP (kube-proxy) from this machine...
+    let addr = setup.service_addr("iris").await?;
+    let (code, body) = predict(&addr.to_string(), &[]).await?;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["predictions"][0], "setosa", "{body}");
+
+    // ...and from another pod, which also tries to drain the model through its admin port.
+    let pod_ip = pod_ip(&pod)?;
+    let script = format!(
+        r#"
+import json, urllib.request, urllib.error
+out = {{}}
+req = urllib.request.Request("http://{addr}/predict", data=b'{PREDICT_BODY}', headers={{"Content-Type": "application/json"}})
+out["predict"] = json.load(urllib.request.urlopen(req, timeout=20))
+try:
+    r = urllib.request.urlopen(urllib.request.Request("http://{pod_ip}:{ADMIN_PORT}/drain", data=b"", method="POST"), timeout=20)
+    out["drain"] = r.status
+except urllib.error.HTTPError as e:
+    out["drain"] = e.code
+    out["drain_body"] = e.read().decode()
+out["readyz"] = urllib.request.urlopen("http://{pod_ip}:{ADMIN_PORT}/readyz", timeout=20).status
+print(json.dumps(out))
+"#
+    );
+    let output = setup.run_client_pod("client", &script).await?;
+    let out: Value = serde_json::from_str(output.trim()).with_context(|| output.clone())?;
+    assert_eq!(out["predict"]["predictions"][0], "setosa", "{out}");
+    assert_eq!(out["drain"], 403, "POST /drain from another pod must be refused: {out}");
+    assert_eq!(out["readyz"], 200, "{out}");
+    // The model was not drained: the pod is still Ready, its container never restarted.
+    let pod = pods.get(&loading.name_any()).await?;
+    assert!(pod_ready(&pod), "{}", pod_summaries(&[pod.clone()]));
+    let restarts: i32 = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|c| c.restart_count)
+        .sum();
+    assert_eq!(restarts, 0, "{}", pod_summaries(&[pod.clone()]));
+
+    // The restricted Pod Security Standard admitted the pod; inside, the model runs as 65532
+    // on a read-only root filesystem with no capabilities.
+    let probe = setup
+        .kubectl
+        .run_ok(&[
+            "exec", "-n", setup.ns(), &pod.name_any(), "-c", "model", "--", "python3", "-c",
+            "import errno, os\ntry:\n    open('/probe', 'w')\n    rofs = 'writable'\nexcept OSError as e:\n    rofs = errno.errorcode[e.errno]\ncap = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]\nprint(os.getuid(), rofs, cap)",
+        ])
+        .await?;
+    assert_eq!(probe.trim(), format!("{IMAGE_UID} EROFS 0000000000000000"), "{probe}");
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn a_rolling_update_under_load_through_the_cluster_ip_loses_no_request() -> Result<()> {
+    let setup = Setup::new("rn-rollout").await?;
+    let mut manifest = setup.iris("iris", |m| {
+        m["spec"]["replicas"] = json!(2);
+        set_env(m, "IRIS_LOAD_DELAY", "2");
+    })?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    setup.wait_pods_ready("iris", 2).await?;
+    let report_ = rollout_under_load(&setup, "iris", &mut manifest, 2, |m| {
+        set_env(m, "IRIS_ROLLOUT", "2");
+    })
+    .await?;
+    report("managed-mode rollout", &report_);
+    assert_eq!(report_.failed, 0, "requests failed during the rollout: {:?}", report_.failures);
+    assert!(
+        report_.reconnects >= 1,
+        "no keep-alive client was told to reconnect (Connection: close) by a draining pod"
+    );
+    assert!(report_.total() >= 200, "too little load to show anything: {report_:?}");
+    setup.finish().await;
+    Ok(())
+}
+
+/// Streams a container's log until it exits.
+async fn follow_log(setup: &Setup, pod: &str, container: &str) -> Result<tokio::task::JoinHandle<String>> {
+    let mut child = tokio::process::Command::new(setup.kubectl.binary())
+        .args(["--kubeconfig"])
+        .arg(modelserver_e2e::kubeconfig_path().await?)
+        .args(["logs", "-f", "-n", setup.ns(), pod, "-c", container])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    Ok(tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(120), stdout.read_to_string(&mut text)).await;
+        let _ = child.kill().await;
+        text
+    }))
+}
+
+/// Watches a pod until it is gone; returns the last state seen of each container.
+async fn watch_until_deleted(
+    api: &Api<Pod>,
+    name: &str,
+) -> Result<BTreeMap<String, k8s_openapi::api::core::v1::ContainerStateTerminated>> {
+    let last = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    wait_until(&format!("pod {name} deleted"), CONVERGE, || {
+        let api = api.clone();
+        let last = last.clone();
+        async move {
+            let Some(pod) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+                return Ok(Some(()));
+            };
+            let mut last = last.lock().map_err(|e| e.to_string())?;
+            for c in pod.status.iter().flat_map(|s| {
+                s.init_container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.container_statuses.iter().flatten())
+            }) {
+                if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.clone()) {
+                    last.insert(c.name.clone(), t);
+                }
+            }
+            Err(format!("still there; terminated so far: {:?}", last.keys().collect::<Vec<_>>()))
+        }
+    })
+    .await?;
+    let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(last)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn deleting_a_pod_lets_its_slow_request_finish_then_drains_and_exits_cleanly() -> Result<()> {
+    let setup = Setup::new("rn-delete").await?;
+    let manifest = setup.iris("iris", |m| {
+        set_env(m, "IRIS_TEST_HOOKS", "1");
+    })?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    let pod = setup.wait_pods_ready("iris", 1).await?.remove(0);
+    let name = pod.name_any();
+    let ip = pod_ip(&pod)?;
+
+    // A request that takes 6 s, straight to the pod.
+    let slow = tokio::spawn({
+        let ip = ip.clone();
+        async move {
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+            let response = http
+                .post(format!("http://{ip}:8080/predict?delay=6"))
+                .header("content-type", "application/json")
+                .body(PREDICT_BODY)
+                .send()
+                .await?;
+            anyhow::Ok((response.status().as_u16(), response.text().await?))
+        }
+    });
+    let metrics = format!("http://{ip}:{ADMIN_PORT}/metrics");
+    wait_until("the slow request in flight", Duration::from_secs(30), || {
+        let metrics = metrics.clone();
+        async move {
+            let text = reqwest::get(&metrics).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            let inflight = text
+                .lines()
+                .find(|l| l.starts_with("modelserver_inflight_requests"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if inflight >= 1.0 { Ok(Some(())) } else { Err(format!("inflight {inflight}")) }
+        }
+    })
+    .await?;
+    let log = follow_log(&setup, &name, "model").await?;
+    setup.api::<Pod>().delete(&name, &DeleteParams::default()).await?;
+    let (code, body) = slow.await??;
+    assert_eq!(code, 200, "the in-flight request during the pod's deletion: {body}");
+    let terminated = watch_until_deleted(&setup.api::<Pod>(), &name).await?;
+    let log = log.await?;
+    if let Some(model) = terminated.get("model") {
+        assert_eq!(model.exit_code, 0, "the sidecar must exit 0 by itself before the grace period ends: {model:?}\n{log}");
+    }
+    // The design's order: preStop drain (readiness off, keep serving for the drain delay), stop
+    // accepting, wait for in-flight requests, then stop the workers.
+    let position = |needle: &str| log.lines().position(|l| l.contains(needle));
+    let order = [
+        position("drain requested"),
+        position("stopped accepting"),
+        position("drained: no requests in flight"),
+        position("stopping workers"),
+        position("stopped\""),
+    ];
+    assert!(
+        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
+        "lifecycle log out of order ({order:?}):\n{log}"
+    );
+    if let Some(sigterm) = position("SIGTERM received") {
+        assert!(sigterm > order[0].unwrap_or(0), "SIGTERM came before the preStop drain:\n{log}");
+    }
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn proxy_mode_runs_a_native_sidecar_around_the_model_and_rolls_without_loss() -> Result<()> {
+    let setup = Setup::new("rn-proxy").await?;
+    let mut manifest = json!({
+        "apiVersion": "modelserver.dev/v1alpha1", "kind": "ModelServer",
+        "metadata": {"name": "iris-http", "namespace": setup.ns()},
+        "spec": {
+            "image": setup.images.iris_http,
+            "replicas": 2,
+            "model": {
+                "upstream": {"port": 8000, "readinessPath": "/ready"},
+                "env": [{"name": "IRIS_LOAD_DELAY", "value": "1"}],
+            },
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            "lifecycle": {"startupTimeout": "2m", "drainDelay": "3s", "drainTimeout": "30s", "shutdownTimeout": "5s"},
+        }
+    });
+    on_real_node(&mut manifest);
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris-http").await?;
+    let pods = setup.wait_pods_ready("iris-http", 2).await?;
+
+    // The native sidecar (an init container that keeps running) started before the model.
+    let status = pods[0].status.as_ref().context("status")?;
+    let started = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
+        list.iter()
+            .flatten()
+            .filter_map(|c| Some((c.name.clone(), c.state.as_ref()?.running.as_ref()?.started_at.clone()?)))
+            .collect::<Vec<_>>()
+    };
+    let sidecars = started(&status.init_container_statuses);
+    let models = started(&status.container_statuses);
+    ensure!(sidecars.len() == 1 && models.len() == 1, "want one running native sidecar and one model: {}", pod_summaries(&pods));
+    assert!(sidecars[0].1.0 <= models[0].1.0, "the sidecar started after the model: {sidecars:?} {models:?}");
+
+    let report_ = rollout_under_load(&setup, "iris-http", &mut manifest, 2, |m| {
+        set_env(m, "IRIS_ROLLOUT", "2");
+    })
+    .await?;
+    report("proxy-mode rollout", &report_);
+    assert_eq!(report_.failed, 0, "requests failed during the rollout: {:?}", report_.failures);
+
+    // On deletion the model stops first and the sidecar after it.
+    let pod = setup.pods("iris-http").await?.remove(0);
+    let name = pod.name_any();
+    let watcher = {
+        let api = setup.api::<Pod>();
+        let name = name.clone();
+        tokio::spawn(async move { watch_until_deleted(&api, &name).await })
+    };
+    setup.api::<Pod>().delete(&name, &DeleteParams::default()).await?;
+    let terminated = watcher.await??;
+    let finished = |c: &str| terminated.get(c).and_then(|t| t.finished_at.clone());
+    let sidecar_name = sidecars[0].0.as_str();
+    if let (Some(model), Some(sidecar)) = (finished("model"), finished(sidecar_name)) {
+        assert!(model.0 <= sidecar.0, "the sidecar stopped before the model: model {model:?}, sidecar {sidecar:?}");
+        assert_eq!(terminated["model"].exit_code == 0 || terminated["model"].exit_code == 143, true, "{terminated:?}");
+        assert_eq!(terminated[sidecar_name].exit_code, 0, "{terminated:?}");
+    } else {
+        bail!("did not see both containers terminate: {terminated:?}");
+    }
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn a_worker_that_fails_at_start_stalls_with_its_error_and_a_fix_recovers() -> Result<()> {
+    let setup = Setup::new("rn-crash").await?;
+    let mut manifest = setup.iris("iris", |m| {
+        m["spec"]["model"]["command"] = json!(["python3", "-c", "import model_library_that_is_not_installed"]);
+        m["spec"]["model"]["args"] = json!([]);
+        m["spec"]["lifecycle"]["maxWorkerRestarts"] = json!(2);
+    })?;
+    let applied = std::time::Instant::now();
+    setup.apply(&manifest).await?;
+    let stalled = setup
+        .wait_status("iris", "Stalled/WorkerCrashLoop", CONVERGE, |o| {
+            condition(o, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "WorkerCrashLoop")
+        })
+        .await?;
+    let message = condition(&stalled, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
+    eprintln!("crash loop reported {:.1}s after apply: {message}", applied.elapsed().as_secs_f64());
+    assert!(
+        message.contains("ModuleNotFoundError") && message.contains("model_library_that_is_not_installed"),
+        "the status must carry the worker's last error lines: {message}"
+    );
+    assert!(is(&stalled, "Ready", "False"), "{}", summary(&stalled));
+
+    let fixed = setup.iris("iris", |_| {})?;
+    manifest["spec"]["model"] = fixed["spec"]["model"].clone();
+    setup.apply(&manifest).await?;
+    let ready = setup.wait_ready("iris").await?;
+    assert!(is(&ready, "Stalled", "False"), "{}", summary(&ready));
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn an_image_that_cannot_be_pulled_is_named_in_status_then_stalls_at_the_deadline() -> Result<()> {
+    let setup = Setup::new("rn-pull").await?;
+    // Nothing listens on port 1 of loopback: the pull fails at once, on this machine.
+    let image = "127.0.0.1:1/modelserver-e2e/no-such-model:1.0";
+    let manifest = setup.iris("iris", |m| {
+        m["spec"]["image"] = json!(image);
+        m["spec"]["lifecycle"]["startupTimeout"] = json!("10s");
+    })?;
+    setup.apply(&manifest).await?;
+    let pulling = setup
+        .wait_status("iris", "Reconciling while the kubelet retries the pull", CONVERGE, |o| {
+            condition(o, "Reconciling").is_some_and(|c| c.status == "True" && c.message.contains(image))
+        })
+        .await?;
+    assert!(!is(&pulling, "Ready", "True"), "{}", summary(&pulling));
+    let stalled = setup
+        .wait_status("iris", "Stalled at the progress deadline", CONVERGE, |o| {
+            condition(o, "Stalled").is_some_and(|c| c.status == "True")
+        })
+        .await?;
+    let message = condition(&stalled, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains(image), "the stalled status must name the image: {}", summary(&stalled));
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn a_worker_killed_by_the_memory_limit_is_named_as_out_of_memory() -> Result<()> {
+    let setup = Setup::new("rn-oom").await?;
+    let manifest = setup.iris("iris", |m| {
+        // Fills 400 MiB under a 128Mi limit: the cgroup's OOM killer picks the worker.
+        m["spec"]["model"]["command"] =
+            json!(["python3", "-c", "import time\nb = bytearray(400 * 1024 * 1024)\ntime.sleep(3600)"]);
+        m["spec"]["model"]["args"] = json!([]);
+        m["spec"]["resources"]["limits"]["memory"] = json!("128Mi");
+        m["spec"]["lifecycle"]["maxWorkerRestarts"] = json!(2);
+    })?;
+    setup.apply(&manifest).await?;
+    let stalled = setup
+        .wait_status("iris", "Stalled/WorkerCrashLoop naming the memory limit", CONVERGE, |o| {
+            condition(o, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "WorkerCrashLoop")
+        })
+        .await?;
+    let message = condition(&stalled, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(
+        message.contains("killed by SIGKILL, likely out of memory (limit 128Mi)"),
+        "the status must say the worker ran out of memory: {message}"
+    );
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn a_missing_secret_stalls_the_new_pods_while_the_old_ones_serve_and_creating_it_recovers()
+-> Result<()> {
+    let setup = Setup::new("rn-secret").await?;
+    let mut manifest = setup.iris("iris", |_| {})?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    let old = setup.wait_pods_ready("iris", 1).await?;
+
+    manifest["spec"]["server"]["auth"] = json!({"tokenSecretRef": {"name": "iris-token", "key": "token"}});
+    setup.apply(&manifest).await?;
+    let stalled = setup
+        .wait_status("iris", "Stalled/SecretNotFound", CONVERGE, |o| {
+            condition(o, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound")
+        })
+        .await?;
+    let message = condition(&stalled, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("iris-token"), "the status must name the Secret: {message}");
+    // The old pod still serves (maxUnavailable 0), without auth as before.
+    let addr = setup.service_addr("iris").await?;
+    let (code, body) = predict(&addr.to_string(), &[]).await?;
+    assert_eq!(code, 200, "the old pod must keep serving: {body}");
+    assert!(pod_ready(&setup.api::<Pod>().get(&old[0].name_any()).await?));
+
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "iris-token", "namespace": setup.ns()},
+        "stringData": {"token": "s3cret-e2e-token"},
+    }))?;
+    setup.api::<Secret>().create(&PostParams::default(), &secret).await?;
+    setup.wait_ready("iris").await?;
+    let pods = setup.wait_pods_ready("iris", 1).await?;
+    assert_ne!(pods[0].name_any(), old[0].name_any(), "the new pod must have replaced the old one");
+    let (code, _) = predict(&addr.to_string(), &[]).await?;
+    assert_eq!(code, 401, "auth is now required");
+    let (code, body) = predict(&addr.to_string(), &[("authorization", "Bearer s3cret-e2e-token")]).await?;
+    assert_eq!(code, 200, "{body}");
+    setup.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn the_disruption_budget_refuses_an_eviction_that_would_break_it() -> Result<()> {
+    let setup = Setup::new("rn-pdb").await?;
+    let manifest = setup.iris("iris", |m| {
+        m["spec"]["replicas"] = json!(2);
+    })?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    let pods = setup.wait_pods_ready("iris", 2).await?;
+    // The budget's status must have seen both pods before it allows anything.
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = setup.api();
+    wait_until("the budget allows one disruption", CONVERGE, || {
+        let pdbs = pdbs.clone();
+        async move {
+            let pdb = pdbs.get("iris").await.map_err(|e| e.to_string())?;
+            let allowed = pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0);
+            if allowed == 1 { Ok(Some(())) } else { Err(format!("disruptionsAllowed {allowed}")) }
+        }
+    })
+    .await?;
+    let api = setup.api::<Pod>();
+    api.evict(&pods[0].name_any(), &EvictParams::default()).await?;
+    let refused = api.evict(&pods[1].name_any(), &EvictParams::default()).await;
+    match refused {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 429, "{status:?}");
+            assert!(status.message.contains("disruption budget"), "{status:?}");
+        }
+        other => bail!("the second eviction was not refused: {other:?}"),
+    }
+    setup.finish().await;
+    Ok(())
+}
