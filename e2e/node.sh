@@ -29,6 +29,8 @@ bin_dir=$cache_root/$KUBERNETES_VERSION/bin
 node_bin=$cache_root/containerd-$CONTAINERD_VERSION/bin
 node_name=real-0
 node_dir=$state/node
+# containerd keeps shim sockets in a directory of at most 42 characters: one per state dir.
+shim_dir=/run/mse2e-$(printf '%s' "$state" | sha256sum | cut -c1-8)
 node_components=(containerd kubelet kube-proxy)
 # Debian packages the node uses as they are.
 node_packages="runc containernetworking-plugins nftables iptables conntrack"
@@ -136,7 +138,7 @@ imports = []
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
 [plugins."io.containerd.shim.v1.manager"]
-  socket_dir = "$c/shims"
+  socket_dir = "$shim_dir"
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
@@ -384,8 +386,10 @@ cmd_down() {
   remove_kubelet_chains
   unmount_all
   remove_cgroups
+  # The kubelet links every container's log into /var/log/containers (a fixed path).
+  find /var/log/containers -maxdepth 1 -lname "$node_dir/*" -delete 2>/dev/null || true
   guard_down
-  rm -rf "$node_dir"
+  rm -rf "$node_dir" "$shim_dir"
   log "node $node_name is down"
 }
 

@@ -26,7 +26,9 @@ guard_kwok_pod_cidr=10.244.0.0/16
 guard_table=modelserver_e2e_guard
 # Sysctls changed here (forwarding for the pods, bridged traffic through conntrack so Service
 # replies are un-NATed) or by the kubelet and kube-proxy at start; restored on down.
-guard_sysctls="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.conf.all.route_localnet"
+guard_sysctls="net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+  net.ipv4.conf.all.route_localnet kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 
 guard_dir() { echo "$state/node"; }
 
