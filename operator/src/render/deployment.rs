@@ -133,6 +133,12 @@ fn pod_template(
                 ..PodSecurityContext::default()
             }),
             image_pull_secrets: spec.image_pull_secrets.clone(),
+            // A model needs no Kubernetes API token: none is mounted unless the user names a
+            // ServiceAccount, whose own automountServiceAccountToken then decides.
+            automount_service_account_token: match pod.service_account_name.as_deref() {
+                Some(account) if !account.is_empty() => None,
+                _ => Some(false),
+            },
             service_account_name: pod.service_account_name,
             node_selector: pod.node_selector,
             tolerations: pod.tolerations,

@@ -455,6 +455,24 @@ fn the_serving_containers_report_their_last_words_and_the_install_container_does
 }
 
 #[test]
+fn no_api_token_is_mounted_unless_a_service_account_is_named() {
+    assert_eq!(
+        pod(&rendered(json!({}))).automount_service_account_token,
+        Some(false)
+    );
+    assert_eq!(
+        pod(&rendered(json!({"pod": {"serviceAccountName": ""}}))).automount_service_account_token,
+        Some(false)
+    );
+    let named = rendered(json!({"pod": {"serviceAccountName": "iris-reader"}}));
+    assert_eq!(pod(&named).automount_service_account_token, None);
+    assert_eq!(
+        pod(&named).service_account_name.as_deref(),
+        Some("iris-reader")
+    );
+}
+
+#[test]
 fn a_model_without_a_name_is_refused() {
     let mut object = object(json!({}));
     object.metadata.name = None;
