@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use kube::ResourceExt;
 
 use crate::render::names;
+use crate::text;
 
 /// Waiting reason of a container the kubelet restarts with a growing back-off.
 pub const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
@@ -362,39 +363,25 @@ pub fn trim_termination_message(message: &str) -> String {
     } else {
         (false, rest)
     };
-    let first = head(first, FIRST_LINE_MAX_BYTES);
-    let mut text = first.to_owned();
-    if cut {
-        text.push_str("\n...");
-    }
     let mut tail_text = tail.join("\n");
-    let budget = TERMINATION_MESSAGE_MAX_BYTES.saturating_sub(text.len() + "\n...\n".len());
+    let marker = if cut { "\n..." } else { "" };
+    let whole = first.len() + marker.len() + 1 + tail_text.len();
+    // The first line is cut only when the whole does not fit.
+    let first = if whole > TERMINATION_MESSAGE_MAX_BYTES {
+        text::head(first, FIRST_LINE_MAX_BYTES)
+    } else {
+        first
+    };
+    let mut out = format!("{first}{marker}");
+    let budget = TERMINATION_MESSAGE_MAX_BYTES.saturating_sub(out.len() + "\n...\n".len());
     if tail_text.len() > budget {
-        tail_text = format!("...{}", end(&tail_text, budget));
+        tail_text = format!("...{}", text::tail(&tail_text, budget));
     }
     if !tail_text.is_empty() {
-        text.push('\n');
-        text.push_str(&tail_text);
+        out.push('\n');
+        out.push_str(&tail_text);
     }
-    text
-}
-
-/// At most `max` bytes from the start of `text`, cut at a character boundary.
-fn head(text: &str, max: usize) -> &str {
-    let mut at = max.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    &text[..at]
-}
-
-/// At most `max` bytes from the end of `text`, cut at a character boundary.
-fn end(text: &str, max: usize) -> &str {
-    let mut at = text.len().saturating_sub(max);
-    while !text.is_char_boundary(at) {
-        at += 1;
-    }
-    &text[at..]
+    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -28,9 +28,16 @@ use crate::error::RenderError;
 use crate::labels;
 use crate::metrics::{RESULT_ERROR, RESULT_SUCCESS};
 use crate::render::{self, meta};
+use crate::text;
 
 /// Periodic re-check of a healthy object (reads only; writes happen only on a difference).
 const RESYNC: Duration = Duration::from_secs(600);
+/// The API server refuses an Event whose note is longer (events.k8s.io/v1 validation); a
+/// condition quoting a termination message can be.
+const EVENT_NOTE_MAX_BYTES: usize = 1024;
+/// Ends a note that was cut.
+const CUT_MARK: &str = " ...";
+
 /// How long a reconcile waits for the pod watch's first list (only ever at start-up).
 const PODS_LISTED_WAIT: Duration = Duration::from_secs(30);
 
@@ -228,10 +235,7 @@ async fn publish_transitions(
                 EventType::Normal
             },
             reason: changed.reason.clone(),
-            note: Some(format!(
-                "{}={}: {}",
-                changed.type_, changed.status, changed.message
-            )),
+            note: Some(event_note(changed)),
             action: format!("{}{}", changed.type_, changed.status),
             secondary: None,
         };
@@ -239,5 +243,48 @@ async fn publish_transitions(
         if let Err(error) = context.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, object = %object_key(object), "publishing an event");
         }
+    }
+}
+
+/// The note of the Event for a condition that flipped, `Type=Status: message`, cut to what the
+/// API server accepts (the condition keeps the whole message).
+fn event_note(condition: &Condition) -> String {
+    let note = format!(
+        "{}={}: {}",
+        condition.type_, condition.status, condition.message
+    );
+    if note.len() <= EVENT_NOTE_MAX_BYTES {
+        return note;
+    }
+    let kept = text::head(&note, EVENT_NOTE_MAX_BYTES - CUT_MARK.len());
+    format!("{kept}{CUT_MARK}")
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    fn condition(message: String) -> Condition {
+        Condition {
+            type_: "Stalled".into(),
+            status: "True".into(),
+            reason: "WorkerCrashLoop".into(),
+            message,
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn an_event_note_fits_the_api_servers_limit() {
+        assert_eq!(
+            event_note(&condition("short".into())),
+            "Stalled=True: short"
+        );
+        let long = event_note(&condition("é".repeat(2000)));
+        assert!(long.len() <= EVENT_NOTE_MAX_BYTES, "{}", long.len());
+        assert!(long.starts_with("Stalled=True: éé"));
+        assert!(long.ends_with(CUT_MARK));
     }
 }

@@ -412,4 +412,7 @@ fn a_huge_termination_message_is_cut_to_its_byte_budget_on_character_boundaries(
     assert!(trimmed.starts_with("éé"));
     assert!(trimmed.ends_with("éé"));
     assert!(trimmed.contains("\n..."));
+    // A long first line that fits the budget is kept whole.
+    let long = format!("{}\nlast", "x".repeat(900));
+    assert_eq!(trim_termination_message(&long), long);
 }
