@@ -40,8 +40,8 @@ pub struct ModelServerStatus {
 
     /// Ready: this generation is fully rolled out and its desired replicas are available.
     /// Reconciling: a rollout or scale is in progress. Stalled: a problem that needs a change to
-    /// fix (invalid spec, missing Secret, progress deadline exceeded). lastTransitionTime changes
-    /// only when a condition's status flips.
+    /// fix (invalid spec, missing Secret, crash loop, progress deadline exceeded).
+    /// lastTransitionTime changes only when a condition's status flips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Option<Vec<Condition>>,
@@ -68,8 +68,18 @@ pub mod condition {
         pub const DEPLOYMENT_PENDING: &str = "DeploymentPending";
         /// The Deployment did not progress within its progress deadline.
         pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-        /// The auth Secret, or its key, does not exist.
+        /// A container cannot start because a Secret it names, or a key in it, does not exist
+        /// (the kubelet's `CreateContainerConfigError`).
         pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+        /// A container cannot start because of another part of its configuration (a missing
+        /// ConfigMap or key: the kubelet's `CreateContainerConfigError`).
+        pub const CONTAINER_CONFIG_ERROR: &str = "ContainerConfigError";
+        /// The model container (or proxy mode's sidecar) keeps exiting: its workers exceeded
+        /// their restart budget, or it was killed by its memory limit.
+        pub const WORKER_CRASH_LOOP: &str = "WorkerCrashLoop";
+        /// A container's image cannot be pulled (yet): `ErrImagePull`, `ImagePullBackOff` or
+        /// `InvalidImageName`. Stalled with `ProgressDeadlineExceeded` once the deadline passes.
+        pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
         /// The spec breaks a validation rule.
         pub const INVALID_SPEC: &str = "InvalidSpec";
         /// Nothing is wrong.

@@ -143,7 +143,8 @@ check "as the operator: children are read and watched" \
   as_operator -n "$models" get deployment,service,hpa,pdb -l "app.kubernetes.io/instance=$name" -o name
 check "as the operator: status patch" as_operator -n "$models" patch modelserver "$name" --subresource=status \
   --type=merge -p '{"status":{"observedGeneration":1,"conditions":[{"type":"Ready","status":"False","reason":"RollingOut","message":"0 of 2 replicas available","lastTransitionTime":"2026-01-01T00:00:00Z","observedGeneration":1}]}}'
-check "as the operator: get the auth Secret by name" as_operator -n "$models" get secret iris-token -o name
+check "as the operator: list the ModelServers' pods" \
+  as_operator -n "$models" get pods -l app.kubernetes.io/managed-by=modelserver-operator -o name
 check "as the operator: create an event" as_operator create -f - <<EOF
 apiVersion: events.k8s.io/v1
 kind: Event
@@ -162,6 +163,8 @@ check "as the operator: delete the HPA (spec stopped asking for it)" \
 forbidden "as the operator: write a ModelServer's spec" \
   as_operator -n "$models" patch modelserver "$name" --type=merge -p '{"spec":{"replicas":3}}'
 forbidden "as the operator: list Secrets" as_operator -n "$models" get secrets
+forbidden "as the operator: get the auth Secret by name" as_operator -n "$models" get secret iris-token -o name
+forbidden "as the operator: get a pod by name (list and watch only)" as_operator -n "$models" get pod any-pod
 forbidden "as the operator: update (replace) a Deployment" as_operator -n "$models" replace -f "$work/children.yaml"
 forbidden "as the operator: read ConfigMaps" as_operator -n "$models" get configmaps
 forbidden "as the operator: delete a ModelServer" as_operator -n "$models" delete modelserver "$name"

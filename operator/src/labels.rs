@@ -16,3 +16,9 @@ pub const APP_NAME: &str = "modelserver";
 pub const OPERATOR_NAME: &str = "modelserver-operator";
 /// The server-side apply field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = OPERATOR_NAME;
+
+/// The label selector of everything the operator manages, pods included:
+/// `app.kubernetes.io/managed-by=modelserver-operator`.
+pub fn managed_by_selector() -> String {
+    format!("{MANAGED_BY}={OPERATOR_NAME}")
+}

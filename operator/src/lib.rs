@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod render;
 pub mod run;
 pub mod telemetry;
+pub mod text;

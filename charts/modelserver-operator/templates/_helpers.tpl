@@ -108,12 +108,13 @@ with what a real API server grants the ServiceAccount (hack/chart/cluster-test.s
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Only to check that the Secret and key named in spec.server.auth.tokenSecretRef exist, so a
-# missing one makes the ModelServer Stalled (SecretNotFound) instead of pods failing to start.
-# get by name only: no list or watch, so the operator cannot enumerate Secrets.
+# The ModelServers' pods (label app.kubernetes.io/managed-by=modelserver-operator), read from a
+# watch's cache to explain in the status why they do not serve: a missing Secret, a crash loop,
+# an image that cannot be pulled. list and watch only: no get, no write. No rule on Secrets at
+# all: a missing one is seen in the pods, so the operator cannot read any Secret.
 - apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 # Kubernetes events on ModelServers (kube-runtime's recorder creates, then patches repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -497,66 +497,47 @@ async fn autoscaling_creates_an_hpa_that_owns_replicas_and_removing_it_deletes_t
     Ok(())
 }
 
+/// The operator reads no Secret: it applies the children whether the auth Secret exists or not,
+/// and a missing one is reported from the pods (`CreateContainerConfigError`, Stalled
+/// SecretNotFound). kwok nodes run no containers and mark every pod ready, so that report needs
+/// a real node and is tested there; what this checks on kwok is that a missing Secret no longer
+/// holds back the children, and that the pods, not the Secret, decide the status.
 #[tokio::test]
 #[ignore = "needs the local control plane: make e2e"]
-async fn a_missing_secret_stalls_without_touching_the_deployment_and_recovers_when_created()
--> Result<()> {
+async fn a_missing_secret_does_not_hold_back_the_children() -> Result<()> {
     let setup = Setup::new("op-secret").await?;
     let operator = setup.operator("operator", &[]).await?;
     setup.apply_example("upstream", |_| {}).await?;
-    let stalled = wait_status(&setup, "sentiment", "Stalled SecretNotFound", |o| {
-        is(o, "Stalled", "True")
-            && condition(o, "Stalled").is_some_and(|c| c.reason == "SecretNotFound")
-    })
-    .await?;
-    assert!(is(&stalled, "Ready", "False"));
-    assert!(
-        condition(&stalled, "Stalled")
-            .unwrap()
-            .message
-            .contains("sentiment-token")
-    );
-    assert!(
-        setup
-            .api::<Deployment>()
-            .get_opt("sentiment")
-            .await?
-            .is_none(),
-        "no Deployment while the Secret is missing"
-    );
-
-    // A Secret without the key is still missing.
-    let secrets = setup.api::<Secret>();
-    let secret = |data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sentiment-token"}, "stringData": data});
-    secrets
-        .patch(
-            "sentiment-token",
-            &PatchParams::apply(USER),
-            &Patch::Apply(secret(json!({"other": "x"}))),
-        )
-        .await?;
-    wait_status(
-        &setup,
-        "sentiment",
-        "Stalled because the key is missing",
-        |o| {
-            condition(o, "Stalled")
-                .is_some_and(|c| c.status == "True" && c.message.contains("has no key"))
-        },
-    )
-    .await?;
-
-    secrets
-        .patch(
-            "sentiment-token",
-            &PatchParams::apply(USER),
-            &Patch::Apply(secret(json!({"token": "t0ken"}))),
-        )
-        .await?;
     let ready = wait_ready(&setup, "sentiment")
         .await
         .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.log_tail()))?;
     assert!(is(&ready, "Stalled", "False"));
+    assert!(
+        setup
+            .api::<Secret>()
+            .get_opt("sentiment-token")
+            .await?
+            .is_none(),
+        "the test never creates the Secret"
+    );
+    // The token reaches the sidecar by reference, for the kubelet to resolve.
+    let deployment = setup.api::<Deployment>().get("sentiment").await?;
+    let pod = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .context("the Deployment has a pod template")?;
+    let references_secret = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&pod.containers)
+        .flat_map(|c| c.env.iter().flatten())
+        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .any(|r| r.name == "sentiment-token" && r.key == "token");
+    assert!(
+        references_secret,
+        "a container reads the token from the Secret"
+    );
     setup.finish().await;
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod pod_watch;
+pub mod pods;
 pub mod reconcile;
 pub mod status;
 
@@ -12,12 +14,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use modelserver_crds::ModelServer;
 
@@ -39,6 +41,10 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    /// The pod watch has not listed the pods within the wait, so the status cannot say what
+    /// they are doing.
+    #[error("the pods are not listed yet after {0:?}: can the operator list and watch pods?")]
+    PodsNotListed(Duration),
     /// An object could not be turned into JSON.
     #[error("serializing an object: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -106,6 +112,8 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// The ModelServers the controller sees.
     pub store: Store<ModelServer>,
+    /// The pods of the ModelServers ([`pod_watch`]), for the status.
+    pub pods: Store<Pod>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -115,12 +123,14 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let owned = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        labels::OPERATOR_NAME
-    ));
+    let owned = watcher::Config::default().labels(&labels::managed_by_selector());
     let scope = config.scope.clone();
+    // One watch on the pods feeds both the store the status reads and the reconcile triggers.
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_events = watcher(scope.api::<Pod>(client.clone()), pod_watch::config())
+        .modify(pod_watch::trim)
+        .reflect(pod_writer)
+        .touched_objects();
     let controller = Controller::new(
         scope.api::<ModelServer>(client.clone()),
         watcher::Config::default().any_semantic(),
@@ -132,6 +142,7 @@ pub async fn run(
         owned.clone(),
     )
     .owns(scope.api::<PodDisruptionBudget>(client.clone()), owned)
+    .watches_stream(pod_events, |pod: Pod| pod_watch::owner(&pod))
     .with_config(controller::Config::default().concurrency(config.concurrency))
     .trigger_backoff(backoff::WatchBackoff::default())
     .graceful_shutdown_on(shutdown);
@@ -148,6 +159,7 @@ pub async fn run(
         metrics,
         backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
         store: controller.store(),
+        pods,
     });
     controller
         .run(reconcile::reconcile, reconcile::error_policy, context)

@@ -1,36 +1,45 @@
-//! One reconcile of one ModelServer: validate, check the auth Secret, apply the rendered
-//! children (deleting the ones no longer asked for), then write the status if it changed and
-//! publish an Event for each condition that flipped.
+//! One reconcile of one ModelServer: validate, apply the rendered children (deleting the ones
+//! no longer asked for), read what its pods are doing from the pod watch's store, then write the
+//! status if it changed and publish an Event for each condition that flipped.
+//!
+//! The operator never reads Secrets: a missing auth Secret shows in the pods (the kubelet's
+//! `CreateContainerConfigError`), and the Deployment rolls with maxUnavailable 0 by default, so
+//! the old pods keep serving while the new ones wait for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use modelserver_crds::spec::SecretKeyRef;
 use modelserver_crds::status::condition;
 use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, rules};
 use serde_json::json;
 
 use crate::controller::status::{self, Observation};
-use crate::controller::{Context, Error, apply};
+use crate::controller::{Context, Error, apply, pod_watch, pods};
 use crate::error::RenderError;
 use crate::labels;
 use crate::metrics::{RESULT_ERROR, RESULT_SUCCESS};
 use crate::render::{self, meta};
+use crate::text;
 
 /// Periodic re-check of a healthy object (reads only; writes happen only on a difference).
 const RESYNC: Duration = Duration::from_secs(600);
-/// Re-check of a missing Secret: Secrets are not watched (the operator only reads the one it
-/// names), so a Secret created later is found by this poll.
-const SECRET_RECHECK: Duration = Duration::from_secs(15);
+/// The API server refuses an Event whose note is longer (events.k8s.io/v1 validation); a
+/// condition quoting a termination message can be.
+const EVENT_NOTE_MAX_BYTES: usize = 1024;
+/// Ends a note that was cut.
+const CUT_MARK: &str = " ...";
+
+/// How long a reconcile waits for the pod watch's first list (only ever at start-up).
+const PODS_LISTED_WAIT: Duration = Duration::from_secs(30);
 
 /// Reconciles one ModelServer; called by the controller.
 pub async fn reconcile(object: Arc<ModelServer>, context: Arc<Context>) -> Result<Action, Error> {
@@ -112,14 +121,6 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         Err(error) => return Err(error.into()),
     };
 
-    if let Some(secret) = &children.settings.auth_token
-        && let Some(message) = missing_secret(context, &namespace, secret).await?
-    {
-        let observation = Observation::SecretNotFound { message };
-        write_status(object, context, &observation, selector, url).await?;
-        return Ok(Action::requeue(SECRET_RECHECK));
-    }
-
     let client = context.client.clone();
     let metrics = &context.metrics;
     let deployment = apply::apply_deployment(
@@ -154,47 +155,21 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         }
     }
 
+    // From the watch's store: its events trigger this reconcile, so no GET or LIST is needed.
+    let listed = tokio::time::timeout(PODS_LISTED_WAIT, context.pods.wait_until_ready()).await;
+    if !matches!(listed, Ok(Ok(()))) {
+        return Err(Error::PodsNotListed(PODS_LISTED_WAIT));
+    }
+    let pods = context
+        .pods
+        .state_filter(|pod| pod_watch::belongs_to(pod, &namespace, &name));
+    let problem = pods::diagnose(pods.iter().map(AsRef::as_ref));
     let observation = Observation::Applied {
         deployment: &deployment,
+        pod_problem: problem.as_ref(),
     };
     write_status(object, context, &observation, selector, url).await?;
     Ok(Action::requeue(RESYNC))
-}
-
-/// `Some(reason)` when the Secret or its key does not exist.
-async fn missing_secret(
-    context: &Context,
-    namespace: &str,
-    secret: &SecretKeyRef,
-) -> Result<Option<String>, Error> {
-    let secrets = Api::<Secret>::namespaced(context.client.clone(), namespace);
-    context.metrics.record_read("Secret");
-    let found = secrets
-        .get_opt(&secret.name)
-        .await
-        .map_err(Error::kube("get Secret", &secret.name))?;
-    Ok(match found {
-        None => Some(format!(
-            "Secret {namespace}/{} named by spec.server.auth.tokenSecretRef does not exist",
-            secret.name
-        )),
-        Some(found) => {
-            let has_key = found
-                .data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(&secret.key))
-                || found
-                    .string_data
-                    .as_ref()
-                    .is_some_and(|d| d.contains_key(&secret.key));
-            (!has_key).then(|| {
-                format!(
-                    "Secret {namespace}/{} has no key {:?} (spec.server.auth.tokenSecretRef.key)",
-                    secret.name, secret.key
-                )
-            })
-        }
-    })
 }
 
 /// Computes the status and writes it through the status subresource only if it changed, then
@@ -260,10 +235,7 @@ async fn publish_transitions(
                 EventType::Normal
             },
             reason: changed.reason.clone(),
-            note: Some(format!(
-                "{}={}: {}",
-                changed.type_, changed.status, changed.message
-            )),
+            note: Some(event_note(changed)),
             action: format!("{}{}", changed.type_, changed.status),
             secondary: None,
         };
@@ -271,5 +243,48 @@ async fn publish_transitions(
         if let Err(error) = context.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, object = %object_key(object), "publishing an event");
         }
+    }
+}
+
+/// The note of the Event for a condition that flipped, `Type=Status: message`, cut to what the
+/// API server accepts (the condition keeps the whole message).
+fn event_note(condition: &Condition) -> String {
+    let note = format!(
+        "{}={}: {}",
+        condition.type_, condition.status, condition.message
+    );
+    if note.len() <= EVENT_NOTE_MAX_BYTES {
+        return note;
+    }
+    let kept = text::head(&note, EVENT_NOTE_MAX_BYTES - CUT_MARK.len());
+    format!("{kept}{CUT_MARK}")
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    fn condition(message: String) -> Condition {
+        Condition {
+            type_: "Stalled".into(),
+            status: "True".into(),
+            reason: "WorkerCrashLoop".into(),
+            message,
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn an_event_note_fits_the_api_servers_limit() {
+        assert_eq!(
+            event_note(&condition("short".into())),
+            "Stalled=True: short"
+        );
+        let long = event_note(&condition("é".repeat(2000)));
+        assert!(long.len() <= EVENT_NOTE_MAX_BYTES, "{}", long.len());
+        assert!(long.starts_with("Stalled=True: éé"));
+        assert!(long.ends_with(CUT_MARK));
     }
 }

@@ -2,10 +2,12 @@
 //! (kstatus conditions, "never Ready for an old generation", lastTransitionTime only on a flip)
 //! is unit-tested without a cluster.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use modelserver_crds::ModelServerStatus;
 use modelserver_crds::status::condition::{self, reason};
+
+use crate::controller::pods::PodProblem;
 
 /// What the reconciler found, as input to the status.
 #[derive(Debug, Clone)]
@@ -15,17 +17,17 @@ pub enum Observation<'a> {
         /// What is wrong.
         message: String,
     },
-    /// The auth Secret or its key is missing; the children were left as they were.
-    SecretNotFound {
-        /// Which Secret or key.
-        message: String,
-    },
-    /// The children were applied; this is the Deployment as the API server returned it.
+    /// The children were applied.
     Applied {
-        /// The live Deployment.
+        /// The Deployment as the API server returned it.
         deployment: &'a Deployment,
+        /// The worst problem of the ModelServer's pods ([`diagnose`](crate::controller::pods::diagnose)), if any.
+        pod_problem: Option<&'a PodProblem>,
     },
 }
+
+/// The Deployment condition type that carries the progress deadline verdict.
+const PROGRESSING: &str = "Progressing";
 
 /// One condition as computed, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,15 @@ pub struct ConditionState {
 /// The desired status, computed from `generation` (the ModelServer's), the previous status and
 /// the observation. Replica counts are taken from the Deployment only once the Deployment has
 /// observed its own latest generation; before that the previous counts stay.
+///
+/// When several things are wrong, the first of these is reported: InvalidSpec, then a pod
+/// problem (SecretNotFound, ContainerConfigError, WorkerCrashLoop, ImagePullBackOff: the order
+/// of [`diagnose`](crate::controller::pods::diagnose), a cause before its symptoms), then the
+/// Deployment's own state (ProgressDeadlineExceeded, DeploymentPending, RolloutInProgress,
+/// Scaling). An image that
+/// cannot be pulled is Reconciling until the Deployment's progress deadline passes, then
+/// Stalled with reason ProgressDeadlineExceeded and a message naming the image. Stalled and
+/// Reconciling are never both True.
 pub fn compute(
     generation: Option<i64>,
     previous: Option<&ModelServerStatus>,
@@ -58,8 +69,10 @@ pub fn compute(
 
     let states = match observation {
         Observation::InvalidSpec { message } => stalled(reason::INVALID_SPEC, message),
-        Observation::SecretNotFound { message } => stalled(reason::SECRET_NOT_FOUND, message),
-        Observation::Applied { deployment } => {
+        Observation::Applied {
+            deployment,
+            pod_problem,
+        } => {
             let caught_up = deployment_caught_up(deployment);
             if caught_up {
                 let observed = deployment.status.clone().unwrap_or_default();
@@ -68,7 +81,10 @@ pub fn compute(
                 status.ready_replicas = Some(observed.ready_replicas.unwrap_or(0));
                 status.available_replicas = Some(observed.available_replicas.unwrap_or(0));
             }
-            rollout_states(deployment, caught_up)
+            match pod_problem {
+                Some(problem) => problem_states(deployment, caught_up, problem),
+                None => rollout_states(deployment, caught_up),
+            }
         }
     };
     let previous_conditions = previous
@@ -117,18 +133,77 @@ fn stalled(why: &'static str, message: &str) -> Vec<ConditionState> {
     ]
 }
 
-fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionState> {
-    let progress_deadline = deployment
+/// The Deployment's `Progressing=False` condition with reason ProgressDeadlineExceeded, once
+/// its controller has seen the latest spec (an older verdict is about an older template).
+fn progress_deadline_exceeded(
+    deployment: &Deployment,
+    caught_up: bool,
+) -> Option<&DeploymentCondition> {
+    deployment
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .find(|c| c.type_ == "Progressing" && c.status == "False")
-        .filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
-    if let (true, Some(stuck)) = (caught_up, progress_deadline) {
+        .find(|c| c.type_ == PROGRESSING && c.status == "False")
+        .filter(|c| c.reason.as_deref() == Some(reason::PROGRESS_DEADLINE_EXCEEDED))
+        .filter(|_| caught_up)
+}
+
+/// The prefix of every ProgressDeadlineExceeded message.
+const NO_PROGRESS: &str = "the rollout made no progress within the deadline";
+
+/// The conditions for a problem seen in the pods.
+fn problem_states(
+    deployment: &Deployment,
+    caught_up: bool,
+    problem: &PodProblem,
+) -> Vec<ConditionState> {
+    let message = problem.message();
+    match problem {
+        PodProblem::SecretNotFound { .. } => stalled(reason::SECRET_NOT_FOUND, &message),
+        PodProblem::ContainerConfig { .. } => stalled(reason::CONTAINER_CONFIG_ERROR, &message),
+        PodProblem::CrashLoop { .. } => stalled(reason::WORKER_CRASH_LOOP, &message),
+        // The kubelet keeps retrying the pull (a registry outage may pass): Reconciling until the
+        // Deployment gives up on its progress deadline.
+        PodProblem::ImagePull { .. } => match progress_deadline_exceeded(deployment, caught_up) {
+            Some(_) => stalled(
+                reason::PROGRESS_DEADLINE_EXCEEDED,
+                &format!("{NO_PROGRESS}: {message}"),
+            ),
+            None => in_progress(reason::IMAGE_PULL_BACK_OFF, message),
+        },
+    }
+}
+
+/// Ready=False and Reconciling=True for `why`; Stalled=False.
+fn in_progress(why: &'static str, message: String) -> Vec<ConditionState> {
+    vec![
+        ConditionState {
+            type_: condition::READY,
+            status: false,
+            reason: why,
+            message: message.clone(),
+        },
+        ConditionState {
+            type_: condition::RECONCILING,
+            status: true,
+            reason: why,
+            message,
+        },
+        ConditionState {
+            type_: condition::STALLED,
+            status: false,
+            reason: reason::NO_PROBLEMS,
+            message: "no problems".to_owned(),
+        },
+    ]
+}
+
+fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionState> {
+    if let Some(stuck) = progress_deadline_exceeded(deployment, caught_up) {
         let message = format!(
-            "the rollout made no progress within the deadline: {}",
+            "{NO_PROGRESS}: {}",
             stuck
                 .message
                 .as_deref()
@@ -137,28 +212,6 @@ fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionStat
         return stalled(reason::PROGRESS_DEADLINE_EXCEEDED, &message);
     }
 
-    let in_progress = |why: &'static str, message: String| {
-        vec![
-            ConditionState {
-                type_: condition::READY,
-                status: false,
-                reason: why,
-                message: message.clone(),
-            },
-            ConditionState {
-                type_: condition::RECONCILING,
-                status: true,
-                reason: why,
-                message,
-            },
-            ConditionState {
-                type_: condition::STALLED,
-                status: false,
-                reason: reason::NO_PROBLEMS,
-                message: "no problems".to_owned(),
-            },
-        ]
-    };
     if !caught_up {
         return in_progress(
             reason::DEPLOYMENT_PENDING,
@@ -267,7 +320,8 @@ pub fn flipped<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use crate::controller::pods::{ContainerRef, LastExit};
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn deployment(generation: i64, observed: i64, desired: i32, counts: [i32; 4]) -> Deployment {
@@ -313,7 +367,10 @@ mod tests {
         compute(
             Some(3),
             previous,
-            &Observation::Applied { deployment: d },
+            &Observation::Applied {
+                deployment: d,
+                pod_problem: None,
+            },
             "sel".into(),
             "url".into(),
             &time(now),
@@ -379,34 +436,206 @@ mod tests {
     }
 
     #[test]
-    fn spec_and_secret_problems_are_stalled_with_their_reason() {
-        for (observation, why) in [
-            (
-                Observation::InvalidSpec {
-                    message: "bad".into(),
-                },
-                "InvalidSpec",
-            ),
-            (
-                Observation::SecretNotFound {
-                    message: "no secret".into(),
-                },
-                "SecretNotFound",
-            ),
-        ] {
-            let status = compute(
-                Some(1),
-                None,
-                &observation,
-                "s".into(),
-                "u".into(),
-                &time(1),
-            );
-            assert_eq!(get(&status, "Stalled").status, "True");
-            assert_eq!(get(&status, "Stalled").reason, why);
-            assert_eq!(get(&status, "Ready").status, "False");
-            assert_eq!(get(&status, "Reconciling").status, "False");
+    fn an_invalid_spec_is_stalled() {
+        let status = compute(
+            Some(1),
+            None,
+            &Observation::InvalidSpec {
+                message: "bad".into(),
+            },
+            "s".into(),
+            "u".into(),
+            &time(1),
+        );
+        assert_eq!(get(&status, "Stalled").status, "True");
+        assert_eq!(get(&status, "Stalled").reason, "InvalidSpec");
+        assert_eq!(get(&status, "Stalled").message, "bad");
+        assert_eq!(get(&status, "Ready").status, "False");
+        assert_eq!(get(&status, "Reconciling").status, "False");
+    }
+
+    fn at() -> ContainerRef {
+        ContainerRef {
+            pod: "iris-7d9f-abcde".into(),
+            container: "model".into(),
         }
+    }
+
+    fn secret_not_found() -> PodProblem {
+        PodProblem::SecretNotFound {
+            at: at(),
+            secret: "iris-token".into(),
+            key: None,
+        }
+    }
+
+    fn crash_loop() -> PodProblem {
+        PodProblem::CrashLoop {
+            at: at(),
+            restarts: 6,
+            last_exit: LastExit::Code(1),
+            termination_message: "WorkerCrashLoop: worker 0 exited 6 times in 10m".into(),
+        }
+    }
+
+    fn image_pull() -> PodProblem {
+        PodProblem::ImagePull {
+            at: at(),
+            image: "registry.example.com/acme/iris:9.9".into(),
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image".into(),
+        }
+    }
+
+    fn with_problem(
+        d: &Deployment,
+        problem: &PodProblem,
+        previous: Option<&ModelServerStatus>,
+    ) -> ModelServerStatus {
+        compute(
+            Some(3),
+            previous,
+            &Observation::Applied {
+                deployment: d,
+                pod_problem: Some(problem),
+            },
+            "sel".into(),
+            "url".into(),
+            &time(100),
+        )
+    }
+
+    fn past_deadline(mut d: Deployment) -> Deployment {
+        if let Some(s) = d.status.as_mut() {
+            s.conditions = Some(vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some("ProgressDeadlineExceeded".into()),
+                message: Some("ReplicaSet \"x\" has timed out progressing.".into()),
+                ..DeploymentCondition::default()
+            }]);
+        }
+        d
+    }
+
+    /// Stalled=True with `why`, Ready=False with `why`, Reconciling=False.
+    fn assert_stalled(status: &ModelServerStatus, why: &str) {
+        assert_eq!(get(status, "Stalled").status, "True");
+        assert_eq!(get(status, "Stalled").reason, why);
+        assert_eq!(get(status, "Ready").status, "False");
+        assert_eq!(get(status, "Ready").reason, why);
+        assert_eq!(get(status, "Reconciling").status, "False");
+    }
+
+    #[test]
+    fn pod_problems_that_need_a_change_are_stalled_with_their_reason_and_message() {
+        // The rollout of the new template is under way, old pods serve: still Stalled.
+        let rolling = deployment(2, 2, 2, [3, 1, 2, 2]);
+        for (problem, why) in [
+            (secret_not_found(), "SecretNotFound"),
+            (
+                PodProblem::ContainerConfig {
+                    at: at(),
+                    message: "configmap \"x\" not found".into(),
+                },
+                "ContainerConfigError",
+            ),
+            (crash_loop(), "WorkerCrashLoop"),
+        ] {
+            let status = with_problem(&rolling, &problem, None);
+            assert_stalled(&status, why);
+            assert_eq!(get(&status, "Stalled").message, problem.message());
+            assert_eq!(
+                status.replicas,
+                Some(3),
+                "counts still follow the Deployment"
+            );
+        }
+        let status = with_problem(&rolling, &crash_loop(), None);
+        assert!(
+            get(&status, "Stalled")
+                .message
+                .contains("container model of pod iris-7d9f-abcde keeps exiting")
+        );
+        assert!(
+            get(&status, "Stalled")
+                .message
+                .ends_with("WorkerCrashLoop: worker 0 exited 6 times in 10m")
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_is_never_ready_even_when_the_deployment_counts_look_fine() {
+        // Between two restarts the Deployment may still count the pod as available.
+        let status = with_problem(&deployment(1, 1, 1, [1, 1, 1, 1]), &crash_loop(), None);
+        assert_stalled(&status, "WorkerCrashLoop");
+    }
+
+    #[test]
+    fn an_image_pull_failure_is_reconciling_until_the_progress_deadline_then_stalled() {
+        let pulling = deployment(2, 2, 1, [2, 1, 1, 1]);
+        let status = with_problem(&pulling, &image_pull(), None);
+        assert_eq!(get(&status, "Reconciling").status, "True");
+        assert_eq!(get(&status, "Reconciling").reason, "ImagePullBackOff");
+        assert!(
+            get(&status, "Reconciling")
+                .message
+                .contains("cannot pull image \"registry.example.com/acme/iris:9.9\"")
+        );
+        assert_eq!(get(&status, "Ready").status, "False");
+        assert_eq!(get(&status, "Stalled").status, "False");
+
+        let stuck = with_problem(&past_deadline(pulling), &image_pull(), Some(&status));
+        assert_stalled(&stuck, "ProgressDeadlineExceeded");
+        assert_eq!(
+            get(&stuck, "Stalled").message,
+            format!(
+                "the rollout made no progress within the deadline: {}",
+                image_pull().message()
+            )
+        );
+    }
+
+    #[test]
+    fn a_deadline_verdict_about_an_older_template_does_not_stall_an_image_pull() {
+        // The Deployment's controller has not seen the new spec: its condition is stale.
+        let stale = past_deadline(deployment(3, 2, 1, [1, 1, 0, 0]));
+        let status = with_problem(&stale, &image_pull(), None);
+        assert_eq!(get(&status, "Reconciling").reason, "ImagePullBackOff");
+        assert_eq!(get(&status, "Stalled").status, "False");
+    }
+
+    #[test]
+    fn a_missing_secret_or_a_crash_loop_explains_a_progress_deadline_better_than_the_deadline() {
+        let stuck = past_deadline(deployment(2, 2, 1, [2, 1, 1, 1]));
+        assert_stalled(
+            &with_problem(&stuck, &secret_not_found(), None),
+            "SecretNotFound",
+        );
+        assert_stalled(
+            &with_problem(&stuck, &crash_loop(), None),
+            "WorkerCrashLoop",
+        );
+    }
+
+    #[test]
+    fn the_status_recovers_to_ready_once_the_pods_are_fine() {
+        let waiting = with_problem(
+            &deployment(2, 2, 1, [2, 1, 1, 1]),
+            &secret_not_found(),
+            None,
+        );
+        assert_stalled(&waiting, "SecretNotFound");
+        // The Secret was created: the kubelet started the container, the rollout finished.
+        let ready = applied(&deployment(2, 2, 1, [1, 1, 1, 1]), Some(&waiting), 200);
+        assert_eq!(get(&ready, "Ready").status, "True");
+        assert_eq!(get(&ready, "Stalled").status, "False");
+        assert_eq!(get(&ready, "Reconciling").status, "False");
+        let flips: Vec<&str> = flipped(Some(&waiting), &ready)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(flips, ["Ready", "Reconciling", "Stalled"]);
     }
 
     #[test]

@@ -29,6 +29,10 @@ const READINESS_PROBE_PERIOD_SECONDS: i32 = 2;
 const LIVENESS_PROBE_PERIOD_SECONDS: i32 = 10;
 /// Least extra time after startupTimeout before a rollout counts as stuck.
 const MIN_PROGRESS_DEADLINE_SLACK_SECONDS: i32 = 30;
+/// The sidecar writes its last words (why it gave up, the workers' last output) to the default
+/// terminationMessagePath; when it could not, the kubelet takes the log's tail instead. The
+/// operator quotes the message in the status (reason WorkerCrashLoop).
+pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
 
 /// Renders the Deployment of `object`.
 pub fn deployment(
@@ -129,6 +133,12 @@ fn pod_template(
                 ..PodSecurityContext::default()
             }),
             image_pull_secrets: spec.image_pull_secrets.clone(),
+            // A model needs no Kubernetes API token: none is mounted unless the user names a
+            // ServiceAccount, whose own automountServiceAccountToken then decides.
+            automount_service_account_token: match pod.service_account_name.as_deref() {
+                Some(account) if !account.is_empty() => None,
+                _ => Some(false),
+            },
             service_account_name: pod.service_account_name,
             node_selector: pod.node_selector,
             tolerations: pod.tolerations,
@@ -195,6 +205,7 @@ fn managed_model_container(
         liveness_probe: Some(liveness_probe()),
         lifecycle: Some(drain_pre_stop()),
         security_context: Some(restricted_container()),
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.to_owned()),
         volume_mounts: Some(vec![
             mount(names::BIN_VOLUME, names::BIN_DIR, true),
             mount(names::SOCKET_VOLUME, names::SOCKET_DIR, false),
@@ -224,6 +235,7 @@ fn proxy_sidecar_container(settings: &Settings, config: &RenderConfig) -> Contai
         readiness_probe: Some(readiness_probe()),
         liveness_probe: Some(liveness_probe()),
         security_context: Some(restricted_container()),
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.to_owned()),
         volume_mounts: Some(vec![mount(names::TMP_VOLUME, names::TMP_DIR, false)]),
         ..Container::default()
     }
@@ -250,6 +262,8 @@ fn proxy_model_container(object: &ModelServer) -> Container {
         resources: object.spec.resources.clone(),
         lifecycle: Some(drain_pre_stop()),
         security_context: Some(restricted_container()),
+        // The model's own server: its log's tail is the best account of why it stopped.
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.to_owned()),
         volume_mounts: Some(vec![
             mount(names::BIN_VOLUME, names::BIN_DIR, true),
             mount(names::TMP_VOLUME, names::TMP_DIR, false),

@@ -425,6 +425,54 @@ fn restricted_security_profile() {
 }
 
 #[test]
+fn the_serving_containers_report_their_last_words_and_the_install_container_does_not() {
+    let managed = rendered(json!({}));
+    let pod_spec = pod(&managed);
+    let policy = |c: &Container| c.termination_message_policy.clone();
+    assert_eq!(
+        policy(container(&pod_spec.containers, "model")).as_deref(),
+        Some("FallbackToLogsOnError")
+    );
+    let init = pod_spec.init_containers.as_deref().unwrap_or_default();
+    assert_eq!(policy(container(init, "install-sidecar")), None);
+
+    let proxy = rendered(json!({"model": {"upstream": {"port": 8000}}}));
+    let pod_spec = pod(&proxy);
+    let init = pod_spec.init_containers.as_deref().unwrap_or_default();
+    for c in [
+        container(&pod_spec.containers, "model"),
+        container(init, "modelserver-sidecar"),
+    ] {
+        assert_eq!(
+            policy(c).as_deref(),
+            Some("FallbackToLogsOnError"),
+            "{}",
+            c.name
+        );
+        // The default path, where the sidecar writes.
+        assert_eq!(c.termination_message_path, None, "{}", c.name);
+    }
+}
+
+#[test]
+fn no_api_token_is_mounted_unless_a_service_account_is_named() {
+    assert_eq!(
+        pod(&rendered(json!({}))).automount_service_account_token,
+        Some(false)
+    );
+    assert_eq!(
+        pod(&rendered(json!({"pod": {"serviceAccountName": ""}}))).automount_service_account_token,
+        Some(false)
+    );
+    let named = rendered(json!({"pod": {"serviceAccountName": "iris-reader"}}));
+    assert_eq!(pod(&named).automount_service_account_token, None);
+    assert_eq!(
+        pod(&named).service_account_name.as_deref(),
+        Some("iris-reader")
+    );
+}
+
+#[test]
 fn a_model_without_a_name_is_refused() {
     let mut object = object(json!({}));
     object.metadata.name = None;
