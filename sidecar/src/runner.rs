@@ -247,10 +247,11 @@ impl FrontDoor {
             auth,
         };
         let admin = ServerHandle::spawn("admin", admin_listener, admin_router(state.clone()));
-        let public = ServerHandle::spawn(
+        let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
             public_router(state.clone(), options),
+            state.lifecycle.clone(),
         );
         info!(
             mode = mode.as_str(),
