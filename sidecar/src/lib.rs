@@ -18,6 +18,7 @@ pub mod install;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod loopback;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;
