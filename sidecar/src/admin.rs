@@ -97,6 +97,7 @@ async fn status(State(state): State<SharedState>) -> Response {
                     "in_flight": in_flight,
                     "socket": w.socket,
                     "last_exit": w.last_exit,
+                    "last_exit_reason": w.last_exit_reason,
                 })
             })
             .collect(),

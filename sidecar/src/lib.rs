@@ -26,6 +26,7 @@ pub mod public;
 pub mod runner;
 pub mod server;
 pub mod state;
+pub mod termination;
 pub mod workers;
 
 use config::Command;
