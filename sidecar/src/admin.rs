@@ -155,6 +155,7 @@ mod tests {
     use crate::loopback::NOT_LOOPBACK_MESSAGE;
     use crate::metrics::Metrics;
     use crate::proxy::backend::{self, Backends};
+    use crate::server::LocalAddr;
     use crate::state::{AppState, Limits, Mode};
 
     fn state() -> SharedState {
@@ -191,6 +192,9 @@ mod tests {
             .unwrap();
         let peer: SocketAddr = peer.parse().unwrap();
         request.extensions_mut().insert(ConnectInfo(peer));
+        // Accepted on the pod IP, as the admin port (bound to every address) does for others.
+        let local: SocketAddr = "10.244.0.5:9090".parse().unwrap();
+        request.extensions_mut().insert(LocalAddr(local));
         let response = admin_router(state.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -212,6 +216,10 @@ mod tests {
             !state.lifecycle.is_draining(),
             "a refused drain must not start draining"
         );
+        // A request that cannot be placed (no peer address) is refused as well.
+        let request = Request::get(STATUS_PATH).body(Body::empty()).unwrap();
+        let response = admin_router(state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
         for path in [LIVEZ_PATH, READYZ_PATH, METRICS_PATH] {
             let (status, _) = call(&state, Method::GET, path, "10.244.3.9:41234").await;
             assert_ne!(status, StatusCode::FORBIDDEN, "{path} stays open");
@@ -224,6 +232,9 @@ mod tests {
         let (status, body) = call(&state, Method::GET, STATUS_PATH, "127.0.0.1:5000").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.contains("\"mode\":\"serve\""), "{body}");
+        // `drain` with MODELSERVER_BIND set to the pod IP connects from that same address.
+        let (status, body) = call(&state, Method::GET, STATUS_PATH, "10.244.0.5:41000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         // Already drained, so the drain call answers at once.
         state.lifecycle.mark_drained();
         let (status, body) = call(&state, Method::POST, DRAIN_PATH, "[::1]:5000").await;

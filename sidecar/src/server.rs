@@ -36,6 +36,11 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// The `Connection` header value that ends a keep-alive connection after the response.
 pub const CONNECTION_CLOSE: &str = "close";
 
+/// The local address a request's connection was accepted on (a request extension, next to
+/// axum's `ConnectInfo` with the peer's address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// A running server.
 pub struct ServerHandle {
     name: &'static str,
@@ -119,14 +124,17 @@ async fn accept_loop(
         if let Err(e) = stream.set_nodelay(true) {
             debug!(server = name, error = %e, "cannot set TCP_NODELAY");
         }
+        let local = stream.local_addr().ok().map(LocalAddr);
         let closing = closing.clone();
         let service = TowerToHyperService::new(
             router
                 .clone()
                 .map_request(move |mut request: http::Request<Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
+                    let extensions = request.extensions_mut();
+                    extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                    if let Some(local) = local {
+                        extensions.insert(local);
+                    }
                     request
                 })
                 .map_response(move |response: Response| {
