@@ -1,14 +1,17 @@
 //! The admin port (never in the Service, never authenticated): `/livez`, `/readyz`,
-//! `POST /drain` (returns once draining is done), `/metrics` and `/status`.
+//! `POST /drain` (returns once draining is done), `/metrics` and `/status`. The probes and
+//! `/metrics` answer anyone; `POST /drain` and `/status` only loopback peers ([`crate::loopback`]).
 
 use axum::Router;
 use axum::extract::State;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::errors::{ApiError, json_response};
+use crate::loopback::loopback_only;
 use crate::state::SharedState;
 
 /// Liveness probe path.
@@ -26,12 +29,16 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 
 /// Builds the admin router.
 pub fn admin_router(state: SharedState) -> Router {
+    // Only the pod itself may drain the model or read process ids and socket paths.
+    let local_only = Router::new()
+        .route(DRAIN_PATH, post(drain))
+        .route(STATUS_PATH, get(status))
+        .route_layer(middleware::from_fn(loopback_only));
     Router::new()
         .route(LIVEZ_PATH, get(livez))
         .route(READYZ_PATH, get(readyz))
-        .route(DRAIN_PATH, post(drain))
         .route(METRICS_PATH, get(metrics))
-        .route(STATUS_PATH, get(status))
+        .merge(local_only)
         .fallback(not_found)
         .with_state(state)
 }
@@ -90,6 +97,7 @@ async fn status(State(state): State<SharedState>) -> Response {
                     "in_flight": in_flight,
                     "socket": w.socket,
                     "last_exit": w.last_exit,
+                    "last_exit_reason": w.last_exit_reason,
                 })
             })
             .collect(),
@@ -125,4 +133,112 @@ async fn status(State(state): State<SharedState>) -> Response {
 
 async fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "no such admin endpoint").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use http::{Method, Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::dispatch::Dispatcher;
+    use crate::lifecycle::Lifecycle;
+    use crate::loopback::NOT_LOOPBACK_MESSAGE;
+    use crate::metrics::Metrics;
+    use crate::proxy::backend::{self, Backends};
+    use crate::server::LocalAddr;
+    use crate::state::{AppState, Limits, Mode};
+
+    fn state() -> SharedState {
+        let backends = Arc::new(Backends::new(Vec::new()));
+        Arc::new(AppState {
+            mode: Mode::Serve,
+            dispatcher: Dispatcher::new(0, 1, 1),
+            client: backend::client(backends.clone()),
+            backends,
+            limits: Limits {
+                max_upload_size: 1,
+                request_timeout: Duration::from_secs(1),
+                per_backend: 1,
+                max_queue: 1,
+            },
+            lifecycle: Lifecycle::new(),
+            metrics: Metrics::new().unwrap(),
+            workers: None,
+            access_log: false,
+        })
+    }
+
+    /// One request through the router as the accept loop delivers it: with the peer address.
+    async fn call(
+        state: &SharedState,
+        method: Method,
+        path: &str,
+        peer: &str,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        // Accepted on the pod IP, as the admin port (bound to every address) does for others.
+        let local: SocketAddr = "10.244.0.5:9090".parse().unwrap();
+        request.extensions_mut().insert(LocalAddr(local));
+        let response = admin_router(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn drain_and_status_refuse_peers_outside_the_pod() {
+        let state = state();
+        for peer in ["10.244.3.9:41234", "[fd00::7]:5000", "[::ffff:10.0.0.1]:80"] {
+            for (method, path) in [(Method::POST, DRAIN_PATH), (Method::GET, STATUS_PATH)] {
+                let (status, body) = call(&state, method, path, peer).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{path} from {peer}");
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(body, json!({ "error": NOT_LOOPBACK_MESSAGE }));
+            }
+        }
+        assert!(
+            !state.lifecycle.is_draining(),
+            "a refused drain must not start draining"
+        );
+        // A request that cannot be placed (no peer address) is refused as well.
+        let request = Request::get(STATUS_PATH).body(Body::empty()).unwrap();
+        let response = admin_router(state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        for path in [LIVEZ_PATH, READYZ_PATH, METRICS_PATH] {
+            let (status, _) = call(&state, Method::GET, path, "10.244.3.9:41234").await;
+            assert_ne!(status, StatusCode::FORBIDDEN, "{path} stays open");
+        }
+    }
+
+    #[tokio::test]
+    async fn drain_and_status_answer_loopback_peers() {
+        let state = state();
+        let (status, body) = call(&state, Method::GET, STATUS_PATH, "127.0.0.1:5000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("\"mode\":\"serve\""), "{body}");
+        // `drain` with MODELSERVER_BIND set to the pod IP connects from that same address.
+        let (status, body) = call(&state, Method::GET, STATUS_PATH, "10.244.0.5:41000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // Already drained, so the drain call answers at once.
+        state.lifecycle.mark_drained();
+        let (status, body) = call(&state, Method::POST, DRAIN_PATH, "[::1]:5000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(state.lifecycle.is_draining());
+    }
 }

@@ -13,6 +13,8 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::errors::ConfigError;
+use crate::termination::DEFAULT_TERMINATION_LOG;
+use crate::workers::cgroup::DEFAULT_CGROUP_ROOT;
 
 /// Default public port (`MODELSERVER_PORT`).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -81,6 +83,11 @@ pub mod env {
     pub const SOCKET: &str = "MODELSERVER_SOCKET";
     /// Set for each worker: its index, `0..workers`.
     pub const WORKER_ID: &str = "MODELSERVER_WORKER_ID";
+    /// File for the termination message the kubelet reads (the pod's
+    /// `terminationMessagePath`).
+    pub const TERMINATION_LOG: &str = "MODELSERVER_TERMINATION_LOG";
+    /// Root of the container's cgroup filesystem (not in the CRD; tests point it elsewhere).
+    pub const CGROUP_ROOT: &str = "MODELSERVER_CGROUP_ROOT";
 }
 
 /// `modelserver-sidecar`: the serving binary in every model pod.
@@ -145,6 +152,12 @@ pub struct ServeArgs {
     /// Time between SIGTERM and SIGKILL when stopping workers.
     #[arg(long, env = env::SHUTDOWN_TIMEOUT, default_value = "10s", value_parser = parse_duration_arg)]
     pub shutdown_timeout: Duration,
+    /// File for the termination message when workers crash-loop (best effort).
+    #[arg(long, env = env::TERMINATION_LOG, default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+    /// Root of the container's cgroup filesystem, read for the memory limit and OOM kills.
+    #[arg(long, env = env::CGROUP_ROOT, default_value = DEFAULT_CGROUP_ROOT, hide = true)]
+    pub cgroup_root: PathBuf,
     /// The worker command and its arguments; `$(VAR)` is expanded from the worker's environment.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -401,6 +414,8 @@ mod tests {
         assert_eq!(s.drain_timeout, Duration::from_secs(30));
         assert_eq!(serve.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(serve.max_worker_restarts, 5);
+        assert_eq!(serve.termination_log, PathBuf::from("/dev/termination-log"));
+        assert_eq!(serve.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
         assert_eq!(serve.command, vec!["python", "worker.py"]);
     }
 

@@ -94,6 +94,9 @@ pub enum SidecarError {
         max: u32,
         /// How the last run ended.
         last_exit: String,
+        /// The last lines the worker wrote to stderr in its last run (for the termination
+        /// message; not part of this error's text).
+        last_output: Vec<String>,
     },
     /// A signal handler could not be installed.
     #[error("cannot install the {signal} handler: {source}")]

@@ -18,6 +18,7 @@ pub mod install;
 pub mod lifecycle;
 pub mod limits;
 pub mod logging;
+pub mod loopback;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;
@@ -25,6 +26,7 @@ pub mod public;
 pub mod runner;
 pub mod server;
 pub mod state;
+pub mod termination;
 pub mod workers;
 
 use config::Command;

@@ -7,6 +7,8 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::workers::exit::ExitReason;
+
 /// Metric name prefix.
 pub const NAMESPACE: &str = "modelserver";
 
@@ -69,6 +71,9 @@ pub struct Metrics {
     pub rejected_total: IntCounterVec,
     /// `worker_restarts_total`.
     pub worker_restarts_total: IntCounter,
+    /// `worker_exits_total{reason}`: worker runs that ended on their own, by
+    /// [`ExitReason`] (`exit`, `signal`, `oom`, `start_failed`).
+    pub worker_exits_total: IntCounterVec,
     /// `workers_ready`.
     pub workers_ready: IntGauge,
     /// `ready`: 1 when `/readyz` answers 200.
@@ -107,6 +112,13 @@ impl Metrics {
         )?;
         let worker_restarts_total =
             IntCounter::new("worker_restarts_total", "Worker processes restarted")?;
+        let worker_exits_total = IntCounterVec::new(
+            Opts::new(
+                "worker_exits_total",
+                "Worker processes that ended on their own, by reason",
+            ),
+            &["reason"],
+        )?;
         let workers_ready =
             IntGauge::new("workers_ready", "Workers that answer their readiness path")?;
         let ready = IntGauge::new("ready", "1 when the sidecar reports ready")?;
@@ -118,6 +130,7 @@ impl Metrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(rejected_total.clone()))?;
         registry.register(Box::new(worker_restarts_total.clone()))?;
+        registry.register(Box::new(worker_exits_total.clone()))?;
         registry.register(Box::new(workers_ready.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(draining.clone()))?;
@@ -132,6 +145,9 @@ impl Metrics {
         ] {
             rejected_total.with_label_values(&[reason.as_str()]);
         }
+        for reason in ExitReason::ALL {
+            worker_exits_total.with_label_values(&[reason.as_str()]);
+        }
 
         Ok(Self {
             registry,
@@ -141,6 +157,7 @@ impl Metrics {
             queue_depth,
             rejected_total,
             worker_restarts_total,
+            worker_exits_total,
             workers_ready,
             ready,
             draining,
@@ -150,6 +167,13 @@ impl Metrics {
     /// Counts a refused request.
     pub fn reject(&self, reason: RejectReason) {
         self.rejected_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Counts a worker run that ended on its own.
+    pub fn worker_exited(&self, reason: ExitReason) {
+        self.worker_exits_total
             .with_label_values(&[reason.as_str()])
             .inc();
     }
@@ -185,6 +209,7 @@ mod tests {
         m.request_duration_seconds.observe(0.01);
         m.reject(RejectReason::QueueFull);
         m.worker_restarts_total.inc();
+        m.worker_exited(ExitReason::Oom);
         let text = m.render(StateSnapshot {
             inflight: 2,
             queued: 1,
@@ -200,6 +225,8 @@ mod tests {
             "modelserver_rejected_total{reason=\"queue_full\"} 1",
             "modelserver_rejected_total{reason=\"timeout\"} 0",
             "modelserver_worker_restarts_total 1",
+            "modelserver_worker_exits_total{reason=\"oom\"} 1",
+            "modelserver_worker_exits_total{reason=\"exit\"} 0",
             "modelserver_workers_ready 3",
             "modelserver_ready 1",
             "modelserver_draining 0",

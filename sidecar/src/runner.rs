@@ -2,7 +2,8 @@
 //! upstream), then on `POST /drain` or SIGTERM/SIGINT run the shutdown sequence of DESIGN
 //! section 4: readiness 503 at once, keep serving for the drain delay, stop accepting, wait up to
 //! the drain timeout for in-flight requests, stop the workers (SIGTERM, SIGKILL after the shutdown
-//! timeout), exit 0. A worker crash loop ends the sidecar with an error instead.
+//! timeout), exit 0. A worker crash loop ends the sidecar with an error instead, leaving a
+//! termination message for the kubelet.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +27,9 @@ use crate::proxy::backend::{self, BackendAddr, Backends, probe};
 use crate::public::{PublicOptions, public_router};
 use crate::server::ServerHandle;
 use crate::state::{AppState, Limits, Mode, SharedState};
+use crate::termination;
 use crate::workers::WorkerTable;
+use crate::workers::cgroup::MemoryCgroup;
 use crate::workers::supervisor::{PROBE_TIMEOUT, Supervisor, WorkerDeps, WorkerSpec};
 use modelserver_units::format_duration;
 
@@ -102,6 +105,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
         executor_threads: server.executor_threads,
         readiness_path: readiness_path(&server.readiness_path),
         max_restarts: args.max_worker_restarts,
+        cgroup: MemoryCgroup::new(&args.cgroup_root),
     };
     info!(
         workers = server.workers,
@@ -118,7 +122,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
         metrics: front.state.metrics.clone(),
     };
     let model = Model::Workers(Supervisor::start(spec, deps));
-    front.run(model, args.shutdown_timeout).await
+    let result = front.run(model, args.shutdown_timeout).await;
+    if let Err(e) = &result
+        && let Some(message) = termination::message(e)
+    {
+        termination::write(&args.termination_log, &message);
+    }
+    result
 }
 
 /// Runs `proxy` until drained.
@@ -247,10 +257,11 @@ impl FrontDoor {
             auth,
         };
         let admin = ServerHandle::spawn("admin", admin_listener, admin_router(state.clone()));
-        let public = ServerHandle::spawn(
+        let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
             public_router(state.clone(), options),
+            state.lifecycle.clone(),
         );
         info!(
             mode = mode.as_str(),

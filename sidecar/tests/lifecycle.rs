@@ -278,10 +278,20 @@ async fn killed_worker_fails_only_its_request_and_comes_back() {
     }
 }
 
+/// A termination-message file in a fresh temporary directory (never the real
+/// `/dev/termination-log` of the machine running the tests).
+fn termination_log() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("termination-log");
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
+}
+
 #[test]
 fn crash_loop_ends_the_sidecar_non_zero() {
+    let (_dir, log) = termination_log();
     let args = serve_command(
-        &["--max-worker-restarts", "2"],
+        &["--max-worker-restarts", "2", "--termination-log", &log],
         &["python3", "-c", "import sys; sys.exit(3)"],
     );
     let mut sc = Sidecar::start(&args, &[]);
@@ -290,12 +300,19 @@ fn crash_loop_ends_the_sidecar_non_zero() {
     assert!(sc.logged("crash loop"), "log:\n{}", sc.logs());
     assert!(sc.logged("exited 3 times"), "log:\n{}", sc.logs());
     assert!(sc.logged("exit code 3"), "log:\n{}", sc.logs());
+    let message = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        message,
+        "WorkerCrashLoop: worker 0 exited 3 times in 10m; last exit: exit code 3\n\
+         worker 0 wrote nothing to stderr\n"
+    );
 }
 
 #[test]
 fn missing_worker_executable_is_reported() {
+    let (_dir, log) = termination_log();
     let args = serve_command(
-        &["--max-worker-restarts", "0"],
+        &["--max-worker-restarts", "0", "--termination-log", &log],
         &["/nonexistent/model-server"],
     );
     let mut sc = Sidecar::start(&args, &[]);
@@ -306,6 +323,100 @@ fn missing_worker_executable_is_reported() {
         "log:\n{}",
         sc.logs()
     );
+    let message = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        message.starts_with(
+            "WorkerCrashLoop: worker 0 exited 1 times in 10m; last exit: could not start \"/nonexistent/model-server\""
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn worker_failing_at_import_leaves_its_traceback_for_the_kubelet() {
+    let (_dir, log) = termination_log();
+    let args = serve_command(
+        &["--max-worker-restarts", "1", "--termination-log", &log],
+        &["python3", "-c", "import nonexistent_module"],
+    );
+    let mut sc = Sidecar::start(&args, &[]);
+    let status = sc.wait_exit(DEADLINE);
+    assert_eq!(status.code(), Some(1), "log:\n{}", sc.logs());
+    let message = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("WorkerCrashLoop: worker 0 exited 2 times in 10m; last exit: exit code 1"),
+        "{message}"
+    );
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("last output of worker 0:"),
+        "{message}"
+    );
+    assert!(
+        lines.contains(&"Traceback (most recent call last):"),
+        "{message}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("ModuleNotFoundError: No module named 'nonexistent_module'"),
+        "{message}"
+    );
+    assert!(message.len() < 4096);
+    // The worker's output still reaches the sidecar's own stderr, as before.
+    assert!(
+        sc.logged("ModuleNotFoundError: No module named 'nonexistent_module'"),
+        "log:\n{}",
+        sc.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_worker_is_named_out_of_memory_under_a_memory_limit() {
+    // A cgroup v2 root with a 512Mi limit and no readable OOM counter.
+    let cgroup = tempfile::tempdir().unwrap();
+    std::fs::write(cgroup.path().join("memory.max"), "536870912\n").unwrap();
+    let root = cgroup.path().to_string_lossy().into_owned();
+    let (_dir, log) = termination_log();
+    let args = serve_args(&["--termination-log", &log], &[]);
+    let sc = Sidecar::start(&args, &[("MODELSERVER_CGROUP_ROOT", root.as_str())]);
+    let c = client();
+    sc.wait_ready(&c).await;
+    let status = sc.status(&c).await;
+    let pid = i32::try_from(status["workers"][0]["pid"].as_u64().unwrap()).unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    wait_for("the worker's exit in /status", DEADLINE, || async {
+        sc.status(&c).await["workers"][0]["restarts"] == 1
+    })
+    .await;
+    let status = sc.status(&c).await;
+    let worker = &status["workers"][0];
+    assert_eq!(
+        worker["last_exit"], "killed by SIGKILL, likely out of memory (limit 512Mi)",
+        "{status}"
+    );
+    assert_eq!(worker["last_exit_reason"], "oom", "{status}");
+    assert_eq!(
+        sc.metric(&c, "modelserver_worker_exits_total{reason=\"oom\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        sc.metric(&c, "modelserver_worker_exits_total{reason=\"signal\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(
+        sc.metric(&c, "modelserver_worker_restarts_total").await,
+        1.0
+    );
+    wait_for("the exit reason in the log", DEADLINE, || async {
+        sc.logged("worker 0 killed by SIGKILL, likely out of memory (limit 512Mi); restarting")
+    })
+    .await;
+    sc.wait_ready(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

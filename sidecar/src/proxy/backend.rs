@@ -29,6 +29,12 @@ const AUTHORITY_PREFIX: &str = "backend-";
 const PROBE_HOST: &str = "localhost";
 /// How long idle pooled connections are kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// First pause before retrying a Unix socket connect the worker's full accept queue refused.
+const UNIX_CONNECT_RETRY_FIRST: Duration = Duration::from_millis(1);
+/// Longest pause between two such retries.
+const UNIX_CONNECT_RETRY_MAX_PAUSE: Duration = Duration::from_millis(50);
+/// Total time spent retrying before the connect error is returned.
+pub const UNIX_CONNECT_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
 /// One backend's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,9 +202,7 @@ impl tower::Service<Uri> for BackendConnector {
             .and_then(|i| self.backends.addr(i).cloned());
         Box::pin(async move {
             let stream = match addr {
-                Some(BackendAddr::Unix(path)) => {
-                    BackendStream::Unix(UnixStream::connect(path).await?)
-                }
+                Some(BackendAddr::Unix(path)) => BackendStream::Unix(connect_unix(&path).await?),
                 Some(BackendAddr::Tcp(addr)) => {
                     let stream = TcpStream::connect(addr.target()).await?;
                     stream.set_nodelay(true)?;
@@ -213,6 +217,28 @@ impl tower::Service<Uri> for BackendConnector {
             };
             Ok(TokioIo::new(stream))
         })
+    }
+}
+
+/// Connects to a worker's Unix socket. A Unix socket whose accept queue is full refuses a
+/// non-blocking connect with `EAGAIN` at once (TCP would queue the SYN instead); Python servers
+/// often listen with a backlog of 5 (`socketserver`), so a burst of new connections (new clients
+/// right after a pod starts) would otherwise turn into 502s. Nothing was sent yet, so retrying is
+/// safe: with a short backoff, for at most [`UNIX_CONNECT_RETRY_BUDGET`].
+pub async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
+    let deadline = tokio::time::Instant::now() + UNIX_CONNECT_RETRY_BUDGET;
+    let mut pause = UNIX_CONNECT_RETRY_FIRST;
+    loop {
+        match UnixStream::connect(path).await {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(UNIX_CONNECT_RETRY_MAX_PAUSE);
+            }
+            result => return result,
+        }
     }
 }
 
@@ -255,7 +281,38 @@ pub async fn probe(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
+
+    #[tokio::test]
+    async fn unix_connect_waits_for_a_full_accept_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Fill the accept queue until the kernel refuses connections outright.
+        let mut queued = Vec::new();
+        loop {
+            match UnixStream::connect(&path).await {
+                Ok(s) => queued.push(s),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                    break;
+                }
+            }
+            assert!(queued.len() < 100_000, "the accept queue never filled");
+        }
+        // The worker accepts again a little later.
+        let accepting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let accepted = listener.accept().unwrap();
+            // Keep listening (the listener is dropped only after the test's connect).
+            (listener, accepted)
+        });
+        let stream = connect_unix(&path).await;
+        assert!(stream.is_ok(), "{stream:?}");
+        accepting.join().unwrap();
+    }
 
     #[test]
     fn authorities_map_back_to_indexes() {

@@ -1,13 +1,18 @@
 //! Managed mode: the model's worker processes, how their command line is built, and the table of
 //! their state that `/status` shows.
 
+pub mod cgroup;
+pub mod exit;
 pub mod expand;
+pub mod output;
 pub mod supervisor;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
+
+use exit::ExitReason;
 
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,8 +43,11 @@ pub struct WorkerInfo {
     pub restarts: u64,
     /// Its Unix socket.
     pub socket: PathBuf,
-    /// How its last run ended, if it did.
+    /// How its last run ended, if it did (`killed by SIGKILL, likely out of memory (limit
+    /// 512Mi)`).
     pub last_exit: Option<String>,
+    /// The category of that end (`exit`, `signal`, `oom`, `start_failed`).
+    pub last_exit_reason: Option<ExitReason>,
 }
 
 /// The shared table of workers.
@@ -61,6 +69,7 @@ impl WorkerTable {
                 restarts: 0,
                 socket: socket.clone(),
                 last_exit: None,
+                last_exit_reason: None,
             })
             .collect();
         Self {

@@ -1,6 +1,8 @@
 //! Starts the workers, watches them become ready, restarts the ones that exit (exponential
 //! backoff), gives up when one exits more than `max_restarts` times within [`RESTART_WINDOW`], and
-//! stops them all on shutdown: SIGTERM, then SIGKILL after the shutdown timeout.
+//! stops them all on shutdown: SIGTERM, then SIGKILL after the shutdown timeout. Each worker's
+//! stderr is passed through to the sidecar's, with its tail kept for the termination message;
+//! each exit is classified ([`super::exit`]), naming likely out-of-memory kills.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -13,12 +15,15 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::cgroup::MemoryCgroup;
+use super::exit::{MemoryEvidence, WorkerExit, classify};
 use super::expand::expand;
+use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
 use crate::config::env;
 use crate::dispatch::Dispatcher;
@@ -38,6 +43,9 @@ pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 pub const READINESS_POLL: Duration = Duration::from_millis(100);
 /// Budget of one readiness probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a worker exits, how long to wait for the rest of its stderr (a process it started may
+/// still hold the pipe open).
+pub const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Everything needed to run the workers.
 #[derive(Debug, Clone)]
@@ -52,6 +60,8 @@ pub struct WorkerSpec {
     pub readiness_path: PathAndQuery,
     /// Restarts allowed within [`RESTART_WINDOW`].
     pub max_restarts: u32,
+    /// The container's memory cgroup, read to name out-of-memory kills.
+    pub cgroup: MemoryCgroup,
 }
 
 /// Shared handles the worker tasks update.
@@ -93,6 +103,7 @@ impl Supervisor {
                 stop: stop.clone(),
                 grace: grace_rx.clone(),
                 fatal: fatal_tx.clone(),
+                tail: SharedTail::default(),
             };
             tasks.spawn(worker.run());
         }
@@ -131,12 +142,14 @@ struct Worker {
     stop: CancellationToken,
     grace: tokio::sync::watch::Receiver<Duration>,
     fatal: mpsc::Sender<SidecarError>,
+    /// The last stderr output of the current (or last) run.
+    tail: SharedTail,
 }
 
 /// How one run of a worker ended.
 enum RunEnd {
     /// It exited (or could not start) on its own.
-    Exited { how: String, uptime: Duration },
+    Exited { exit: WorkerExit, uptime: Duration },
     /// The sidecar is stopping.
     Stopped,
 }
@@ -156,13 +169,15 @@ impl Worker {
                     });
                     return;
                 }
-                RunEnd::Exited { how, uptime } => (how, uptime),
+                RunEnd::Exited { exit, uptime } => (exit, uptime),
             };
+            self.deps.metrics.worker_exited(how.reason);
             if self.stop.is_cancelled() {
                 self.deps.table.update(self.id, |w| {
                     w.state = WorkerState::Stopped;
                     w.pid = None;
-                    w.last_exit = Some(how);
+                    w.last_exit = Some(how.text);
+                    w.last_exit_reason = Some(how.reason);
                 });
                 return;
             }
@@ -177,17 +192,26 @@ impl Worker {
             }
             let max = self.spec.max_restarts;
             if exits.len() > max as usize {
+                error!(
+                    worker = self.id,
+                    exit = %how.text,
+                    reason = how.reason.as_str(),
+                    "{}; not restarting it again",
+                    how.summary(self.id)
+                );
                 let err = SidecarError::CrashLoop {
                     worker: self.id,
                     exits: exits.len(),
                     window_secs: RESTART_WINDOW.as_secs(),
                     max,
-                    last_exit: how.clone(),
+                    last_exit: how.text.clone(),
+                    last_output: self.tail.with(|t| t.lines()),
                 };
                 self.deps.table.update(self.id, |w| {
                     w.state = WorkerState::Stopped;
                     w.pid = None;
-                    w.last_exit = Some(how);
+                    w.last_exit = Some(how.text);
+                    w.last_exit_reason = Some(how.reason);
                 });
                 // The receiver only goes away when the sidecar is already stopping.
                 let _ = self.fatal.send(err).await;
@@ -202,16 +226,19 @@ impl Worker {
             let delay = backoff(consecutive);
             warn!(
                 worker = self.id,
-                exit = %how,
+                exit = %how.text,
+                reason = how.reason.as_str(),
                 restart_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 exits_in_window = exits.len(),
                 max_restarts = max,
-                "worker exited; restarting"
+                "{}; restarting",
+                how.summary(self.id)
             );
             self.deps.table.update(self.id, |w| {
                 w.state = WorkerState::Restarting;
                 w.pid = None;
-                w.last_exit = Some(how);
+                w.last_exit = Some(how.text);
+                w.last_exit_reason = Some(how.reason);
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -259,6 +286,8 @@ impl Worker {
             // The model code has no use for the front door's token.
             .env_remove(env::AUTH_TOKEN)
             .stdin(Stdio::null())
+            // Passed through to the sidecar's stderr, keeping the tail (see `output`).
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         cmd
     }
@@ -273,6 +302,8 @@ impl Worker {
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Starting);
+        self.tail.with(|t| t.clear());
+        let oom_kills_before = self.spec.cgroup.oom_kills();
         let started = Instant::now();
         let mut child = match self.command().spawn() {
             Ok(child) => child,
@@ -283,11 +314,43 @@ impl Worker {
                 );
                 error!(worker = self.id, error = %how, "worker failed to start");
                 return RunEnd::Exited {
-                    how,
+                    exit: WorkerExit::start_failed(how),
                     uptime: Duration::ZERO,
                 };
             }
         };
+        let output = child
+            .stderr
+            .take()
+            .map(|stderr| pass_through(self.id, stderr, self.tail.clone()));
+        let Some(status) = self.watch(&mut child, started).await else {
+            return RunEnd::Stopped;
+        };
+        let uptime = started.elapsed();
+        // The traceback is usually the last thing a crashing worker writes.
+        if let Some(task) = output {
+            finish_output(self.id, task).await;
+        }
+        let memory = MemoryEvidence {
+            oom_kill_rose: oom_kills_before
+                .zip(self.spec.cgroup.oom_kills())
+                .map(|(before, after)| after > before),
+            limit: self.spec.cgroup.limit(),
+        };
+        RunEnd::Exited {
+            exit: classify(status, memory),
+            uptime,
+        }
+    }
+
+    /// Waits for the worker to become ready, then for it to exit (its wait status) or for the
+    /// sidecar to stop (None, after stopping it).
+    async fn watch(
+        &self,
+        child: &mut Child,
+        started: Instant,
+    ) -> Option<std::io::Result<ExitStatus>> {
+        let socket = &self.spec.sockets[self.id];
         let pid = child.id();
         self.deps.table.update(self.id, |w| w.pid = pid);
         info!(worker = self.id, pid = pid.unwrap_or(0), socket = %socket.display(), "worker started");
@@ -309,8 +372,8 @@ impl Worker {
             }
         };
         tokio::select! {
-            status = child.wait() => return exited(status, started),
-            () = self.stop.cancelled() => return self.terminate(&mut child).await,
+            status = child.wait() => return Some(status),
+            () = self.stop.cancelled() => return self.terminate(child).await,
             () = ready => {}
         }
         info!(
@@ -324,12 +387,13 @@ impl Worker {
             .update(self.id, |w| w.state = WorkerState::Ready);
         self.deps.dispatcher.set_ready(self.id, true);
         tokio::select! {
-            status = child.wait() => exited(status, started),
-            () = self.stop.cancelled() => self.terminate(&mut child).await,
+            status = child.wait() => Some(status),
+            () = self.stop.cancelled() => self.terminate(child).await,
         }
     }
 
-    async fn terminate(&self, child: &mut Child) -> RunEnd {
+    /// Stops the worker (SIGTERM, SIGKILL after the grace period); always None.
+    async fn terminate(&self, child: &mut Child) -> Option<std::io::Result<ExitStatus>> {
         self.deps.dispatcher.set_ready(self.id, false);
         self.deps
             .table
@@ -342,7 +406,8 @@ impl Worker {
         }
         match tokio::time::timeout(grace, child.wait()).await {
             Ok(status) => {
-                info!(worker = self.id, exit = %describe(status), "worker stopped");
+                let exit = classify(status, MemoryEvidence::default());
+                info!(worker = self.id, exit = %exit.text, "worker stopped");
             }
             Err(_) => {
                 warn!(
@@ -355,31 +420,20 @@ impl Worker {
                 }
             }
         }
-        RunEnd::Stopped
+        None
     }
 }
 
-fn exited(status: std::io::Result<ExitStatus>, started: Instant) -> RunEnd {
-    RunEnd::Exited {
-        how: describe(status),
-        uptime: started.elapsed(),
-    }
-}
-
-fn describe(status: std::io::Result<ExitStatus>) -> String {
-    match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            match (s.code(), s.signal()) {
-                (Some(code), _) => format!("exit code {code}"),
-                (None, Some(sig)) => match Signal::try_from(sig) {
-                    Ok(signal) => format!("killed by {signal}"),
-                    Err(_) => format!("killed by signal {sig}"),
-                },
-                (None, None) => s.to_string(),
-            }
-        }
-        Err(e) => format!("cannot wait for the process: {e}"),
+/// Waits briefly for the copy of a worker's stderr to reach the end of the pipe.
+async fn finish_output(worker: usize, task: JoinHandle<()>) {
+    if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, task)
+        .await
+        .is_err()
+    {
+        debug!(
+            worker,
+            "worker stderr still open after it exited; its tail may be incomplete"
+        );
     }
 }
 
