@@ -290,8 +290,12 @@ impl FrontDoor {
         shutdown_timeout: Duration,
     ) -> Result<(), SidecarError> {
         let lifecycle = self.state.lifecycle.clone();
+        let mut signalled = false;
         let trigger = tokio::select! {
-            name = self.signals.next() => Ok(format!("{name} received")),
+            name = self.signals.next() => {
+                signalled = true;
+                Ok(format!("{name} received"))
+            }
             () = lifecycle.drain_requested() => Ok("drain requested".to_string()),
             fatal = model.fatal() => Err(fatal),
         };
@@ -354,6 +358,17 @@ impl FrontDoor {
             );
         }
         lifecycle.mark_drained();
+
+        // Proxy mode runs as a native sidecar: the kubelet stops it (SIGTERM) only after the
+        // model container has exited, and the model's preStop is this drain. Exiting here would
+        // stop the front door before the model; wait for that signal instead, answering probes.
+        if matches!(model, Model::Upstream(_)) && !signalled && !hurry {
+            info!(
+                "drained; the model stops next: waiting for SIGTERM to stop this sidecar after it"
+            );
+            let name = self.signals.next().await;
+            info!(signal = name, "stopping after the model");
+        }
 
         info!(
             shutdown_timeout = %format_duration(shutdown_timeout),

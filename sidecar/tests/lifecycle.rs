@@ -582,6 +582,40 @@ async fn proxy_mode_fronts_a_tcp_upstream() {
         format!("127.0.0.1:{port}")
     );
 
+    // The model container's preStop drains the native sidecar; the sidecar must then outlive
+    // the model: it keeps running (probes answer, readiness is off) until the kubelet's SIGTERM,
+    // which comes after the model has exited.
+    let drain = run_to_end(
+        &[
+            "drain",
+            "--bind",
+            "127.0.0.1",
+            "--admin-port",
+            &sc.admin.port().to_string(),
+        ],
+        &[],
+    );
+    assert!(drain.status.success(), "{drain:?}");
+    wait_for(
+        "the drained sidecar waiting for SIGTERM",
+        DEADLINE,
+        || async { sc.logged("waiting for SIGTERM") },
+    )
+    .await;
+    assert!(
+        sc.running(),
+        "the native sidecar stopped before the model:\n{}",
+        sc.logs()
+    );
+    assert_eq!(
+        c.get(sc.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "not ready once drained"
+    );
     sc.signal(Signal::SIGTERM);
     assert_eq!(sc.wait_exit(DEADLINE).code(), Some(0));
     assert!(

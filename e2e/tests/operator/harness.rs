@@ -199,8 +199,15 @@ impl Operator {
         name: &str,
         extra: &[&str],
     ) -> Result<Self> {
-        Self::start_with_image(identity, namespace, dir, name, PLACEHOLDER_SIDECAR_IMAGE, extra)
-            .await
+        Self::start_with_image(
+            identity,
+            namespace,
+            dir,
+            name,
+            PLACEHOLDER_SIDECAR_IMAGE,
+            extra,
+        )
+        .await
     }
 
     /// [`Operator::start`] with a real sidecar image, for pods that run on the real node.

@@ -78,7 +78,12 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 impl Load {
     /// Starts one new-connection client and `keepalive` keep-alive clients against `target`
     /// (a ClusterIP and port on this machine's node network), each sending `POST path`.
-    pub fn start(target: SocketAddr, path: &str, keepalive: usize, headers: &[(&str, &str)]) -> Self {
+    pub fn start(
+        target: SocketAddr,
+        path: &str,
+        keepalive: usize,
+        headers: &[(&str, &str)],
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let mut tasks = JoinSet::new();
@@ -166,7 +171,10 @@ async fn send(
         .body(Full::new(Bytes::from_static(PREDICT_BODY.as_bytes())))
         .map_err(|e| e.to_string())?;
     let exchange = async {
-        sender.ready().await.map_err(|e| format!("not ready: {e}"))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("not ready: {e}"))?;
         let response = sender
             .send_request(request)
             .await
@@ -184,7 +192,10 @@ async fn send(
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
         if status != http::StatusCode::OK {
-            return Err(format!("status {status}: {}", String::from_utf8_lossy(&body)));
+            return Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
         }
         Ok(close)
     };

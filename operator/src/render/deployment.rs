@@ -23,6 +23,8 @@ use crate::render::settings::{Mode, Settings};
 
 /// Period of the startup probe; its failureThreshold is derived from startupTimeout.
 const STARTUP_PROBE_PERIOD_SECONDS: i32 = 2;
+/// Proxy mode: how long the native sidecar may take to answer `/livez` (it binds at once).
+const NATIVE_SIDECAR_START_SECONDS: i32 = 30;
 /// Period of the readiness probe.
 const READINESS_PROBE_PERIOD_SECONDS: i32 = 2;
 /// Period of the liveness probe.
@@ -231,7 +233,7 @@ fn proxy_sidecar_container(settings: &Settings, config: &RenderConfig) -> Contai
         env: Some(settings.sidecar_env()),
         ports: Some(serving_ports(settings)),
         resources: Some(sidecar_resources()),
-        startup_probe: Some(startup_probe(settings)),
+        startup_probe: Some(native_sidecar_started_probe()),
         readiness_probe: Some(readiness_probe()),
         liveness_probe: Some(liveness_probe()),
         security_context: Some(restricted_container()),
@@ -306,6 +308,21 @@ fn startup_probe(settings: &Settings) -> Probe {
         http_get: admin_get(names::READYZ_PATH),
         period_seconds: Some(STARTUP_PROBE_PERIOD_SECONDS),
         failure_threshold: Some(i32::try_from(seconds.div_ceil(period)).unwrap_or(i32::MAX)),
+        timeout_seconds: Some(1),
+        ..Probe::default()
+    }
+}
+
+/// Proxy mode: the kubelet starts the model container only once the native sidecar's startup
+/// probe passes, so that probe must not wait for the model (a real node deadlocked on
+/// `/readyz` here: the sidecar waited for the model, the model for the sidecar). It asks only
+/// whether the sidecar is up; the readiness probe still waits for the upstream, and a model
+/// that never loads ends at the Deployment's progress deadline, derived from the startup budget.
+fn native_sidecar_started_probe() -> Probe {
+    Probe {
+        http_get: admin_get(names::LIVEZ_PATH),
+        period_seconds: Some(1),
+        failure_threshold: Some(NATIVE_SIDECAR_START_SECONDS),
         timeout_seconds: Some(1),
         ..Probe::default()
     }

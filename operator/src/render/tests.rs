@@ -316,7 +316,14 @@ fn proxy_mode_runs_a_native_sidecar_and_keeps_the_model_entrypoint() {
         env_value(sidecar, "MODELSERVER_READINESS_PATH").as_deref(),
         Some("/v2/health/ready")
     );
-    assert!(sidecar.readiness_probe.is_some() && sidecar.startup_probe.is_some());
+    assert!(sidecar.readiness_probe.is_some());
+    // The model container starts only after the native sidecar's startup probe passes: that
+    // probe must not wait for the model.
+    let started = sidecar.startup_probe.as_ref().expect("startup probe");
+    assert_eq!(
+        started.http_get.as_ref().and_then(|g| g.path.as_deref()),
+        Some("/livez")
+    );
     let model = container(&pod.containers, "model");
     assert_eq!(model.command, None, "the image's own entrypoint runs");
     assert!(
