@@ -36,14 +36,16 @@ demo-cluster: sidecar-static ## the whole product for real: cluster + real node,
 # The suite gets a cluster of its own (MODELSERVER_E2E_CLUSTER=e2e: own state dir and ports), so
 # a `make cluster-up` cluster is left alone. The test binaries and the static sidecar are built
 # before the cluster starts; the cluster (and its real node) is stopped on any exit, also when
-# `up` or the suite fails. The images' names reach the tests as MODELSERVER_E2E_<NAME>_IMAGE.
+# `up` or the suite fails, and then `node.sh leftovers` fails the run if anything of the node
+# (process, mount, link, route, firewall rule, cgroup, changed sysctl) is left on the machine. The images' names reach the tests as MODELSERVER_E2E_<NAME>_IMAGE.
 # Every test binary runs even when one fails (--no-fail-fast); RUST_LIB_BACKTRACE=0 keeps anyhow's
 # error backtraces out of the report (panics still honour RUST_BACKTRACE).
 e2e: sidecar-static ## end-to-end suite on a fresh local cluster with a real node, started and stopped around it
 	$(CARGO) build -p modelserver-operator
 	$(CARGO) test -p modelserver-e2e --no-run
 	export MODELSERVER_E2E_CLUSTER=e2e; \
-	trap '$(E2E_CLUSTER) down' EXIT; \
+	sysctls=$$(./e2e/node.sh sysctls); \
+	trap 'rc=$$?; $(E2E_CLUSTER) down; ./e2e/node.sh leftovers "$$sysctls" || rc=1; exit $$rc' EXIT; \
 	$(E2E_CLUSTER) up --real-node; \
 	images=$$($(E2E_CLUSTER) images); \
 	eval "$$(sed 's/^/export MODELSERVER_E2E_/' <<< "$$images")"; \

@@ -9,6 +9,9 @@
 #   e2e/node.sh down      stop it and undo everything it did (processes, mounts, cgroups,
 #                         bridges, routes, firewall table, sysctls)
 #   e2e/node.sh status    which node components run
+#   e2e/node.sh sysctls   print the sysctls the node changes (name=value), to compare later
+#   e2e/node.sh leftovers [SYSCTLS]
+#                         fail if anything of the node is left after down (make e2e runs it)
 #
 # The node is labelled and tainted `modelserver.dev/node=real` (NoSchedule), so only pods that
 # ask for it (a nodeSelector and a toleration) land there. Its address is the pod bridge's,
@@ -303,6 +306,9 @@ cmd_up() {
   mkdir -p "$node_dir"
   node_ports
   node_pki
+  # What the machine had before, so down removes only what the node added.
+  nft list tables >"$node_dir/nft-tables.before" 2>/dev/null || true
+  [ -d /var/log/containers ] || touch "$node_dir/created-var-log-containers"
   # The network and its guard come up before anything that can start a pod.
   guard_up
   guard_check || die "the network guard is incomplete; refusing to start a node"
@@ -357,17 +363,30 @@ remove_cgroups() {
   done
 }
 
-# Chains the kubelet creates in every iptables table it touches (it owns no rules in them).
+# The chains the kubelet creates through iptables (KUBE-FIREWALL is jumped to from INPUT and
+# OUTPUT), then every nftables table that did not exist before `up` and is now empty of rules
+# (iptables-nft makes its tables on first use).
 remove_kubelet_chains() {
-  local tool table chain
+  local tool table chain hook family name
   for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
     for table in mangle nat filter; do
       for chain in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT KUBE-FIREWALL; do
+        for hook in INPUT OUTPUT FORWARD PREROUTING POSTROUTING; do
+          while "$tool" -w -t "$table" -D "$hook" -j "$chain" 2>/dev/null; do :; done
+        done
         "$tool" -w -t "$table" -F "$chain" 2>/dev/null || true
         "$tool" -w -t "$table" -X "$chain" 2>/dev/null || true
       done
     done
+  done
+  [ -f "$node_dir/nft-tables.before" ] || return 0
+  nft list tables 2>/dev/null | while read -r _ family name; do
+    grep -qx "table $family $name" "$node_dir/nft-tables.before" && continue
+    # Only chains left, no rules: nothing of anyone's is lost.
+    if ! nft list table "$family" "$name" | grep -qvE '^\s*(table|chain|type|}|$)'; then
+      nft delete table "$family" "$name" 2>/dev/null || true
+    fi
   done
 }
 
@@ -388,9 +407,53 @@ cmd_down() {
   remove_cgroups
   # The kubelet links every container's log into /var/log/containers (a fixed path).
   find /var/log/containers -maxdepth 1 -lname "$node_dir/*" -delete 2>/dev/null || true
+  if [ -f "$node_dir/created-var-log-containers" ]; then rmdir /var/log/containers 2>/dev/null || true; fi
   guard_down
   rm -rf "$node_dir" "$shim_dir"
   log "node $node_name is down"
+}
+
+# cmd_sysctls: the machine's values of every sysctl the node changes, as name=value lines.
+cmd_sysctls() {
+  local name
+  for name in $guard_sysctls; do
+    printf '%s=%s\n' "$name" "$(sysctl -n "$name" 2>/dev/null || echo unknown)"
+  done
+}
+
+# cmd_leftovers [BEFORE]: fails, listing them, if anything of a real node is still on the
+# machine after down: processes or mounts of the state dir, shim sockets, the bridges, routes
+# into the pod or Service ranges, the guard or kube-proxy nftables tables, KUBE-* iptables
+# chains, kubelet cgroups; and, given the output of `sysctls` from before up, any sysctl that
+# differs.
+cmd_leftovers() {
+  local found="" pid line
+  for pid in $(pgrep -f "$state/" || true); do
+    [ "$pid" = $$ ] || found+="process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"$'\n'
+  done
+  while read -r line; do found+="mount $line"$'\n'; done < <(findmnt -rn -o TARGET | grep -F "$state/" || true)
+  [ -e "$shim_dir" ] && found+="shim socket dir $shim_dir"$'\n'
+  for line in "$guard_pod_bridge" "$guard_service_sink"; do
+    ip link show "$line" >/dev/null 2>&1 && found+="link $line"$'\n'
+  done
+  while read -r line; do found+="route $line"$'\n'; done < <(ip route show table all |
+    grep -E "^(unreachable )?(10\.96\.|10\.244\.|10\.245\.)" || true)
+  while read -r line; do found+="nftables $line"$'\n'; done < <(nft list tables 2>/dev/null |
+    grep -E "$guard_table|kube-proxy" || true)
+  while read -r line; do found+="iptables $line"$'\n'; done < <(
+    { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | grep -E '^[:-].*KUBE-' || true)
+  while read -r line; do found+="cgroup $line"$'\n'; done < <(ls -d /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods* 2>/dev/null || true)
+  if [ -n "${1:-}" ]; then
+    while read -r line; do
+      [ -n "$line" ] && found+="sysctl ${line%%=*} is $(sysctl -n "${line%%=*}" 2>/dev/null), was ${line#*=}"$'\n'
+    done < <(diff <(printf '%s\n' "$1") <(cmd_sysctls) | sed -n 's/^< //p')
+  fi
+  if [ -n "$found" ]; then
+    log "left on the machine after down:"
+    printf '%s' "$found" >&2
+    return 1
+  fi
+  log "nothing of the real node is left on the machine"
 }
 
 cmd_status() {
@@ -409,6 +472,8 @@ main() {
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  sysctls) cmd_sysctls ;;
+  leftovers) cmd_leftovers "${2:-}" ;;
   *)
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
     exit 2
