@@ -61,6 +61,8 @@ pub mod env {
     pub const CORS_MAX_AGE: &str = "MODELSERVER_CORS_MAX_AGE";
     /// Bearer token every non-health public request must carry.
     pub const AUTH_TOKEN: &str = "MODELSERVER_AUTH_TOKEN";
+    /// Forward the token headers to the workers and give them the token in their environment.
+    pub const AUTH_PASSTHROUGH: &str = "MODELSERVER_AUTH_PASSTHROUGH";
     /// Log filter.
     pub const LOG_LEVEL: &str = "MODELSERVER_LOG_LEVEL";
     /// Log format, `text` or `json`.
@@ -242,6 +244,12 @@ pub struct ServerArgs {
     /// (`Authorization: Bearer <token>` or `X-Auth-Token`).
     #[arg(long, env = env::AUTH_TOKEN, hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// With a token set: still forward `Authorization` and `X-Auth-Token` to the model, and give
+    /// managed workers `MODELSERVER_AUTH_TOKEN` (off: the sidecar consumes both and the model
+    /// never sees the token).
+    #[arg(long, env = env::AUTH_PASSTHROUGH, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
+          default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub auth_passthrough: bool,
     /// Write one log line per request.
     #[arg(long, env = env::ACCESS_LOG, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
           default_value = "true", num_args = 0..=1, default_missing_value = "true")]
@@ -407,6 +415,7 @@ mod tests {
         assert_eq!(s.readiness_path, "/ready");
         assert!(!s.docs);
         assert!(s.access_log);
+        assert!(!s.auth_passthrough);
         assert!(s.cors.origins().is_empty());
         assert_eq!(s.cors.methods(), vec!["GET", "POST"]);
         assert_eq!(s.cors.max_age, Duration::from_secs(600));

