@@ -141,3 +141,59 @@ fn a_command_that_would_expand_the_token_is_refused_at_start() {
         assert!(!log.contains(TOKEN), "the token is never logged: {log}");
     }
 }
+
+/// Every `Access-Control-*` header of a response, `name: value`.
+fn cors_headers(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("access-control-"))
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecars_cors_answer_replaces_the_workers() {
+    let sc = Sidecar::start(
+        &serve_args(&[], &[]),
+        &[
+            ("MODELSERVER_CORS_ALLOW_ORIGINS", "https://app.example.com"),
+            ("MODELSERVER_CORS_ALLOW_CREDENTIALS", "false"),
+        ],
+    );
+    let c = client();
+    sc.wait_ready(&c).await;
+    // The worker tries to widen the policy.
+    let url = sc.url(
+        "/echo?header=Access-Control-Allow-Credentials:true\
+         &header=Access-Control-Allow-Origin:https://evil.example.com\
+         &header=Access-Control-Expose-Headers:x-internal\
+         &header=Access-Control-Allow-Methods:DELETE\
+         &header=X-Other:kept",
+    );
+    let r = c
+        .post(&url)
+        .header("origin", "https://app.example.com")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-other"], "kept", "other headers pass through");
+    let mut cors = cors_headers(&r);
+    cors.sort();
+    assert_eq!(
+        cors,
+        vec![
+            "access-control-allow-origin: https://app.example.com",
+            "access-control-expose-headers: x-request-id",
+        ],
+        "only the sidecar's CORS answer"
+    );
+    // No Origin: no origin is allowed, by the sidecar or by the worker.
+    let r = c.post(&url).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        cors_headers(&r),
+        vec!["access-control-expose-headers: x-request-id"]
+    );
+}
