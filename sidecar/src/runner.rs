@@ -30,7 +30,9 @@ use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::termination;
 use crate::workers::WorkerTable;
 use crate::workers::cgroup::MemoryCgroup;
-use crate::workers::supervisor::{PROBE_TIMEOUT, Supervisor, WorkerDeps, WorkerSpec};
+use crate::workers::supervisor::{
+    PROBE_TIMEOUT, ProbeSettings, Supervisor, WorkerDeps, WorkerSpec,
+};
 use modelserver_units::format_duration;
 
 /// Socket file name of worker `i`.
@@ -97,6 +99,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
         cgroup: MemoryCgroup::new(&args.cgroup_root),
         auth_token: server.token().map(str::to_string),
         auth_passthrough: server.auth_passthrough,
+        probe: ProbeSettings {
+            period: args.worker_probe_period,
+            timeout: args.worker_probe_timeout,
+            failures: args.worker_probe_failures,
+        },
     };
     spec.check_no_secrets()?;
     let table = Arc::new(WorkerTable::new(&sockets));

@@ -197,3 +197,113 @@ async fn the_sidecars_cors_answer_replaces_the_workers() {
         vec!["access-control-expose-headers: x-request-id"]
     );
 }
+
+/// Worker `id`'s row in `/status`.
+async fn worker_row(c: &reqwest::Client, sc: &Sidecar, id: usize) -> Value {
+    sc.status(c).await["workers"][id].clone()
+}
+
+/// `POST /predict`: the status and the worker that answered.
+async fn predict(c: &reqwest::Client, sc: &Sidecar) -> (u16, Option<u64>) {
+    let r = c
+        .post(sc.url("/predict"))
+        .body(IRIS_ROWS)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body["worker"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_leaves_rotation_and_is_restarted_while_the_pod_serves() {
+    let sc = Sidecar::serve(
+        &[
+            "--workers",
+            "2",
+            "--request-timeout",
+            "3s",
+            "--worker-probe-period",
+            "300ms",
+            "--worker-probe-timeout",
+            "1s",
+            "--worker-probe-failures",
+            "3",
+        ],
+        &[],
+    );
+    let c = client();
+    sc.wait_ready(&c).await;
+    let pid = worker_row(&c, &sc, 0).await["pid"].as_u64().unwrap();
+
+    // Watch /readyz for the whole test: the pod must stay Ready while worker 1 serves.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let readyz = {
+        let (c, url, watching) = (c.clone(), sc.admin_url("/readyz"), watching.clone());
+        tokio::spawn(async move {
+            let mut not_ready = Vec::new();
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = c.get(&url).send().await.unwrap().status().as_u16();
+                if status != 200 {
+                    not_ready.push(status);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            not_ready
+        })
+    };
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    // Detected within a few probe periods: out of rotation (or already being restarted).
+    let detection = std::time::Duration::from_secs(20);
+    wait_for(
+        "the stopped worker to leave rotation",
+        detection,
+        || async { worker_row(&c, &sc, 0).await["state"] != "ready" },
+    )
+    .await;
+    // Every request goes to worker 1 (or to worker 0 once it is back): no 504.
+    for _ in 0..10 {
+        let (status, _) = predict(&c, &sc).await;
+        assert_eq!(status, 200, "a request went to the hung worker");
+    }
+    wait_for("the hung worker to be restarted", DEADLINE, || async {
+        let row = worker_row(&c, &sc, 0).await;
+        row["state"] == "ready" && row["restarts"] == 1 && row["pid"].as_u64() != Some(pid)
+    })
+    .await;
+    let row = worker_row(&c, &sc, 0).await;
+    assert_eq!(row["last_exit_reason"], "hung", "{row}");
+    assert!(
+        row["last_exit"].as_str().unwrap().contains("GET /ready"),
+        "{row}"
+    );
+    assert_eq!(
+        sc.metric(&c, "modelserver_worker_exits_total{reason=\"hung\"}")
+            .await,
+        1.0
+    );
+    assert!(sc.logged("worker 0 hung"), "{}", sc.logs());
+
+    // Both serve again.
+    let seen = std::sync::Mutex::new([false, false]);
+    wait_for("both workers to answer", DEADLINE, || async {
+        let (status, worker) = predict(&c, &sc).await;
+        assert_eq!(status, 200);
+        let mut seen = seen.lock().unwrap();
+        if let Some(w) = worker {
+            seen[usize::try_from(w).unwrap()] = true;
+        }
+        *seen == [true, true]
+    })
+    .await;
+    assert_eq!(sc.metric(&c, "modelserver_workers_ready").await, 2.0);
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let not_ready = readyz.await.unwrap();
+    assert!(not_ready.is_empty(), "/readyz answered {not_ready:?}");
+}
