@@ -307,3 +307,55 @@ async fn a_hung_worker_leaves_rotation_and_is_restarted_while_the_pod_serves() {
     let not_ready = readyz.await.unwrap();
     assert!(not_ready.is_empty(), "/readyz answered {not_ready:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_timeout_has_its_worker_probed_at_once() {
+    // Probes are a minute apart: only the timed-out request can bring the hang to light soon.
+    let sc = Sidecar::serve(
+        &[
+            "--workers",
+            "2",
+            "--request-timeout",
+            "1s",
+            "--worker-probe-period",
+            "60s",
+            "--worker-probe-timeout",
+            "500ms",
+            "--worker-probe-failures",
+            "2",
+        ],
+        &[],
+    );
+    let c = client();
+    sc.wait_ready(&c).await;
+    let pid = worker_row(&c, &sc, 0).await["pid"].as_u64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    // Round robin sends one of two requests to the stopped worker.
+    let mut timed_out = 0;
+    for _ in 0..2 {
+        if predict(&c, &sc).await.0 == 504 {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 1, "one request went to the stopped worker");
+    // The timeout (one failure) and the probe it triggers (two) call it hung, well within the
+    // probe period.
+    wait_for(
+        "the hung worker to be restarted",
+        std::time::Duration::from_secs(20),
+        || async { worker_row(&c, &sc, 0).await["last_exit_reason"] == "hung" },
+    )
+    .await;
+    let row = worker_row(&c, &sc, 0).await;
+    assert!(
+        row["last_exit"]
+            .as_str()
+            .unwrap()
+            .contains("a request past the request timeout"),
+        "{row}"
+    );
+}
