@@ -215,9 +215,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path: {path}"})
 
     def echo(self, body):
-        """What reached the worker: body size, request headers (names lowercased), its argv and
-        whether MODELSERVER_AUTH_TOKEN is in its environment; each ?header=Name:Value is added to
-        the response."""
+        """What reached the worker: body size, request headers (names lowercased), its argv,
+        MODELSERVER_AUTH_TOKEN and the names of its environment variables; each
+        ?header=Name:Value is added to the response."""
         extra = []
         for item in parse_qs(urlsplit(self.path).query).get("header", []):
             name, _, value = item.partition(":")
@@ -230,6 +230,7 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": {name.lower(): value for name, value in self.headers.items()},
                 "argv": sys.argv,
                 "env_token": os.environ.get("MODELSERVER_AUTH_TOKEN"),
+                "env_names": sorted(os.environ),
             },
             extra,
         )

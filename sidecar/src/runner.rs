@@ -106,6 +106,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
         },
     };
     spec.check_no_secrets()?;
+    if !spec.auth_passthrough {
+        let hidden: Vec<String> = spec
+            .token_variables()
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name != crate::config::env::AUTH_TOKEN)
+            .collect();
+        if !hidden.is_empty() {
+            warn!(
+                variables = ?hidden,
+                "these variables hold the auth token and are not given to the workers; set MODELSERVER_AUTH_PASSTHROUGH=true if the model needs the token"
+            );
+        }
+    }
     let table = Arc::new(WorkerTable::new(&sockets));
     let per_backend = usize::from(server.executor_threads);
     let front = FrontDoor::start(

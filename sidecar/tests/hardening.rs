@@ -78,7 +78,12 @@ async fn worker_cmdlines(c: &reqwest::Client, sc: &Sidecar) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_never_reaches_worker_code_unless_passed_through() {
     let c = client();
-    let env = [("MODELSERVER_AUTH_TOKEN", TOKEN), ("PUBLIC_LABEL", "hello")];
+    let env = [
+        ("MODELSERVER_AUTH_TOKEN", TOKEN),
+        ("PUBLIC_LABEL", "hello"),
+        // The same secret under another name (say, from the model's envFrom).
+        ("COPY_OF_TOKEN", TOKEN),
+    ];
     let sc = Sidecar::start(
         &serve_args(&["--workers", "2"], &["--label=$(PUBLIC_LABEL)"]),
         &env,
@@ -95,6 +100,12 @@ async fn the_token_never_reaches_worker_code_unless_passed_through() {
             "the worker received the token header ({header}): {seen}"
         );
         assert_eq!(seen["env_token"], Value::Null, "token in the environment");
+        let names = seen["env_names"].as_array().unwrap();
+        assert!(
+            !names.contains(&Value::from("COPY_OF_TOKEN")),
+            "a copy of the token in the environment"
+        );
+        assert!(names.contains(&Value::from("PUBLIC_LABEL")), "{names:?}");
         let argv = seen["argv"].to_string();
         assert!(
             argv.contains("--label=hello"),
@@ -105,6 +116,8 @@ async fn the_token_never_reaches_worker_code_unless_passed_through() {
     for cmdline in worker_cmdlines(&c, &sc).await {
         assert!(!cmdline.contains(TOKEN), "token in argv: {cmdline}");
     }
+    assert!(sc.logged("COPY_OF_TOKEN"), "the hidden variable is named");
+    assert!(!sc.logs().contains(TOKEN), "the token is never logged");
     drop(sc);
 
     // Passthrough: the model does its own auth with the same token.
@@ -115,6 +128,12 @@ async fn the_token_never_reaches_worker_code_unless_passed_through() {
     let seen = echo(&c, &sc, "authorization", &format!("Bearer {TOKEN}")).await;
     assert_eq!(seen["headers"]["authorization"], format!("Bearer {TOKEN}"));
     assert_eq!(seen["env_token"], TOKEN);
+    assert!(
+        seen["env_names"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("COPY_OF_TOKEN"))
+    );
     let seen = echo(&c, &sc, "x-auth-token", TOKEN).await;
     assert_eq!(seen["headers"]["x-auth-token"], TOKEN);
     for cmdline in worker_cmdlines(&c, &sc).await {

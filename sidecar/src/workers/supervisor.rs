@@ -100,6 +100,24 @@ impl WorkerSpec {
                 .is_some_and(|(token, value)| value.contains(token))
     }
 
+    /// The variables of the sidecar's environment that hold the token (its own included), kept
+    /// from the workers unless passthrough is on; empty without a token.
+    pub fn token_variables(&self) -> Vec<std::ffi::OsString> {
+        let Some(token) = self.auth_token.as_deref().filter(|t| !t.is_empty()) else {
+            return Vec::new();
+        };
+        let token = token.as_bytes();
+        std::env::vars_os()
+            .filter(|(_, value)| {
+                value
+                    .as_encoded_bytes()
+                    .windows(token.len())
+                    .any(|w| w == token)
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// Refuses a command whose `$(VAR)` references would expand a secret into the workers'
     /// argv, which every process on the node can read (`ps`, `/proc/<pid>/cmdline`).
     pub fn check_no_secrets(&self) -> Result<(), ConfigError> {
@@ -355,10 +373,14 @@ impl Worker {
             // Passed through to the sidecar's stderr, keeping the tail (see `output`).
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if self.spec.auth_passthrough
-            && let Some(token) = &self.spec.auth_token
-        {
-            cmd.env(env::AUTH_TOKEN, token);
+        if self.spec.auth_passthrough {
+            if let Some(token) = &self.spec.auth_token {
+                cmd.env(env::AUTH_TOKEN, token);
+            }
+        } else {
+            for name in self.spec.token_variables() {
+                cmd.env_remove(name);
+            }
         }
         cmd
     }
