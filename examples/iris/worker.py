@@ -11,7 +11,8 @@ GET /ready with 200 once the model is loaded (503 before), and predicts on POST 
 
 Rows are lists of the four measurements (cm) or objects keyed by feature name. For tests:
 --load-delay makes loading slow, --predict-delay makes answers slow, and --test-hooks adds
-endpoints that exercise the sidecar (echo a body's size, stream server-sent events, hold a
+endpoints that exercise the sidecar (echo a body's size with the request headers, argv and
+token variable the worker saw, answer with chosen headers, stream server-sent events, hold a
 response until released). With --port the worker serves TCP instead (proxy mode).
 """
 
@@ -206,12 +207,33 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/predict":
             self.predict(body)
         elif path == "/echo" and self.state.args.test_hooks:
-            self.send_json(HTTPStatus.OK, {"bytes": len(body), "worker": int(WORKER_ID)})
+            self.echo(body)
         elif path == "/release" and self.state.args.test_hooks:
             self.state.gate(self.query().get("gate", "")).set()
             self.send_json(HTTPStatus.OK, {"released": True, "worker": int(WORKER_ID)})
         else:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path: {path}"})
+
+    def echo(self, body):
+        """What reached the worker: body size, request headers (names lowercased), its argv,
+        MODELSERVER_AUTH_TOKEN and the names of its environment variables; each
+        ?header=Name:Value is added to the response."""
+        extra = []
+        for item in parse_qs(urlsplit(self.path).query).get("header", []):
+            name, _, value = item.partition(":")
+            extra.append((name.strip(), value.strip()))
+        self.send_json(
+            HTTPStatus.OK,
+            {
+                "bytes": len(body),
+                "worker": int(WORKER_ID),
+                "headers": {name.lower(): value for name, value in self.headers.items()},
+                "argv": sys.argv,
+                "env_token": os.environ.get("MODELSERVER_AUTH_TOKEN"),
+                "env_names": sorted(os.environ),
+            },
+            extra,
+        )
 
     def predict(self, body):
         model = self.state.model
@@ -318,6 +340,7 @@ def main():
                         help="seconds each prediction takes (default: $IRIS_PREDICT_DELAY or 0)")
     parser.add_argument("--test-hooks", action="store_true", default=bool(os.environ.get("IRIS_TEST_HOOKS")),
                         help="add /echo, /stream and /release, and ?delay= and ?gate= on /predict")
+    parser.add_argument("--label", default="", help="free text, ignored (tests of $(VAR) expansion read it in argv)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args()
 

@@ -1,5 +1,7 @@
 //! Token auth on the public port: with a token configured, every path except the health paths
 //! needs `Authorization: Bearer <token>` or `X-Auth-Token: <token>`, compared in constant time.
+//! Both headers are then removed before the request is forwarded, so the token never reaches the
+//! model's code, unless passthrough is configured.
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ pub const BEARER_PREFIX: &str = "Bearer ";
 pub struct AuthToken {
     token: Arc<[u8]>,
     metrics: Metrics,
+    passthrough: bool,
 }
 
 impl std::fmt::Debug for AuthToken {
@@ -36,6 +39,22 @@ impl AuthToken {
         Self {
             token: Arc::from(token.as_bytes()),
             metrics,
+            passthrough: false,
+        }
+    }
+
+    /// Keeps the token headers on forwarded requests (`MODELSERVER_AUTH_PASSTHROUGH`) instead of
+    /// removing them.
+    pub fn with_passthrough(mut self, passthrough: bool) -> Self {
+        self.passthrough = passthrough;
+        self
+    }
+
+    /// Removes the token headers (both, whichever carried the token) unless passthrough is on.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if !self.passthrough {
+            headers.remove(header::AUTHORIZATION);
+            headers.remove(X_AUTH_TOKEN);
         }
     }
 
@@ -75,10 +94,11 @@ pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
 /// Middleware: 401 JSON unless the request carries the token or asks for a health path.
 pub async fn require_token(
     State(auth): State<AuthToken>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if is_health_path(request.uri().path()) || auth.authorizes(request.headers()) {
+        auth.strip(request.headers_mut());
         return next.run(request).await;
     }
     auth.metrics.reject(RejectReason::Unauthorized);
@@ -121,5 +141,20 @@ mod tests {
         assert!(auth.authorizes(&h));
         h.insert(X_AUTH_TOKEN, "nope".parse().unwrap());
         assert!(!auth.authorizes(&h));
+    }
+
+    #[test]
+    fn strips_the_token_headers_unless_passing_them_through() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
+        h.insert(X_AUTH_TOKEN, "tok".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let auth = AuthToken::new("tok", Metrics::new().unwrap()).with_passthrough(true);
+        let mut kept = h.clone();
+        auth.strip(&mut kept);
+        assert_eq!(kept, h);
+        auth.with_passthrough(false).strip(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["content-type"]);
     }
 }

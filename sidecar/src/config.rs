@@ -61,6 +61,8 @@ pub mod env {
     pub const CORS_MAX_AGE: &str = "MODELSERVER_CORS_MAX_AGE";
     /// Bearer token every non-health public request must carry.
     pub const AUTH_TOKEN: &str = "MODELSERVER_AUTH_TOKEN";
+    /// Forward the token headers to the workers and give them the token in their environment.
+    pub const AUTH_PASSTHROUGH: &str = "MODELSERVER_AUTH_PASSTHROUGH";
     /// Log filter.
     pub const LOG_LEVEL: &str = "MODELSERVER_LOG_LEVEL";
     /// Log format, `text` or `json`.
@@ -88,6 +90,12 @@ pub mod env {
     pub const TERMINATION_LOG: &str = "MODELSERVER_TERMINATION_LOG";
     /// Root of the container's cgroup filesystem (not in the CRD; tests point it elsewhere).
     pub const CGROUP_ROOT: &str = "MODELSERVER_CGROUP_ROOT";
+    /// Time between readiness probes of a serving worker.
+    pub const WORKER_PROBE_PERIOD: &str = "MODELSERVER_WORKER_PROBE_PERIOD";
+    /// Budget of one readiness probe of a worker.
+    pub const WORKER_PROBE_TIMEOUT: &str = "MODELSERVER_WORKER_PROBE_TIMEOUT";
+    /// Failed probes in a row after which a serving worker is killed and restarted as hung.
+    pub const WORKER_PROBE_FAILURES: &str = "MODELSERVER_WORKER_PROBE_FAILURES";
 }
 
 /// `modelserver-sidecar`: the serving binary in every model pod.
@@ -158,6 +166,18 @@ pub struct ServeArgs {
     /// Root of the container's cgroup filesystem, read for the memory limit and OOM kills.
     #[arg(long, env = env::CGROUP_ROOT, default_value = DEFAULT_CGROUP_ROOT, hide = true)]
     pub cgroup_root: PathBuf,
+    /// Time between readiness probes of a worker that serves; a failed probe takes it out of
+    /// rotation until one succeeds.
+    #[arg(long, env = env::WORKER_PROBE_PERIOD, default_value = "5s", value_parser = parse_positive_duration_arg)]
+    pub worker_probe_period: Duration,
+    /// Budget of one readiness probe of a worker (its answer must be 200 within it).
+    #[arg(long, env = env::WORKER_PROBE_TIMEOUT, default_value = "2s", value_parser = parse_positive_duration_arg)]
+    pub worker_probe_timeout: Duration,
+    /// Failed probes in a row (a request past the request timeout counts as one) after which a
+    /// serving worker is called hung, killed (SIGKILL) and restarted.
+    #[arg(long, env = env::WORKER_PROBE_FAILURES, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub worker_probe_failures: u32,
     /// The worker command and its arguments; `$(VAR)` is expanded from the worker's environment.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -242,6 +262,12 @@ pub struct ServerArgs {
     /// (`Authorization: Bearer <token>` or `X-Auth-Token`).
     #[arg(long, env = env::AUTH_TOKEN, hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// With a token set: still forward `Authorization` and `X-Auth-Token` to the model, and give
+    /// managed workers `MODELSERVER_AUTH_TOKEN` (off: the sidecar consumes both and the model
+    /// never sees the token).
+    #[arg(long, env = env::AUTH_PASSTHROUGH, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
+          default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub auth_passthrough: bool,
     /// Write one log line per request.
     #[arg(long, env = env::ACCESS_LOG, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
           default_value = "true", num_args = 0..=1, default_missing_value = "true")]
@@ -407,6 +433,7 @@ mod tests {
         assert_eq!(s.readiness_path, "/ready");
         assert!(!s.docs);
         assert!(s.access_log);
+        assert!(!s.auth_passthrough);
         assert!(s.cors.origins().is_empty());
         assert_eq!(s.cors.methods(), vec!["GET", "POST"]);
         assert_eq!(s.cors.max_age, Duration::from_secs(600));
@@ -416,6 +443,9 @@ mod tests {
         assert_eq!(serve.max_worker_restarts, 5);
         assert_eq!(serve.termination_log, PathBuf::from("/dev/termination-log"));
         assert_eq!(serve.cgroup_root, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(serve.worker_probe_period, Duration::from_secs(5));
+        assert_eq!(serve.worker_probe_timeout, Duration::from_secs(2));
+        assert_eq!(serve.worker_probe_failures, 3);
         assert_eq!(serve.command, vec!["python", "worker.py"]);
     }
 

@@ -1,6 +1,8 @@
 //! CORS from the `MODELSERVER_CORS_*` settings, with tower-http's `CorsLayer`: explicit origins,
 //! methods, headers, credentials and max-age; preflights are answered by the sidecar. A request
-//! from an origin that is not allowed gets no `Access-Control-*` headers at all.
+//! from an origin that is not allowed gets no `Access-Control-*` headers at all. With CORS on, the
+//! sidecar's answer is the only one: every `Access-Control-*` header a worker sets is removed
+//! before the sidecar's are added, so a worker cannot, say, allow credentials the sidecar does not.
 
 use std::sync::Arc;
 
@@ -152,6 +154,26 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
     HeaderValue::from_str(origin).map_err(|_| err("not a valid header value"))
 }
 
+/// Removes every `Access-Control-*` header from `headers`.
+fn remove_cors_headers(headers: &mut http::HeaderMap) {
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(CORS_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(&name);
+    }
+}
+
+/// Middleware inside the CORS layer: removes the worker's own `Access-Control-*` headers, so the
+/// CORS layer's answer replaces them rather than joining them.
+pub async fn drop_worker_cors_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    remove_cors_headers(response.headers_mut());
+    response
+}
+
 /// Middleware outside the CORS layer: removes every `Access-Control-*` header from responses to
 /// origins that are not allowed.
 pub async fn hide_from_disallowed_origins(
@@ -165,15 +187,7 @@ pub async fn hide_from_disallowed_origins(
         .is_some_and(|o| !origins.allows(o));
     let mut response = next.run(request).await;
     if disallowed {
-        let cors: Vec<HeaderName> = response
-            .headers()
-            .keys()
-            .filter(|k| k.as_str().starts_with(CORS_HEADER_PREFIX))
-            .cloned()
-            .collect();
-        for name in cors {
-            response.headers_mut().remove(&name);
-        }
+        remove_cors_headers(response.headers_mut());
     }
     response
 }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// Why a slot could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +35,8 @@ pub struct LoadSnapshot {
     pub backends: Vec<BackendLoad>,
     /// Requests waiting.
     pub queued: usize,
+    /// Every backend has been ready at the same time at least once (startup is over).
+    pub started: bool,
 }
 
 impl LoadSnapshot {
@@ -61,6 +63,8 @@ struct Slot {
 
 struct State {
     slots: Vec<Slot>,
+    /// Latched once every backend was ready at the same time.
+    started: bool,
     waiters: VecDeque<oneshot::Sender<Permit>>,
     /// Rotates the starting point so equally loaded backends share the work.
     next: usize,
@@ -68,6 +72,8 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Per backend: woken when a request to it ran past the request timeout.
+    stuck: Vec<Notify>,
     per_backend: usize,
     max_queue: usize,
 }
@@ -190,7 +196,9 @@ impl Dispatcher {
             .collect();
         Self {
             inner: Arc::new(Inner {
+                stuck: (0..backends).map(|_| Notify::new()).collect(),
                 state: Mutex::new(State {
+                    started: false,
                     slots,
                     waiters: VecDeque::new(),
                     next: 0,
@@ -246,7 +254,26 @@ impl Dispatcher {
             slot.ready = ready;
         }
         if ready {
+            if state.slots.iter().all(|s| s.ready) {
+                state.started = true;
+            }
             hand_off(&self.inner, &mut state);
+        }
+    }
+
+    /// Reports that a request to `backend` got no response head within the request timeout: a
+    /// sign the backend may hang, which its supervisor checks at once ([`Self::stuck`]).
+    pub fn report_stuck(&self, backend: usize) {
+        if let Some(notify) = self.inner.stuck.get(backend) {
+            notify.notify_one();
+        }
+    }
+
+    /// Resolves when a request to `backend` was reported stuck (never for an unknown backend).
+    pub async fn stuck(&self, backend: usize) {
+        match self.inner.stuck.get(backend) {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
         }
     }
 
@@ -263,6 +290,7 @@ impl Dispatcher {
                 })
                 .collect(),
             queued: state.waiters.iter().filter(|w| !w.is_closed()).count(),
+            started: state.started,
         }
     }
 }
@@ -330,5 +358,16 @@ mod tests {
         let p = waiting.await.unwrap().unwrap();
         assert_eq!(p.backend(), 0);
         assert!(d.snapshot().all_ready());
+    }
+
+    #[test]
+    fn started_latches_once_every_backend_was_ready() {
+        let d = Dispatcher::new(2, 1, 1);
+        d.set_ready(0, true);
+        assert!(!d.snapshot().started, "one of two is still starting");
+        d.set_ready(1, true);
+        d.set_ready(0, false);
+        let snap = d.snapshot();
+        assert!(snap.started && !snap.all_ready() && snap.ready_count() == 1);
     }
 }

@@ -42,6 +42,16 @@ pub enum ConfigError {
         /// The limit.
         max: usize,
     },
+    /// The worker command would expand a secret into the workers' command line.
+    #[error(
+        "the worker command refers to $({variable}) in argument {argument}, which holds the auth token: secrets are never expanded into a command line (anyone on the node can read it with ps); a worker that needs the token reads MODELSERVER_AUTH_TOKEN from its environment, which it gets with MODELSERVER_AUTH_PASSTHROUGH=true"
+    )]
+    SecretInCommand {
+        /// The variable referred to.
+        variable: String,
+        /// Its position in the command (0 is the program).
+        argument: usize,
+    },
     /// The auth token cannot appear in a header.
     #[error("MODELSERVER_AUTH_TOKEN contains characters that cannot appear in an HTTP header")]
     Token,

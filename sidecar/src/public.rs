@@ -10,7 +10,7 @@ use http::StatusCode;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::{AuthToken, require_token};
-use crate::cors::{CorsPolicy, hide_from_disallowed_origins};
+use crate::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
 use crate::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
 use crate::errors::ApiError;
 use crate::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
@@ -51,6 +51,7 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
     }
     if let Some(cors) = options.cors {
         router = router
+            .layer(middleware::from_fn(drop_worker_cors_headers))
             .layer(cors.layer)
             .layer(middleware::from_fn_with_state(
                 cors.origins,

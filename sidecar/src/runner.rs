@@ -30,7 +30,9 @@ use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::termination;
 use crate::workers::WorkerTable;
 use crate::workers::cgroup::MemoryCgroup;
-use crate::workers::supervisor::{PROBE_TIMEOUT, Supervisor, WorkerDeps, WorkerSpec};
+use crate::workers::supervisor::{
+    PROBE_TIMEOUT, ProbeSettings, Supervisor, WorkerDeps, WorkerSpec,
+};
 use modelserver_units::format_duration;
 
 /// Socket file name of worker `i`.
@@ -88,6 +90,36 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     let backends = Arc::new(Backends::new(
         sockets.iter().cloned().map(BackendAddr::Unix).collect(),
     ));
+    let spec = WorkerSpec {
+        command: args.command.clone(),
+        sockets: sockets.clone(),
+        executor_threads: server.executor_threads,
+        readiness_path: readiness_path(&server.readiness_path),
+        max_restarts: args.max_worker_restarts,
+        cgroup: MemoryCgroup::new(&args.cgroup_root),
+        auth_token: server.token().map(str::to_string),
+        auth_passthrough: server.auth_passthrough,
+        probe: ProbeSettings {
+            period: args.worker_probe_period,
+            timeout: args.worker_probe_timeout,
+            failures: args.worker_probe_failures,
+        },
+    };
+    spec.check_no_secrets()?;
+    if !spec.auth_passthrough {
+        let hidden: Vec<String> = spec
+            .token_variables()
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name != crate::config::env::AUTH_TOKEN)
+            .collect();
+        if !hidden.is_empty() {
+            warn!(
+                variables = ?hidden,
+                "these variables hold the auth token and are not given to the workers; set MODELSERVER_AUTH_PASSTHROUGH=true if the model needs the token"
+            );
+        }
+    }
     let table = Arc::new(WorkerTable::new(&sockets));
     let per_backend = usize::from(server.executor_threads);
     let front = FrontDoor::start(
@@ -99,14 +131,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     )
     .await?;
 
-    let spec = WorkerSpec {
-        command: args.command.clone(),
-        sockets,
-        executor_threads: server.executor_threads,
-        readiness_path: readiness_path(&server.readiness_path),
-        max_restarts: args.max_worker_restarts,
-        cgroup: MemoryCgroup::new(&args.cgroup_root),
-    };
     info!(
         workers = server.workers,
         executor_threads = server.executor_threads,
@@ -221,7 +245,10 @@ impl FrontDoor {
                 if http::HeaderValue::from_str(token).is_err() {
                     return Err(ConfigError::Token.into());
                 }
-                Some(AuthToken::new(token, metrics.clone()))
+                Some(
+                    AuthToken::new(token, metrics.clone())
+                        .with_passthrough(server.auth_passthrough),
+                )
             }
             None => None,
         };

@@ -64,13 +64,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Ready means every backend answers its readiness path and draining has not started.
+    /// Ready means: not draining, and at startup every backend answers its readiness path; once
+    /// that happened, at least one still does (a worker that is restarting or hung leaves the
+    /// pod serving on the others; `workers_ready` and `/status` say how many).
     pub fn is_ready(&self) -> bool {
         self.ready_given(&self.dispatcher.snapshot())
     }
 
     fn ready_given(&self, load: &LoadSnapshot) -> bool {
-        load.all_ready() && !self.lifecycle.is_draining()
+        load.started && load.ready_count() > 0 && !self.lifecycle.is_draining()
     }
 
     /// The gauge values for a scrape.

@@ -249,7 +249,11 @@ async fn killed_worker_fails_only_its_request_and_comes_back() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["worker"].as_u64(), Some(survivor_id));
 
-    sc.wait_ready(&c).await;
+    // The pod stayed ready on the survivor; wait for the victim itself to serve again.
+    wait_for("the killed worker to be ready again", DEADLINE, || async {
+        sc.status(&c).await["workers"][victim_id as usize]["ready"] == true
+    })
+    .await;
     let status = sc.status(&c).await;
     let restarted = &status["workers"][victim_id as usize];
     assert_eq!(restarted["restarts"], 1, "{status}");

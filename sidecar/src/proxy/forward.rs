@@ -86,9 +86,12 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     // The sidecar already answered any `Expect: 100-continue` by reading the body.
     headers.remove(header::EXPECT);
 
+    // The backend a request waits on, told to its supervisor when the request times out.
+    let mut chosen = None;
     let attempt = async {
         let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
         let backend = permit.backend();
+        chosen = Some(backend);
         let uri = state
             .backends
             .uri(backend, &path_and_query)
@@ -157,6 +160,9 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         )
         .into_response(),
         Err(_elapsed) => {
+            if let Some(backend) = chosen {
+                state.dispatcher.report_stuck(backend);
+            }
             state.metrics.reject(RejectReason::Timeout);
             ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,

@@ -23,11 +23,19 @@ pub enum ExitReason {
     Oom,
     /// It could not be started (or waited for) at all.
     StartFailed,
+    /// It stopped answering its readiness path while serving and the sidecar killed it.
+    Hung,
 }
 
 impl ExitReason {
     /// Every reason, for registering the label values.
-    pub const ALL: [Self; 4] = [Self::Exit, Self::Signal, Self::Oom, Self::StartFailed];
+    pub const ALL: [Self; 5] = [
+        Self::Exit,
+        Self::Signal,
+        Self::Oom,
+        Self::StartFailed,
+        Self::Hung,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -36,6 +44,7 @@ impl ExitReason {
             Self::Signal => "signal",
             Self::Oom => "oom",
             Self::StartFailed => "start_failed",
+            Self::Hung => "hung",
         }
     }
 }
@@ -55,6 +64,14 @@ impl WorkerExit {
     pub fn start_failed(text: String) -> Self {
         Self {
             reason: ExitReason::StartFailed,
+            text,
+        }
+    }
+
+    /// A run the sidecar ended with SIGKILL because the worker hung (`text` says how).
+    pub fn hung(text: String) -> Self {
+        Self {
+            reason: ExitReason::Hung,
             text,
         }
     }

@@ -3,6 +3,17 @@
 //! as written when it is not; `$$` is a literal `$` (so `$$(NAME)` stays `$(NAME)`); a `$` before
 //! anything else, or an unterminated `$(`, is kept as is.
 
+/// The names of the variables `input` refers to with `$(NAME)` (not those escaped as
+/// `$$(NAME)`), in order, exactly as [`expand`] would look them up.
+pub fn references(input: &str) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    expand(input, |name| {
+        names.borrow_mut().push(name.to_string());
+        None
+    });
+    names.into_inner()
+}
+
 /// Expands `input` using `lookup` for variable values.
 pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(input.len());
@@ -52,7 +63,7 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use super::{expand, references};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -91,5 +102,14 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(expand(input, env), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn lists_the_variables_referred_to() {
+        assert_eq!(
+            references("--a=$(A) $$(ESCAPED) $(B)$(A) $(UNTERMINATED"),
+            vec!["A", "B", "A"]
+        );
+        assert!(references("plain $5").is_empty());
     }
 }

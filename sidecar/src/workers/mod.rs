@@ -22,6 +22,9 @@ pub enum WorkerState {
     Starting,
     /// Answering its readiness path; takes requests.
     Ready,
+    /// Was ready, now failing its readiness probes (or a request timed out): takes no new
+    /// requests; restarted when it does not recover within the probe failure threshold.
+    Unresponsive,
     /// Exited; waiting out the backoff before the next start.
     Restarting,
     /// Being stopped (SIGTERM sent).

@@ -2,7 +2,11 @@
 //! backoff), gives up when one exits more than `max_restarts` times within [`RESTART_WINDOW`], and
 //! stops them all on shutdown: SIGTERM, then SIGKILL after the shutdown timeout. Each worker's
 //! stderr is passed through to the sidecar's, with its tail kept for the termination message;
-//! each exit is classified ([`super::exit`]), naming likely out-of-memory kills.
+//! each exit is classified ([`super::exit`]), naming likely out-of-memory kills. A worker that
+//! serves is probed on its readiness path every probe period: one failed probe takes it out of
+//! rotation until a probe succeeds; `failures` in a row (a request reported stuck past the
+//! request timeout counts as one, and triggers a probe at once) and it is called hung, killed
+//! with SIGKILL and restarted like a worker that exited.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -21,15 +25,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::cgroup::MemoryCgroup;
-use super::exit::{MemoryEvidence, WorkerExit, classify};
-use super::expand::expand;
+use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
+use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
 use crate::config::env;
 use crate::dispatch::Dispatcher;
-use crate::errors::SidecarError;
+use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
 use crate::proxy::backend::{BackendClient, Backends, probe};
+use modelserver_units::format_duration;
 
 /// Exits are counted within this window against `max_restarts`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
@@ -62,6 +67,70 @@ pub struct WorkerSpec {
     pub max_restarts: u32,
     /// The container's memory cgroup, read to name out-of-memory kills.
     pub cgroup: MemoryCgroup,
+    /// The auth token the sidecar enforces: never expanded into the command line, and given to
+    /// the workers in `MODELSERVER_AUTH_TOKEN` only with passthrough.
+    pub auth_token: Option<String>,
+    /// Give the workers the token (`MODELSERVER_AUTH_PASSTHROUGH`).
+    pub auth_passthrough: bool,
+    /// How serving workers are watched for hangs.
+    pub probe: ProbeSettings,
+}
+
+/// Readiness probes of serving workers, like a kubelet probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSettings {
+    /// Time between probes.
+    pub period: Duration,
+    /// Budget of one probe.
+    pub timeout: Duration,
+    /// Failures in a row after which the worker is killed as hung.
+    pub failures: u32,
+}
+
+impl WorkerSpec {
+    /// True when expanding `name` would put a secret on the command line: the token's variable,
+    /// or any variable whose value contains the token.
+    fn is_secret(&self, name: &str, value: Option<&str>) -> bool {
+        name == env::AUTH_TOKEN
+            || self
+                .auth_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .zip(value)
+                .is_some_and(|(token, value)| value.contains(token))
+    }
+
+    /// The variables of the sidecar's environment that hold the token (its own included), kept
+    /// from the workers unless passthrough is on; empty without a token.
+    pub fn token_variables(&self) -> Vec<std::ffi::OsString> {
+        let Some(token) = self.auth_token.as_deref().filter(|t| !t.is_empty()) else {
+            return Vec::new();
+        };
+        let token = token.as_bytes();
+        std::env::vars_os()
+            .filter(|(_, value)| {
+                value
+                    .as_encoded_bytes()
+                    .windows(token.len())
+                    .any(|w| w == token)
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Refuses a command whose `$(VAR)` references would expand a secret into the workers'
+    /// argv, which every process on the node can read (`ps`, `/proc/<pid>/cmdline`).
+    pub fn check_no_secrets(&self) -> Result<(), ConfigError> {
+        for (argument, arg) in self.command.iter().enumerate() {
+            for variable in references(arg) {
+                let value = std::env::var(&variable).ok();
+                if self.is_secret(&variable, value.as_deref()) {
+                    return Err(ConfigError::SecretInCommand { variable, argument });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Shared handles the worker tasks update.
@@ -144,6 +213,16 @@ struct Worker {
     fatal: mpsc::Sender<SidecarError>,
     /// The last stderr output of the current (or last) run.
     tail: SharedTail,
+}
+
+/// How watching a running worker ended.
+enum Watched {
+    /// It exited on its own (its wait status).
+    Exited(std::io::Result<ExitStatus>),
+    /// It hung and was killed; how, in words.
+    Hung(String),
+    /// The sidecar is stopping (the worker was stopped).
+    Stopped,
 }
 
 /// How one run of a worker ended.
@@ -264,11 +343,16 @@ impl Worker {
             ),
         ];
         let lookup = |name: &str| -> Option<String> {
-            extra
+            let value = extra
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(name).ok())
+                .or_else(|| std::env::var(name).ok());
+            // Refused at start (`check_no_secrets`); left unexpanded should one slip through.
+            if self.spec.is_secret(name, value.as_deref()) {
+                return None;
+            }
+            value
         };
         let expanded: Vec<String> = self
             .spec
@@ -283,12 +367,21 @@ impl Worker {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-            // The model code has no use for the front door's token.
+            // The model code sees the front door's token only when passthrough is asked for.
             .env_remove(env::AUTH_TOKEN)
             .stdin(Stdio::null())
             // Passed through to the sidecar's stderr, keeping the tail (see `output`).
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if self.spec.auth_passthrough {
+            if let Some(token) = &self.spec.auth_token {
+                cmd.env(env::AUTH_TOKEN, token);
+            }
+        } else {
+            for name in self.spec.token_variables() {
+                cmd.env_remove(name);
+            }
+        }
         cmd
     }
 
@@ -323,8 +416,18 @@ impl Worker {
             .stderr
             .take()
             .map(|stderr| pass_through(self.id, stderr, self.tail.clone()));
-        let Some(status) = self.watch(&mut child, started).await else {
-            return RunEnd::Stopped;
+        let status = match self.watch(&mut child, started).await {
+            Watched::Exited(status) => status,
+            Watched::Stopped => return RunEnd::Stopped,
+            Watched::Hung(text) => {
+                if let Some(task) = output {
+                    finish_output(self.id, task).await;
+                }
+                return RunEnd::Exited {
+                    exit: WorkerExit::hung(text),
+                    uptime: started.elapsed(),
+                };
+            }
         };
         let uptime = started.elapsed();
         // The traceback is usually the last thing a crashing worker writes.
@@ -343,13 +446,9 @@ impl Worker {
         }
     }
 
-    /// Waits for the worker to become ready, then for it to exit (its wait status) or for the
-    /// sidecar to stop (None, after stopping it).
-    async fn watch(
-        &self,
-        child: &mut Child,
-        started: Instant,
-    ) -> Option<std::io::Result<ExitStatus>> {
+    /// Waits for the worker to become ready, then watches it serve until it exits, hangs (it is
+    /// killed) or the sidecar stops (it is stopped).
+    async fn watch(&self, child: &mut Child, started: Instant) -> Watched {
         let socket = &self.spec.sockets[self.id];
         let pid = child.id();
         self.deps.table.update(self.id, |w| w.pid = pid);
@@ -372,7 +471,7 @@ impl Worker {
             }
         };
         tokio::select! {
-            status = child.wait() => return Some(status),
+            status = child.wait() => return Watched::Exited(status),
             () = self.stop.cancelled() => return self.terminate(child).await,
             () = ready => {}
         }
@@ -386,14 +485,115 @@ impl Worker {
             .table
             .update(self.id, |w| w.state = WorkerState::Ready);
         self.deps.dispatcher.set_ready(self.id, true);
-        tokio::select! {
-            status = child.wait() => Some(status),
-            () = self.stop.cancelled() => self.terminate(child).await,
+        let hung = tokio::select! {
+            status = child.wait() => return Watched::Exited(status),
+            () = self.stop.cancelled() => return self.terminate(child).await,
+            hung = self.monitor(pid) => hung,
+        };
+        self.deps.dispatcher.set_ready(self.id, false);
+        error!(
+            worker = self.id,
+            pid = pid.unwrap_or(0),
+            reason = ExitReason::Hung.as_str(),
+            "worker {} {hung}",
+            self.id
+        );
+        if let Err(e) = child.start_kill() {
+            error!(worker = self.id, error = %e, "cannot kill the hung worker");
+        }
+        // SIGKILL ends even a stopped process; its exit status adds nothing to "hung".
+        if let Err(e) = child.wait().await {
+            warn!(worker = self.id, error = %e, "cannot wait for the hung worker");
+        }
+        Watched::Hung(hung)
+    }
+
+    /// Probes the serving worker until it fails `failures` times in a row; returns why it is
+    /// called hung. The first failure takes it out of rotation; a success puts it back.
+    async fn monitor(&self, pid: Option<u32>) -> String {
+        let settings = self.spec.probe;
+        let path = &self.spec.readiness_path;
+        let mut failures: u32 = 0;
+        let mut stuck_requests: u32 = 0;
+        loop {
+            let stuck = tokio::select! {
+                () = tokio::time::sleep(settings.period) => false,
+                () = self.deps.dispatcher.stuck(self.id) => true,
+            };
+            if stuck {
+                failures = failures.saturating_add(1);
+                stuck_requests = stuck_requests.saturating_add(1);
+                warn!(
+                    worker = self.id,
+                    pid = pid.unwrap_or(0),
+                    failures,
+                    "a request to the worker got no answer within the request timeout; probing it now"
+                );
+            }
+            let answered = probe(
+                &self.deps.client,
+                &self.deps.backends,
+                self.id,
+                path,
+                settings.timeout,
+            )
+            .await;
+            if answered {
+                if failures > 0 {
+                    self.set_serving(true);
+                    info!(
+                        worker = self.id,
+                        pid = pid.unwrap_or(0),
+                        "worker answers its readiness path again; back in rotation"
+                    );
+                }
+                failures = 0;
+                stuck_requests = 0;
+                continue;
+            }
+            failures = failures.saturating_add(1);
+            if failures >= settings.failures {
+                return format!(
+                    "hung: no 200 from GET {path} within {} ({failures} failures in a row{}); killed with SIGKILL",
+                    format_duration(settings.timeout),
+                    if stuck_requests > 0 {
+                        format!(", {stuck_requests} of them a request past the request timeout")
+                    } else {
+                        String::new()
+                    },
+                );
+            }
+            if self.set_serving(false) {
+                warn!(
+                    worker = self.id,
+                    pid = pid.unwrap_or(0),
+                    failures,
+                    max_failures = settings.failures,
+                    probe_timeout = %format_duration(settings.timeout),
+                    "worker does not answer its readiness path; out of rotation until it does"
+                );
+            }
         }
     }
 
-    /// Stops the worker (SIGTERM, SIGKILL after the grace period); always None.
-    async fn terminate(&self, child: &mut Child) -> Option<std::io::Result<ExitStatus>> {
+    /// Puts the worker in or out of rotation; true when that changed its state.
+    fn set_serving(&self, serving: bool) -> bool {
+        let mut changed = false;
+        self.deps.table.update(self.id, |w| {
+            let state = if serving {
+                WorkerState::Ready
+            } else {
+                WorkerState::Unresponsive
+            };
+            changed = w.state != state;
+            w.state = state;
+        });
+        self.deps.dispatcher.set_ready(self.id, serving);
+        changed
+    }
+
+    /// Stops the worker (SIGTERM, SIGKILL after the grace period).
+    async fn terminate(&self, child: &mut Child) -> Watched {
         self.deps.dispatcher.set_ready(self.id, false);
         self.deps
             .table
@@ -420,7 +620,7 @@ impl Worker {
                 }
             }
         }
-        None
+        Watched::Stopped
     }
 }
 
