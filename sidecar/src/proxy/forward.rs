@@ -1,10 +1,13 @@
 //! Forwarding: every public request the sidecar does not answer itself goes, unchanged but for
 //! hop-by-hop headers, to the least-loaded ready backend. Both bodies stream; the upload limit is
-//! counted as the request body streams; the backend slot is held until the response body ends.
+//! counted as the request body streams; the backend slot is held until the response body ends, and
+//! for a request the sidecar gave up on (504, client gone) until the backend has finished it, so
+//! a backend never holds more requests than it has slots.
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,7 +17,9 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
 use http::{StatusCode, Version};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
 use crate::dispatch::{AcquireError, Permit};
 use crate::errors::ApiError;
@@ -25,6 +30,9 @@ use modelserver_units::format_duration;
 
 /// Seconds a client is told to wait after a full queue.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// How long the response to an abandoned request (504, or the client gone) is still read, with
+/// its slot held, after its head arrived; then the backend connection is closed.
+pub const ABANDONED_RESPONSE_DRAIN: Duration = Duration::from_secs(10);
 
 /// Which backend answered, for the access log (a response extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     // The sidecar already answered any `Expect: 100-continue` by reading the body.
     headers.remove(header::EXPECT);
 
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
     let attempt = async {
         let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
         let backend = permit.backend();
@@ -98,15 +107,19 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         *upstream.uri_mut() = uri;
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = headers;
-        let response = state
-            .client
-            .request(upstream)
-            .await
-            .map_err(|error| Failure::Backend { backend, error })?;
-        Ok::<_, Failure>((permit, response))
+        // The exchange with the backend runs in its own task that owns the slot, so that a
+        // request this handler gives up on (504, or the client gone) keeps its slot for as long
+        // as the backend still works on it.
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(exchange(state.client.request(upstream), permit, tx));
+        match rx.await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(error)) => Err(Failure::Backend { backend, error }),
+            Err(_) => Err(Failure::Acquire(AcquireError::Closed)),
+        }
     };
 
-    let outcome = tokio::time::timeout(limits.request_timeout, attempt).await;
+    let outcome = tokio::time::timeout_at(deadline, attempt).await;
     if tripped.load(Ordering::Relaxed) {
         state.metrics.reject(RejectReason::TooLarge);
         return too_large(limits.max_upload_size);
@@ -166,6 +179,46 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
                 ),
             )
             .into_response()
+        }
+    }
+}
+
+/// What the exchange task hands the handler: the slot and the response head, or the error.
+type Exchanged = Result<(Permit, http::Response<Incoming>), hyper_util::client::legacy::Error>;
+
+/// Sends one request to a backend and hands the response (with the slot) to the handler. When
+/// the handler is no longer there to take it (it answered 504, or its client left), the slot
+/// stays taken until the backend has finished: the response is read to its end (and dropped),
+/// for at most [`ABANDONED_RESPONSE_DRAIN`], after which the connection to the backend is closed.
+async fn exchange(
+    pending: hyper_util::client::legacy::ResponseFuture,
+    permit: Permit,
+    tx: oneshot::Sender<Exchanged>,
+) {
+    match pending.await {
+        Ok(response) => {
+            if let Err(Ok((permit, response))) = tx.send(Ok((permit, response))) {
+                let backend = permit.backend();
+                let mut body = response.into_body();
+                let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
+                    while let Some(frame) = body.frame().await {
+                        if frame.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                tracing::debug!(
+                    backend,
+                    finished = drained.is_ok(),
+                    "abandoned response read; slot freed"
+                );
+                drop(permit);
+            }
+        }
+        // The slot is freed here: the backend connection failed or was closed.
+        Err(error) => {
+            let _ = tx.send(Err(error));
         }
     }
 }
