@@ -43,6 +43,8 @@ pub mod env {
     pub const MAX_UPLOAD_SIZE: &str = "MODELSERVER_MAX_UPLOAD_SIZE";
     /// Per-request time budget.
     pub const REQUEST_TIMEOUT: &str = "MODELSERVER_REQUEST_TIMEOUT";
+    /// How long a response write to a client may make no progress.
+    pub const RESPONSE_WRITE_TIMEOUT: &str = "MODELSERVER_RESPONSE_WRITE_TIMEOUT";
     /// Worker (or upstream) readiness path.
     pub const READINESS_PATH: &str = "MODELSERVER_READINESS_PATH";
     /// Proxy mode upstream `HOST:PORT`.
@@ -228,6 +230,10 @@ pub struct ServerArgs {
     /// Per-request budget until the response starts, queueing included; beyond it: 504.
     #[arg(long, env = env::REQUEST_TIMEOUT, default_value = "60s", value_parser = parse_positive_duration_arg)]
     pub request_timeout: Duration,
+    /// A client that reads nothing of its response for this long (its receive window stays
+    /// full) has its connection closed, which frees the worker slot the response held.
+    #[arg(long, env = env::RESPONSE_WRITE_TIMEOUT, default_value = "30s", value_parser = parse_positive_duration_arg)]
+    pub response_write_timeout: Duration,
     /// Path that answers 200 once a worker (or the upstream) has loaded its model.
     #[arg(long, env = env::READINESS_PATH, default_value = "/ready", value_parser = parse_path_arg)]
     pub readiness_path: String,

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use crate::admin::admin_router;
 use crate::auth::AuthToken;
 use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs, UpstreamAddr};
+use crate::conn::ConnSettings;
 use crate::cors;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
@@ -256,12 +257,16 @@ impl FrontDoor {
             cors,
             auth,
         };
-        let admin = ServerHandle::spawn("admin", admin_listener, admin_router(state.clone()));
+        let conn = ConnSettings {
+            write_timeout: server.response_write_timeout,
+        };
+        let admin = ServerHandle::spawn("admin", admin_listener, admin_router(state.clone()), conn);
         let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
             public_router(state.clone(), options),
             state.lifecycle.clone(),
+            conn,
         );
         info!(
             mode = mode.as_str(),

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use crate::conn::{ConnSettings, WriteTimeout};
 use crate::lifecycle::Lifecycle;
 
 /// Longest time a client may take to send request headers.
@@ -50,8 +51,13 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Serves `router` on `listener` until stopped; keep-alive connections stay open until then.
-    pub fn spawn(name: &'static str, listener: TcpListener, router: Router) -> Self {
-        Self::start(name, listener, router, None)
+    pub fn spawn(
+        name: &'static str,
+        listener: TcpListener,
+        router: Router,
+        settings: ConnSettings,
+    ) -> Self {
+        Self::start(name, listener, router, None, settings)
     }
 
     /// Serves `router` on `listener` until stopped, and once `lifecycle` starts draining answers
@@ -61,8 +67,9 @@ impl ServerHandle {
         listener: TcpListener,
         router: Router,
         lifecycle: Lifecycle,
+        settings: ConnSettings,
     ) -> Self {
-        Self::start(name, listener, router, Some(lifecycle))
+        Self::start(name, listener, router, Some(lifecycle), settings)
     }
 
     fn start(
@@ -70,9 +77,17 @@ impl ServerHandle {
         listener: TcpListener,
         router: Router,
         closing: Option<Lifecycle>,
+        settings: ConnSettings,
     ) -> Self {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(name, listener, router, closing, stop.clone()));
+        let task = tokio::spawn(accept_loop(
+            name,
+            listener,
+            router,
+            closing,
+            settings,
+            stop.clone(),
+        ));
         Self { name, stop, task }
     }
 
@@ -100,6 +115,7 @@ async fn accept_loop(
     listener: TcpListener,
     router: Router,
     closing: Option<Lifecycle>,
+    settings: ConnSettings,
     stop: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
@@ -141,6 +157,7 @@ async fn accept_loop(
                     close_if_draining(response, closing.as_ref())
                 }),
         );
+        let stream = WriteTimeout::new(stream, settings.write_timeout, peer);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
@@ -228,8 +245,13 @@ mod tests {
             }),
         );
         let lifecycle = Lifecycle::new();
-        let server =
-            ServerHandle::spawn_closing_on_drain("test", listener, router, lifecycle.clone());
+        let server = ServerHandle::spawn_closing_on_drain(
+            "test",
+            listener,
+            router,
+            lifecycle.clone(),
+            ConnSettings::default(),
+        );
 
         let drain = lifecycle.clone();
         let release_later = release.clone();

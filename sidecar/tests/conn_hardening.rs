@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Instant;
+
 use common::*;
 
 /// A request the sidecar timed out (504) still runs in the worker: its slot stays taken until the
@@ -62,4 +64,54 @@ async fn a_timed_out_request_keeps_its_slot_until_the_worker_is_done() {
             .await,
         2.0
     );
+}
+
+/// A client that asks for a long response and never reads it is cut off after the response write
+/// timeout, which frees its worker slot: the next request is served.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_slot_after_the_write_timeout() {
+    let sidecar = Sidecar::serve(
+        &[
+            "--executor-threads",
+            "1",
+            "--response-write-timeout",
+            "1s",
+            "--request-timeout",
+            "15s",
+        ],
+        &[],
+    );
+    let client = client();
+    sidecar.wait_ready(&client).await;
+
+    // A small receive window, so the response backs up quickly; several MB of events.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(sidecar.public).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stalled,
+        b"GET /stream?chunks=200000 HTTP/1.1\r\nHost: test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    wait_for("the stream to take the only slot", DEADLINE, || async {
+        sidecar.status(&client).await["workers"][0]["in_flight"] == 1
+    })
+    .await;
+
+    let started = Instant::now();
+    let next = client
+        .post(sidecar.url("/predict"))
+        .body(IRIS_ROWS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        next.status(),
+        200,
+        "the client that never reads kept the only slot"
+    );
+    eprintln!("next request served after {:?}", started.elapsed());
+    assert!(sidecar.logged("client stopped reading its response"));
+    drop(stalled);
 }
