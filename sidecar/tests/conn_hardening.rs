@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Instant;
 
 use common::*;
@@ -114,4 +116,36 @@ async fn a_client_that_stops_reading_loses_its_slot_after_the_write_timeout() {
     eprintln!("next request served after {:?}", started.elapsed());
     assert!(sidecar.logged("client stopped reading its response"));
     drop(stalled);
+}
+
+/// A client that writes its whole body before reading (urllib, requests) gets the early 413 for
+/// a declared Content-Length over the limit, not a reset connection.
+#[test]
+fn an_early_413_reaches_a_client_that_writes_its_whole_body_first() {
+    let sidecar = Sidecar::serve(&["--max-upload-size", "1Mi"], &[]);
+    let body = vec![b'x'; 2 * 1024 * 1024];
+    for attempt in 0..5 {
+        let mut stream = TcpStream::connect(sidecar.public).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(
+            stream,
+            "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // A client still sending when the answer comes (on loopback a fast client would have
+        // written the whole body into the socket buffers before the sidecar even parsed the
+        // headers): wait for the 413 to arrive, then write the body, then read.
+        let mut first = [0u8; 1];
+        assert_eq!(stream.peek(&mut first).unwrap(), 1);
+        let written = stream.write_all(&body);
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            written.is_ok() && answer.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: write {written:?}, read {read:?}, answer {answer:?}"
+        );
+        assert!(answer.contains("upload limit"), "{answer}");
+    }
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
-use http::{StatusCode, Version};
+use http::{HeaderValue, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -25,11 +25,17 @@ use crate::dispatch::{AcquireError, Permit};
 use crate::errors::ApiError;
 use crate::limits::{LimitedBody, declared_length};
 use crate::metrics::RejectReason;
+use crate::server::CONNECTION_CLOSE;
 use crate::state::{Mode, SharedState};
 use modelserver_units::format_duration;
 
 /// Seconds a client is told to wait after a full queue.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// Most bytes of a body refused up front (413 on `Content-Length`) read and dropped so the client
+/// can finish writing and read the answer; beyond it the connection is closed.
+pub const REFUSED_BODY_DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent reading such a body.
+pub const REFUSED_BODY_DRAIN_TIME: Duration = Duration::from_secs(5);
 /// How long the response to an abandoned request (504, or the client gone) is still read, with
 /// its slot held, after its head arrived; then the backend connection is closed.
 pub const ABANDONED_RESPONSE_DRAIN: Duration = Duration::from_secs(10);
@@ -79,7 +85,18 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         && len > limits.max_upload_size
     {
         state.metrics.reject(RejectReason::TooLarge);
-        return too_large(limits.max_upload_size);
+        // Most clients write their whole body before reading: closing at once would reset the
+        // connection under them before they read the 413. Read and drop the body (bounded),
+        // unless the client waits for `100 Continue` and so sends no body at all.
+        let mut response = too_large(limits.max_upload_size);
+        if !expects_continue(request.headers()) {
+            tokio::spawn(discard(request.into_body()));
+        }
+        response.headers_mut().insert(
+            header::CONNECTION,
+            HeaderValue::from_static(CONNECTION_CLOSE),
+        );
+        return response;
     }
 
     let (parts, body) = request.into_parts();
@@ -181,6 +198,37 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             .into_response()
         }
     }
+}
+
+/// True when the client sent `Expect: 100-continue`.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and drops a refused request's body, at most [`REFUSED_BODY_DRAIN_BYTES`] for at most
+/// [`REFUSED_BODY_DRAIN_TIME`]; dropping it then lets the connection close.
+async fn discard(mut body: Body) {
+    let mut seen: u64 = 0;
+    let drained = tokio::time::timeout(REFUSED_BODY_DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen = seen.saturating_add(data.len() as u64);
+                if seen > REFUSED_BODY_DRAIN_BYTES {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+    .await;
+    tracing::debug!(
+        bytes = seen,
+        complete = drained.unwrap_or(false),
+        "refused request body discarded"
+    );
 }
 
 /// What the exchange task hands the handler: the slot and the response head, or the error.
