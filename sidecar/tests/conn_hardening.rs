@@ -149,3 +149,77 @@ fn an_early_413_reaches_a_client_that_writes_its_whole_body_first() {
         assert!(answer.contains("upload limit"), "{answer}");
     }
 }
+
+/// Sends `raw` on a new connection, half-closes it when `half_close`, and returns everything the
+/// sidecar answers until it closes.
+fn raw_exchange(sidecar: &Sidecar, raw: &[u8], half_close: bool) -> String {
+    let mut stream = TcpStream::connect(sidecar.public).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(raw).unwrap();
+    if half_close {
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut answer = Vec::new();
+    // A reset after the answer is fine: the answer is what counts.
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A malformed chunked body and a client that leaves mid-upload are the client's fault: 400 (when
+/// it can still be answered), `rejected_total{reason="client_error"}`, no warning, and nothing
+/// counted against the worker.
+#[tokio::test]
+async fn client_body_faults_are_blamed_on_the_client() {
+    let sidecar = Sidecar::serve(&[], &[]);
+    let client = client();
+    sidecar.wait_ready(&client).await;
+
+    let malformed = raw_exchange(
+        &sidecar,
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n",
+        false,
+    );
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    assert!(
+        malformed.contains(r#"{"error":"the request body could not be read"#),
+        "{malformed}"
+    );
+
+    // Half of the declared body, then the client stops sending.
+    let mut truncated =
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    truncated.extend_from_slice(&[b'x'; 50_000]);
+    let answer = raw_exchange(&sidecar, &truncated, true);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+
+    wait_for("both faults to be counted", DEADLINE, || async {
+        sidecar
+            .metric(
+                &client,
+                r#"modelserver_rejected_total{reason="client_error"}"#,
+            )
+            .await
+            == 2.0
+    })
+    .await;
+    let metrics = client
+        .get(sidecar.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"modelserver_rejected_total{reason="worker_error"}"#
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(!sidecar.logged("WARN"), "{}", sidecar.logs());
+}

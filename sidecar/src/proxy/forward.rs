@@ -101,6 +101,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
 
     let (parts, body) = request.into_parts();
     let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
+    let client_fault = body.client_fault();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -171,6 +172,18 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         )
         .retry_after(RETRY_AFTER_SECS)
         .into_response(),
+        Ok(Err(Failure::Backend { .. })) if client_fault.get().is_some() => {
+            // The request failed because its body could not be read from the client: the
+            // client's fault, not the worker's. (When the client is gone this answer is lost.)
+            let reason = client_fault.get().map_or("", String::as_str);
+            state.metrics.reject(RejectReason::ClientError);
+            tracing::info!(error = %reason, "request body could not be read from the client");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {reason}"),
+            )
+            .into_response()
+        }
         Ok(Err(Failure::Backend { backend, error })) => {
             state.metrics.reject(RejectReason::WorkerError);
             let name = backend_name(state.mode, backend);
