@@ -45,6 +45,8 @@ pub mod env {
     pub const REQUEST_TIMEOUT: &str = "MODELSERVER_REQUEST_TIMEOUT";
     /// How long a response write to a client may make no progress.
     pub const RESPONSE_WRITE_TIMEOUT: &str = "MODELSERVER_RESPONSE_WRITE_TIMEOUT";
+    /// Connections the public port holds at once.
+    pub const MAX_CONNECTIONS: &str = "MODELSERVER_MAX_CONNECTIONS";
     /// Worker (or upstream) readiness path.
     pub const READINESS_PATH: &str = "MODELSERVER_READINESS_PATH";
     /// Proxy mode upstream `HOST:PORT`.
@@ -234,6 +236,11 @@ pub struct ServerArgs {
     /// full) has its connection closed, which frees the worker slot the response held.
     #[arg(long, env = env::RESPONSE_WRITE_TIMEOUT, default_value = "30s", value_parser = parse_positive_duration_arg)]
     pub response_write_timeout: Duration,
+    /// Connections the public port holds at once (lowered to fit the open file limit); beyond
+    /// it new connections are closed at once. The admin port has its own budget.
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = crate::conn::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Path that answers 200 once a worker (or the upstream) has loaded its model.
     #[arg(long, env = env::READINESS_PATH, default_value = "/ready", value_parser = parse_path_arg)]
     pub readiness_path: String,

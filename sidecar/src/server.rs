@@ -10,6 +10,7 @@
 //! when the response leaves.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,12 +23,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-use crate::conn::{ConnSettings, WriteTimeout};
+use crate::conn::{
+    ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
+};
 use crate::lifecycle::Lifecycle;
 
 /// Longest time a client may take to send request headers.
@@ -122,7 +126,12 @@ async fn accept_loop(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+        .header_read_timeout(Some(HEADER_READ_TIMEOUT))
+        .max_header_size(MAX_REQUEST_HEAD_BYTES)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+    let open = Arc::new(Semaphore::new(settings.max_connections));
+    let mut full_log = Throttle::default();
+    let mut accept_log = Throttle::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -132,10 +141,18 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                warn!(server = name, error = %e, "accept failed");
+                if let Some(held_back) = accept_log.allow() {
+                    warn!(server = name, error = %e, more_since_last_message = held_back, "accept failed");
+                }
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
+        };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            // Full: close it now rather than let it wait unserved (and hold a file descriptor).
+            drop(stream);
+            log_connection_refused(&mut full_log, name, settings.max_connections, peer);
+            continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
             debug!(server = name, error = %e, "cannot set TCP_NODELAY");
@@ -164,6 +181,7 @@ async fn accept_loop(
             if let Err(e) = watched.await {
                 debug!(server = name, peer = %peer, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     // Dropping the listener closes the socket: new connections are refused from here on.

@@ -223,3 +223,69 @@ async fn client_body_faults_are_blamed_on_the_client() {
     );
     assert!(!sidecar.logged("WARN"), "{}", sidecar.logs());
 }
+
+/// A flood of idle connections under a low open file limit: the public port closes those over
+/// its limit at once (and says so in the log, once), the admin port keeps answering probes, and
+/// the public port serves again once the flood is gone. Oversized request heads get 431.
+#[tokio::test]
+async fn a_connection_flood_leaves_the_probes_answering() {
+    let sidecar = Sidecar::serve(&["--max-connections", "100"], &[]);
+    let client = client();
+    sidecar.wait_ready(&client).await;
+    // Lower the running sidecar's open file limit, as a small container limit would.
+    let lowered = std::process::Command::new("prlimit")
+        .args(["--pid", &sidecar.pid().to_string(), "--nofile=256:256"])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(lowered.success());
+
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        flood.push(TcpStream::connect(sidecar.public).unwrap());
+    }
+    wait_for("the connection limit to be logged", DEADLINE, || async {
+        sidecar.logged("connection limit reached")
+    })
+    .await;
+    let probe = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for path in ["/livez", "/readyz", "/metrics"] {
+        let answer = probe.get(sidecar.admin_url(path)).send().await;
+        assert!(
+            answer.as_ref().is_ok_and(|r| r.status() == 200),
+            "{path} during the flood: {answer:?}"
+        );
+    }
+    let refusals = sidecar.logs().matches("connection limit reached").count();
+    assert_eq!(refusals, 1, "the refusal log line is rate-limited");
+    assert!(
+        !sidecar.logged("accept failed"),
+        "the sidecar ran out of file descriptors"
+    );
+
+    drop(flood);
+    wait_for("the public port to serve again", DEADLINE, || async {
+        probe
+            .post(sidecar.url("/predict"))
+            .body(IRIS_ROWS)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    let mut huge = TcpStream::connect(sidecar.public).unwrap();
+    huge.set_read_timeout(Some(DEADLINE)).unwrap();
+    let filler = "a".repeat(100 * 1024);
+    let _ = write!(
+        huge,
+        "GET /ping HTTP/1.1\r\nHost: test\r\nX-Filler: {filler}\r\n\r\n"
+    );
+    let mut answer = Vec::new();
+    let _ = huge.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
