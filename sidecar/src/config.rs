@@ -47,6 +47,8 @@ pub mod env {
     pub const RESPONSE_WRITE_TIMEOUT: &str = "MODELSERVER_RESPONSE_WRITE_TIMEOUT";
     /// Connections the public port holds at once.
     pub const MAX_CONNECTIONS: &str = "MODELSERVER_MAX_CONNECTIONS";
+    /// Longest time a client may take to send a request head.
+    pub const HEADER_READ_TIMEOUT: &str = "MODELSERVER_HEADER_READ_TIMEOUT";
     /// Worker (or upstream) readiness path.
     pub const READINESS_PATH: &str = "MODELSERVER_READINESS_PATH";
     /// Proxy mode upstream `HOST:PORT`.
@@ -241,6 +243,10 @@ pub struct ServerArgs {
     #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = crate::conn::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Longest time a client may take to send a request's head (request line and headers),
+    /// counted from the first byte, or from the connection's start for its first request.
+    #[arg(long, env = env::HEADER_READ_TIMEOUT, default_value = "30s", value_parser = parse_positive_duration_arg)]
+    pub header_read_timeout: Duration,
     /// Path that answers 200 once a worker (or the upstream) has loaded its model.
     #[arg(long, env = env::READINESS_PATH, default_value = "/ready", value_parser = parse_path_arg)]
     pub readiness_path: String,

@@ -41,6 +41,8 @@ pub struct ConnSettings {
     pub write_timeout: Duration,
     /// Connections held at once; beyond it new ones are closed at once.
     pub max_connections: usize,
+    /// Longest time a client may take to send a request head.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ConnSettings {
@@ -48,6 +50,7 @@ impl Default for ConnSettings {
         Self {
             write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+            header_read_timeout: crate::server::HEADER_READ_TIMEOUT,
         }
     }
 }

@@ -273,6 +273,7 @@ impl FrontDoor {
         let conn = ConnSettings {
             write_timeout: server.response_write_timeout,
             max_connections,
+            header_read_timeout: server.header_read_timeout,
         };
         let admin = ServerHandle::spawn(
             "admin",

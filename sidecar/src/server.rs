@@ -34,7 +34,7 @@ use crate::conn::{
 };
 use crate::lifecycle::Lifecycle;
 
-/// Longest time a client may take to send request headers.
+/// Default longest time a client may take to send request headers (`--header-read-timeout`).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (for example out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -126,7 +126,7 @@ async fn accept_loop(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Some(HEADER_READ_TIMEOUT))
+        .header_read_timeout(Some(settings.header_read_timeout))
         .max_header_size(MAX_REQUEST_HEAD_BYTES)
         .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     let open = Arc::new(Semaphore::new(settings.max_connections));
