@@ -43,6 +43,12 @@ pub mod env {
     pub const MAX_UPLOAD_SIZE: &str = "MODELSERVER_MAX_UPLOAD_SIZE";
     /// Per-request time budget.
     pub const REQUEST_TIMEOUT: &str = "MODELSERVER_REQUEST_TIMEOUT";
+    /// How long a response write to a client may make no progress.
+    pub const RESPONSE_WRITE_TIMEOUT: &str = "MODELSERVER_RESPONSE_WRITE_TIMEOUT";
+    /// Connections the public port holds at once.
+    pub const MAX_CONNECTIONS: &str = "MODELSERVER_MAX_CONNECTIONS";
+    /// Longest time a client may take to send a request head.
+    pub const HEADER_READ_TIMEOUT: &str = "MODELSERVER_HEADER_READ_TIMEOUT";
     /// Worker (or upstream) readiness path.
     pub const READINESS_PATH: &str = "MODELSERVER_READINESS_PATH";
     /// Proxy mode upstream `HOST:PORT`.
@@ -248,6 +254,19 @@ pub struct ServerArgs {
     /// Per-request budget until the response starts, queueing included; beyond it: 504.
     #[arg(long, env = env::REQUEST_TIMEOUT, default_value = "60s", value_parser = parse_positive_duration_arg)]
     pub request_timeout: Duration,
+    /// A client that reads nothing of its response for this long (its receive window stays
+    /// full) has its connection closed, which frees the worker slot the response held.
+    #[arg(long, env = env::RESPONSE_WRITE_TIMEOUT, default_value = "30s", value_parser = parse_positive_duration_arg)]
+    pub response_write_timeout: Duration,
+    /// Connections the public port holds at once (lowered to fit the open file limit); beyond
+    /// it new connections are closed at once. The admin port has its own budget.
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = crate::conn::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Longest time a client may take to send a request's head (request line and headers),
+    /// counted from the first byte, or from the connection's start for its first request.
+    #[arg(long, env = env::HEADER_READ_TIMEOUT, default_value = "30s", value_parser = parse_positive_duration_arg)]
+    pub header_read_timeout: Duration,
     /// Path that answers 200 once a worker (or the upstream) has loaded its model.
     #[arg(long, env = env::READINESS_PATH, default_value = "/ready", value_parser = parse_path_arg)]
     pub readiness_path: String,

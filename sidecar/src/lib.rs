@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod cors;
 pub mod dispatch;
 pub mod docs;

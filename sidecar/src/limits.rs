@@ -1,10 +1,12 @@
 //! The upload limit, enforced while the body streams: a declared `Content-Length` over the limit
 //! is refused before anything is read; any body (chunked included) is counted frame by frame and
 //! cut off with an error the moment it crosses the limit, which aborts the worker's request.
+//! An error reading the body from the client (a malformed chunk, the client gone mid-upload) is
+//! recorded too, so the request is blamed on the client and not on the worker.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -31,12 +33,16 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// Why reading the body from the client failed, once it has; shared with the handler.
+pub type ClientFault = Arc<OnceLock<String>>;
+
 /// A body that errors once more than `limit` bytes have passed, and records that it did.
 pub struct LimitedBody<B> {
     inner: B,
     limit: u64,
     seen: u64,
     tripped: Arc<AtomicBool>,
+    client_fault: ClientFault,
 }
 
 impl<B> LimitedBody<B> {
@@ -49,9 +55,15 @@ impl<B> LimitedBody<B> {
                 limit,
                 seen: 0,
                 tripped: tripped.clone(),
+                client_fault: ClientFault::default(),
             },
             tripped,
         )
+    }
+
+    /// Set with the error's text when reading `inner` (the client's body) fails.
+    pub fn client_fault(&self) -> ClientFault {
+        self.client_fault.clone()
     }
 }
 
@@ -84,7 +96,11 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                let e: axum::BoxError = e.into();
+                let _ = this.client_fault.set(error_chain(e.as_ref()));
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -97,6 +113,21 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// An error and its causes, `outer: inner`.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -129,6 +160,19 @@ mod tests {
             "{err}"
         );
         assert!(tripped.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn records_an_error_reading_the_client_body() {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err(std::io::Error::other("invalid chunk size")),
+        ];
+        let (body, tripped) = LimitedBody::new(StreamBody::new(futures::stream::iter(frames)), 10);
+        let fault = body.client_fault();
+        assert!(body.collect().await.is_err());
+        assert_eq!(fault.get().map(String::as_str), Some("invalid chunk size"));
+        assert!(!tripped.load(Ordering::Relaxed));
     }
 
     #[test]

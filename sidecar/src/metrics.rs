@@ -25,6 +25,8 @@ pub enum RejectReason {
     Unauthorized,
     /// The worker failed before answering.
     WorkerError,
+    /// The request body could not be read from the client (malformed, or the client left).
+    ClientError,
 }
 
 impl RejectReason {
@@ -36,6 +38,7 @@ impl RejectReason {
             Self::Timeout => "timeout",
             Self::Unauthorized => "unauthorized",
             Self::WorkerError => "worker_error",
+            Self::ClientError => "client_error",
         }
     }
 }

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use crate::admin::admin_router;
 use crate::auth::AuthToken;
 use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs, UpstreamAddr};
+use crate::conn::{self, ConnSettings};
 use crate::cors;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
@@ -260,6 +261,7 @@ impl FrontDoor {
             per_backend,
             max_queue: usize::try_from(server.max_queue).unwrap_or(usize::MAX),
         };
+        let backends_len = backends.len();
         let dispatcher = Dispatcher::new(backends.len(), per_backend, limits.max_queue);
         let client = backend::client(backends.clone());
         let state: SharedState = Arc::new(AppState {
@@ -283,12 +285,38 @@ impl FrontDoor {
             cors,
             auth,
         };
-        let admin = ServerHandle::spawn("admin", admin_listener, admin_router(state.clone()));
+        let backend_fds = per_backend.saturating_mul(backends_len);
+        let configured = usize::try_from(server.max_connections).unwrap_or(usize::MAX);
+        let max_connections =
+            conn::fit_to_file_limit(configured, conn::open_file_limit(), backend_fds);
+        if max_connections < configured {
+            warn!(
+                configured,
+                max_connections,
+                open_file_limit = conn::open_file_limit(),
+                "max-connections lowered to fit the open file limit"
+            );
+        }
+        let conn = ConnSettings {
+            write_timeout: server.response_write_timeout,
+            max_connections,
+            header_read_timeout: server.header_read_timeout,
+        };
+        let admin = ServerHandle::spawn(
+            "admin",
+            admin_listener,
+            admin_router(state.clone()),
+            ConnSettings {
+                max_connections: conn::ADMIN_MAX_CONNECTIONS,
+                ..conn
+            },
+        );
         let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
             public_router(state.clone(), options),
             state.lifecycle.clone(),
+            conn,
         );
         info!(
             mode = mode.as_str(),
@@ -297,6 +325,7 @@ impl FrontDoor {
             max_upload_size = server.max_upload_size,
             request_timeout = %format_duration(server.request_timeout),
             max_queue = server.max_queue,
+            max_connections,
             auth = server.token().is_some(),
             "listening"
         );

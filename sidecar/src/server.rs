@@ -10,6 +10,7 @@
 //! when the response leaves.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,14 +23,18 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use crate::conn::{
+    ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
+};
 use crate::lifecycle::Lifecycle;
 
-/// Longest time a client may take to send request headers.
+/// Default longest time a client may take to send request headers (`--header-read-timeout`).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (for example out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -50,8 +55,13 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Serves `router` on `listener` until stopped; keep-alive connections stay open until then.
-    pub fn spawn(name: &'static str, listener: TcpListener, router: Router) -> Self {
-        Self::start(name, listener, router, None)
+    pub fn spawn(
+        name: &'static str,
+        listener: TcpListener,
+        router: Router,
+        settings: ConnSettings,
+    ) -> Self {
+        Self::start(name, listener, router, None, settings)
     }
 
     /// Serves `router` on `listener` until stopped, and once `lifecycle` starts draining answers
@@ -61,8 +71,9 @@ impl ServerHandle {
         listener: TcpListener,
         router: Router,
         lifecycle: Lifecycle,
+        settings: ConnSettings,
     ) -> Self {
-        Self::start(name, listener, router, Some(lifecycle))
+        Self::start(name, listener, router, Some(lifecycle), settings)
     }
 
     fn start(
@@ -70,9 +81,17 @@ impl ServerHandle {
         listener: TcpListener,
         router: Router,
         closing: Option<Lifecycle>,
+        settings: ConnSettings,
     ) -> Self {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(name, listener, router, closing, stop.clone()));
+        let task = tokio::spawn(accept_loop(
+            name,
+            listener,
+            router,
+            closing,
+            settings,
+            stop.clone(),
+        ));
         Self { name, stop, task }
     }
 
@@ -100,13 +119,19 @@ async fn accept_loop(
     listener: TcpListener,
     router: Router,
     closing: Option<Lifecycle>,
+    settings: ConnSettings,
     stop: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+        .header_read_timeout(Some(settings.header_read_timeout))
+        .max_header_size(MAX_REQUEST_HEAD_BYTES)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+    let open = Arc::new(Semaphore::new(settings.max_connections));
+    let mut full_log = Throttle::default();
+    let mut accept_log = Throttle::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -116,10 +141,18 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                warn!(server = name, error = %e, "accept failed");
+                if let Some(held_back) = accept_log.allow() {
+                    warn!(server = name, error = %e, more_since_last_message = held_back, "accept failed");
+                }
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
+        };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            // Full: close it now rather than let it wait unserved (and hold a file descriptor).
+            drop(stream);
+            log_connection_refused(&mut full_log, name, settings.max_connections, peer);
+            continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
             debug!(server = name, error = %e, "cannot set TCP_NODELAY");
@@ -141,12 +174,14 @@ async fn accept_loop(
                     close_if_draining(response, closing.as_ref())
                 }),
         );
+        let stream = WriteTimeout::new(stream, settings.write_timeout, peer);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = watched.await {
                 debug!(server = name, peer = %peer, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     // Dropping the listener closes the socket: new connections are refused from here on.
@@ -228,8 +263,13 @@ mod tests {
             }),
         );
         let lifecycle = Lifecycle::new();
-        let server =
-            ServerHandle::spawn_closing_on_drain("test", listener, router, lifecycle.clone());
+        let server = ServerHandle::spawn_closing_on_drain(
+            "test",
+            listener,
+            router,
+            lifecycle.clone(),
+            ConnSettings::default(),
+        );
 
         let drain = lifecycle.clone();
         let release_later = release.clone();

@@ -1,10 +1,13 @@
 //! Forwarding: every public request the sidecar does not answer itself goes, unchanged but for
 //! hop-by-hop headers, to the least-loaded ready backend. Both bodies stream; the upload limit is
-//! counted as the request body streams; the backend slot is held until the response body ends.
+//! counted as the request body streams; the backend slot is held until the response body ends, and
+//! for a request the sidecar gave up on (504, client gone) until the backend has finished it, so
+//! a backend never holds more requests than it has slots.
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,19 +15,30 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
-use http::{StatusCode, Version};
+use http::{HeaderValue, StatusCode, Version};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
 use crate::dispatch::{AcquireError, Permit};
 use crate::errors::ApiError;
 use crate::limits::{LimitedBody, declared_length};
 use crate::metrics::RejectReason;
+use crate::server::CONNECTION_CLOSE;
 use crate::state::{Mode, SharedState};
 use modelserver_units::format_duration;
 
 /// Seconds a client is told to wait after a full queue.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// Most bytes of a body refused up front (413 on `Content-Length`) read and dropped so the client
+/// can finish writing and read the answer; beyond it the connection is closed.
+pub const REFUSED_BODY_DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent reading such a body.
+pub const REFUSED_BODY_DRAIN_TIME: Duration = Duration::from_secs(5);
+/// How long the response to an abandoned request (504, or the client gone) is still read, with
+/// its slot held, after its head arrived; then the backend connection is closed.
+pub const ABANDONED_RESPONSE_DRAIN: Duration = Duration::from_secs(10);
 
 /// Which backend answered, for the access log (a response extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +85,23 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         && len > limits.max_upload_size
     {
         state.metrics.reject(RejectReason::TooLarge);
-        return too_large(limits.max_upload_size);
+        // Most clients write their whole body before reading: closing at once would reset the
+        // connection under them before they read the 413. Read and drop the body (bounded),
+        // unless the client waits for `100 Continue` and so sends no body at all.
+        let mut response = too_large(limits.max_upload_size);
+        if !expects_continue(request.headers()) {
+            tokio::spawn(discard(request.into_body()));
+        }
+        response.headers_mut().insert(
+            header::CONNECTION,
+            HeaderValue::from_static(CONNECTION_CLOSE),
+        );
+        return response;
     }
 
     let (parts, body) = request.into_parts();
     let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
+    let client_fault = body.client_fault();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -88,6 +114,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
 
     // The backend a request waits on, told to its supervisor when the request times out.
     let mut chosen = None;
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
     let attempt = async {
         let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
         let backend = permit.backend();
@@ -101,15 +128,19 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         *upstream.uri_mut() = uri;
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = headers;
-        let response = state
-            .client
-            .request(upstream)
-            .await
-            .map_err(|error| Failure::Backend { backend, error })?;
-        Ok::<_, Failure>((permit, response))
+        // The exchange with the backend runs in its own task that owns the slot, so that a
+        // request this handler gives up on (504, or the client gone) keeps its slot for as long
+        // as the backend still works on it.
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(exchange(state.client.request(upstream), permit, tx));
+        match rx.await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(error)) => Err(Failure::Backend { backend, error }),
+            Err(_) => Err(Failure::Acquire(AcquireError::Closed)),
+        }
     };
 
-    let outcome = tokio::time::timeout(limits.request_timeout, attempt).await;
+    let outcome = tokio::time::timeout_at(deadline, attempt).await;
     if tripped.load(Ordering::Relaxed) {
         state.metrics.reject(RejectReason::TooLarge);
         return too_large(limits.max_upload_size);
@@ -144,6 +175,18 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         )
         .retry_after(RETRY_AFTER_SECS)
         .into_response(),
+        Ok(Err(Failure::Backend { .. })) if client_fault.get().is_some() => {
+            // The request failed because its body could not be read from the client: the
+            // client's fault, not the worker's. (When the client is gone this answer is lost.)
+            let reason = client_fault.get().map_or("", String::as_str);
+            state.metrics.reject(RejectReason::ClientError);
+            tracing::info!(error = %reason, "request body could not be read from the client");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {reason}"),
+            )
+            .into_response()
+        }
         Ok(Err(Failure::Backend { backend, error })) => {
             state.metrics.reject(RejectReason::WorkerError);
             let name = backend_name(state.mode, backend);
@@ -172,6 +215,77 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
                 ),
             )
             .into_response()
+        }
+    }
+}
+
+/// True when the client sent `Expect: 100-continue`.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and drops a refused request's body, at most [`REFUSED_BODY_DRAIN_BYTES`] for at most
+/// [`REFUSED_BODY_DRAIN_TIME`]; dropping it then lets the connection close.
+async fn discard(mut body: Body) {
+    let mut seen: u64 = 0;
+    let drained = tokio::time::timeout(REFUSED_BODY_DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen = seen.saturating_add(data.len() as u64);
+                if seen > REFUSED_BODY_DRAIN_BYTES {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+    .await;
+    tracing::debug!(
+        bytes = seen,
+        complete = drained.unwrap_or(false),
+        "refused request body discarded"
+    );
+}
+
+/// What the exchange task hands the handler: the slot and the response head, or the error.
+type Exchanged = Result<(Permit, http::Response<Incoming>), hyper_util::client::legacy::Error>;
+
+/// Sends one request to a backend and hands the response (with the slot) to the handler. When
+/// the handler is no longer there to take it (it answered 504, or its client left), the slot
+/// stays taken until the backend has finished: the response is read to its end (and dropped),
+/// for at most [`ABANDONED_RESPONSE_DRAIN`], after which the connection to the backend is closed.
+async fn exchange(
+    pending: hyper_util::client::legacy::ResponseFuture,
+    permit: Permit,
+    tx: oneshot::Sender<Exchanged>,
+) {
+    match pending.await {
+        Ok(response) => {
+            if let Err(Ok((permit, response))) = tx.send(Ok((permit, response))) {
+                let backend = permit.backend();
+                let mut body = response.into_body();
+                let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
+                    while let Some(frame) = body.frame().await {
+                        if frame.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                tracing::debug!(
+                    backend,
+                    finished = drained.is_ok(),
+                    "abandoned response read; slot freed"
+                );
+                drop(permit);
+            }
+        }
+        // The slot is freed here: the backend connection failed or was closed.
+        Err(error) => {
+            let _ = tx.send(Err(error));
         }
     }
 }
