@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use kube::Client;
+use modelserver_crds::ModelServer;
 use modelserver_e2e::{
     Kubectl, apply_manifest, kubeconfig_path, read_yaml_documents, repo_root, wait_until,
 };
@@ -329,4 +330,39 @@ impl Operator {
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The condition of `type_` in a ModelServer's status.
+pub fn condition<'a>(
+    object: &'a ModelServer,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    object
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// Whether the condition `type_` has `status`.
+pub fn is(object: &ModelServer, type_: &str, status: &str) -> bool {
+    condition(object, type_).is_some_and(|c| c.status == status)
+}
+
+/// Generation, observed generation and conditions, for failure messages.
+pub fn summary(object: &ModelServer) -> String {
+    let conditions: Vec<String> = object
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .map(|c| format!("{}={}({}: {})", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "generation {:?}, observedGeneration {:?}, {}",
+        object.metadata.generation,
+        object.status.as_ref().and_then(|s| s.observed_generation),
+        conditions.join(" ")
+    )
 }

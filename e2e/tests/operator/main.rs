@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use futures::{StreamExt, TryStreamExt};
-use harness::{Operator, OperatorIdentity, operator_identity};
+use harness::{Operator, OperatorIdentity, condition, is, operator_identity, summary};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -106,34 +106,6 @@ impl Setup {
     }
 }
 
-fn condition<'a>(
-    object: &'a ModelServer,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    object
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
-fn summary(object: &ModelServer) -> String {
-    let conditions: Vec<String> = object
-        .status
-        .iter()
-        .flat_map(|s| s.conditions.iter().flatten())
-        .map(|c| format!("{}={}({})", c.type_, c.status, c.reason))
-        .collect();
-    format!(
-        "generation {:?}, observedGeneration {:?}, {}",
-        object.metadata.generation,
-        object.status.as_ref().and_then(|s| s.observed_generation),
-        conditions.join(" ")
-    )
-}
-
 /// Waits until the ModelServer's status describes its current generation and `check` holds.
 async fn wait_status(
     setup: &Setup,
@@ -157,10 +129,6 @@ async fn wait_status(
         }
     })
     .await?)
-}
-
-fn is(object: &ModelServer, type_: &str, status: &str) -> bool {
-    condition(object, type_).is_some_and(|c| c.status == status)
 }
 
 async fn wait_ready(setup: &Setup, name: &str) -> Result<ModelServer> {
