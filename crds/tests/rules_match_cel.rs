@@ -226,6 +226,34 @@ fn scaling_rules_agree() {
     }
 }
 
+#[test]
+fn network_policy_rule_agrees() {
+    let peers = json!([{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]);
+    for policy in [
+        json!({}),
+        json!({"enabled": true}),
+        json!({"enabled": false}),
+        json!({"metricsFrom": peers}),
+        json!({"enabled": true, "metricsFrom": peers}),
+        json!({"enabled": false, "metricsFrom": peers}),
+    ] {
+        assert_same_verdict(&document("iris", managed(json!({"networkPolicy": policy}))));
+    }
+    // The disabled policy with peers is the one refused.
+    let refused = document(
+        "iris",
+        managed(json!({"networkPolicy": {"enabled": false, "metricsFrom": peers}})),
+    );
+    assert_eq!(
+        rust_messages(&refused),
+        vec![
+            rules::NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY
+                .message
+                .to_owned()
+        ]
+    );
+}
+
 /// Every ModelServer manifest under examples/, with the message its `# expect:` line names.
 fn examples() -> Vec<(PathBuf, Option<String>)> {
     let mut found = Vec::new();
