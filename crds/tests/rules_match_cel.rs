@@ -90,8 +90,24 @@ fn every_rule_has_a_message_and_a_distinct_text() {
 #[test]
 fn duration_rules_agree() {
     for value in [
-        "1s", "0s", "0", "1m30s", ".5s", "1.5h", "10", "-1s", "5 s", "1d", "250ms", "3us", "1h0m",
-        "s", "",
+        "1s",
+        "0s",
+        "0",
+        "1m30s",
+        ".5s",
+        "1.5h",
+        "10",
+        "-1s",
+        "5 s",
+        "1d",
+        "250ms",
+        "3us",
+        "1h0m",
+        "s",
+        "",
+        "2562047h",
+        "2562048h",
+        "5124095576030431h",
     ] {
         for spec in [
             json!({"server": {"requestTimeout": value}}),

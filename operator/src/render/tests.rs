@@ -152,6 +152,26 @@ fn grace_period_and_startup_budget_are_derived_from_the_lifecycle() {
     );
 }
 
+/// Found by the operator_render fuzz target: drainDelay is checked by its pattern only, so the
+/// API server stores a delay as long as the largest Duration, and adding the other budgets to it
+/// panicked ("overflow when adding durations") in render, that is in the reconciler.
+#[test]
+fn huge_lifecycle_durations_saturate_the_grace_period_instead_of_panicking() {
+    // u64::MAX seconds, rounded down to whole hours, plus 1ns so the fraction rounds up too.
+    let object = object(json!({"lifecycle": {"drainDelay": "5124095576030431h1ns"}}));
+    assert!(modelserver_crds::rules::validate(&object).is_empty());
+    let children = render(&object, &RenderConfig::default()).expect("renders");
+    assert_eq!(
+        pod(&children).termination_grace_period_seconds,
+        Some(i64::MAX)
+    );
+    let children = rendered(json!({"lifecycle": {"drainDelay": "5124095576030431h"}}));
+    assert_eq!(
+        pod(&children).termination_grace_period_seconds,
+        Some(i64::MAX)
+    );
+}
+
 #[test]
 fn managed_mode_runs_the_sidecar_in_front_of_the_command() {
     let children = rendered(
