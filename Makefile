@@ -9,7 +9,7 @@ CARGO ?= cargo
 TEST_PYTHON = $(shell ./hack/venv.sh)
 export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
 
-.PHONY: all build test lint fmt crds golden render help bench bench-operator
+.PHONY: all build test lint fmt crds golden render help bench bench-operator fuzz
 all: build
 
 help: ## list the targets
@@ -37,6 +37,9 @@ render: ## render an example: make render FILE=examples/iris/modelserver.yaml
 test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, unit, process, schema and chart tests
 	$(CARGO) test --workspace --all-targets
 	./hack/validate-examples.sh
+
+fuzz: ## run every fuzz target in fuzz/ for FUZZ_SECONDS each (default 30); installs cargo-fuzz into the cache
+	./fuzz/run.sh
 
 bench: bench-sidecar bench-compare bench-operator ## every benchmark, one after the other (reports, never tests; run on a quiet machine)
 

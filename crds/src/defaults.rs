@@ -59,3 +59,5 @@ pub const ROLLOUT_MAX_UNAVAILABLE: i32 = 0;
 pub const SERVICE_TYPE: &str = "ClusterIP";
 /// `spec.service.port`.
 pub const SERVICE_PORT: i32 = 80;
+/// `spec.networkPolicy.enabled`: the pods get a NetworkPolicy unless it is turned off.
+pub const NETWORK_POLICY_ENABLED: bool = true;

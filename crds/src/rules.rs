@@ -166,6 +166,13 @@ pub const ROLLOUT_CAN_PROGRESS: CelRule = CelRule {
     message: "spec.rollout.maxSurge and spec.rollout.maxUnavailable may not both be 0 (maxUnavailable defaults to 0): the rollout could never progress",
 };
 
+/// Peers for the admin port belong to the NetworkPolicy, which `enabled: false` turns off.
+pub const NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY: CelRule = CelRule {
+    path: "spec.networkPolicy",
+    rule: "!has(self.metricsFrom) || !has(self.enabled) || self.enabled",
+    message: "spec.networkPolicy.metricsFrom has no effect with spec.networkPolicy.enabled false: remove metricsFrom, or enable the policy",
+};
+
 /// Every rule, for the tests and for documentation.
 pub const ALL: &[CelRule] = &[
     NAME_IS_DNS_LABEL,
@@ -189,6 +196,7 @@ pub const ALL: &[CelRule] = &[
     AUTOSCALING_RANGE,
     DISRUPTION_ONE_FORM,
     ROLLOUT_CAN_PROGRESS,
+    NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY,
 ];
 
 /// A positive-duration rule for the field at `path`.
@@ -226,7 +234,7 @@ pub fn validate(object: &ModelServer) -> Vec<Violation> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 21] = [
+    let checks: [(CelRule, bool); 22] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -348,6 +356,12 @@ pub fn validate(object: &ModelServer) -> Vec<Violation> {
                 let unavailable = r.max_unavailable.as_ref().map(int_or_string_text);
                 !(is_zero(surge.as_deref().unwrap_or(defaults::ROLLOUT_MAX_SURGE))
                     && is_zero(unavailable.as_deref().unwrap_or("0")))
+            }),
+        ),
+        (
+            NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY,
+            optional(spec.network_policy.as_ref(), |n| {
+                n.metrics_from.is_none() || n.enabled != Some(false)
             }),
         ),
     ];

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
     TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -19,8 +20,8 @@ use crate::rules;
 use crate::status::ModelServerStatus;
 
 /// The desired state of a model server: the image and how its model runs, the serving settings of
-/// the sidecar in each pod, lifecycle budgets, and the Deployment, Service, autoscaler and
-/// disruption budget around it.
+/// the sidecar in each pod, lifecycle budgets, and the Deployment, Service, NetworkPolicy,
+/// autoscaler and disruption budget around it.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "modelserver.dev",
@@ -33,7 +34,7 @@ use crate::status::ModelServerStatus;
     namespaced,
     status = "ModelServerStatus",
     derive = "PartialEq",
-    doc = "A model server: a Deployment of pods that each run the model's worker processes behind the modelserver sidecar, with a Service, and optionally a HorizontalPodAutoscaler and a PodDisruptionBudget.",
+    doc = "A model server: a Deployment of pods that each run the model's worker processes behind the modelserver sidecar, with a Service, a NetworkPolicy, and optionally a HorizontalPodAutoscaler and a PodDisruptionBudget.",
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -133,6 +134,13 @@ pub struct ModelServerSpec {
     /// account and priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodSpec>,
+
+    /// The NetworkPolicy that admits traffic to the pods only on the public port
+    /// (server.port) and the sidecar's admin port 9090. On by default: without it, in proxy mode
+    /// any pod could call the model's own port (model.upstream.port) on the pod IP and bypass
+    /// the sidecar's auth, limits and queue. It needs a CNI that enforces NetworkPolicies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
 }
 
 /// When the kubelet pulls the image.
@@ -519,6 +527,29 @@ impl ServiceType {
             Self::LoadBalancer => "LoadBalancer",
         }
     }
+}
+
+/// The NetworkPolicy of the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY.rule).message(rules::NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY.message))]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create a networking.k8s.io/v1 NetworkPolicy named after the ModelServer that selects
+    /// its pods and admits ingress TCP only to server.port (from anywhere) and to the admin port
+    /// 9090 (from metricsFrom, or from anywhere). Every other port of the pods, such as
+    /// model.upstream.port in proxy mode or a port a worker opens, is closed to other pods.
+    /// Default true; false deletes the policy. The policy takes effect only with a CNI that
+    /// enforces NetworkPolicies (Calico, Cilium, ...); kubelet probes come from the node, which
+    /// such CNIs admit. In proxy mode the model should still listen on 127.0.0.1 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// Who may reach the admin port 9090 (metrics at /metrics, probes): NetworkPolicy peers
+    /// (podSelector, namespaceSelector, ipBlock), for example the namespace of Prometheus.
+    /// Default: any source. The public port stays open to any source either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub metrics_from: Option<Vec<NetworkPolicyPeer>>,
 }
 
 /// Settings passed through to the pod template.

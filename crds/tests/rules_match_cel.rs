@@ -90,8 +90,24 @@ fn every_rule_has_a_message_and_a_distinct_text() {
 #[test]
 fn duration_rules_agree() {
     for value in [
-        "1s", "0s", "0", "1m30s", ".5s", "1.5h", "10", "-1s", "5 s", "1d", "250ms", "3us", "1h0m",
-        "s", "",
+        "1s",
+        "0s",
+        "0",
+        "1m30s",
+        ".5s",
+        "1.5h",
+        "10",
+        "-1s",
+        "5 s",
+        "1d",
+        "250ms",
+        "3us",
+        "1h0m",
+        "s",
+        "",
+        "2562047h",
+        "2562048h",
+        "5124095576030431h",
     ] {
         for spec in [
             json!({"server": {"requestTimeout": value}}),
@@ -224,6 +240,34 @@ fn scaling_rules_agree() {
     ] {
         assert_same_verdict(&document("iris", managed(json!({"rollout": rollout}))));
     }
+}
+
+#[test]
+fn network_policy_rule_agrees() {
+    let peers = json!([{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]);
+    for policy in [
+        json!({}),
+        json!({"enabled": true}),
+        json!({"enabled": false}),
+        json!({"metricsFrom": peers}),
+        json!({"enabled": true, "metricsFrom": peers}),
+        json!({"enabled": false, "metricsFrom": peers}),
+    ] {
+        assert_same_verdict(&document("iris", managed(json!({"networkPolicy": policy}))));
+    }
+    // The disabled policy with peers is the one refused.
+    let refused = document(
+        "iris",
+        managed(json!({"networkPolicy": {"enabled": false, "metricsFrom": peers}})),
+    );
+    assert_eq!(
+        rust_messages(&refused),
+        vec![
+            rules::NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY
+                .message
+                .to_owned()
+        ]
+    );
 }
 
 /// Every ModelServer manifest under examples/, with the message its `# expect:` line names.

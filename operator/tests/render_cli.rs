@@ -35,7 +35,15 @@ fn renders_the_iris_example_as_yaml_documents() {
         .lines()
         .filter_map(|l| l.strip_prefix("kind: "))
         .collect();
-    assert_eq!(kinds, ["Deployment", "Service", "PodDisruptionBudget"]);
+    assert_eq!(
+        kinds,
+        [
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy"
+        ]
+    );
     assert!(yaml.contains("image: reg.example/sidecar:9"));
 }
 

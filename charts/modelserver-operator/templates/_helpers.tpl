@@ -95,7 +95,7 @@ with what a real API server grants the ServiceAccount (hack/chart/cluster-test.s
   verbs: ["update"]
 # The children: server-side apply is a patch (and a create when the object is new); watch
 # because the controller owns them and repairs drift; delete when the spec stops asking for an
-# autoscaler or a disruption budget. No update, no deletecollection.
+# autoscaler, a disruption budget or a NetworkPolicy. No update, no deletecollection.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -107,6 +107,11 @@ with what a real API server grants the ServiceAccount (hack/chart/cluster-test.s
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The NetworkPolicy of each ModelServer (ingress only to its public and admin ports): the same
+# verbs as the other children; delete when spec.networkPolicy.enabled is false.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The ModelServers' pods (label app.kubernetes.io/managed-by=modelserver-operator), read from a
 # watch's cache to explain in the status why they do not serve: a missing Secret, a crash loop,

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -141,7 +142,11 @@ pub async fn run(
         scope.api::<HorizontalPodAutoscaler>(client.clone()),
         owned.clone(),
     )
-    .owns(scope.api::<PodDisruptionBudget>(client.clone()), owned)
+    .owns(
+        scope.api::<PodDisruptionBudget>(client.clone()),
+        owned.clone(),
+    )
+    .owns(scope.api::<NetworkPolicy>(client.clone()), owned)
     .watches_stream(pod_events, |pod: Pod| pod_watch::owner(&pod))
     .with_config(controller::Config::default().concurrency(config.concurrency))
     .trigger_backoff(backoff::WatchBackoff::default())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
@@ -145,13 +146,22 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
             apply::delete_owned(&autoscalers, &name, &uid, metrics).await?;
         }
     }
-    let budgets = Api::<PodDisruptionBudget>::namespaced(client, &namespace);
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
     match &children.disruption_budget {
         Some(budget) => {
             apply::apply(&budgets, budget, metrics).await?;
         }
         None => {
             apply::delete_owned(&budgets, &name, &uid, metrics).await?;
+        }
+    }
+    let policies = Api::<NetworkPolicy>::namespaced(client, &namespace);
+    match &children.network_policy {
+        Some(policy) => {
+            apply::apply(&policies, policy, metrics).await?;
+        }
+        None => {
+            apply::delete_owned(&policies, &name, &uid, metrics).await?;
         }
     }
 

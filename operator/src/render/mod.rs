@@ -6,12 +6,14 @@ pub mod deployment;
 pub mod disruption;
 pub mod meta;
 pub mod names;
+pub mod network_policy;
 pub mod service;
 pub mod settings;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use modelserver_crds::ModelServer;
 
@@ -60,6 +62,9 @@ pub struct Children {
     pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// The PodDisruptionBudget, when the rule in [`disruption::wants_budget`] says so.
     pub disruption_budget: Option<PodDisruptionBudget>,
+    /// The NetworkPolicy, unless `spec.networkPolicy.enabled` is false
+    /// ([`network_policy::wants_policy`]).
+    pub network_policy: Option<NetworkPolicy>,
     /// The effective settings the children were rendered from.
     pub settings: Settings,
     /// The in-cluster URL of the Service.
@@ -84,14 +89,15 @@ pub fn render(object: &ModelServer, config: &RenderConfig) -> Result<Children, R
         service: service::service(object, name, namespace),
         autoscaler: autoscaler::autoscaler(object, name, namespace),
         disruption_budget: disruption::disruption_budget(object, name, namespace),
+        network_policy: network_policy::network_policy(object, name, namespace, &settings),
         url: service::url(object, name, namespace, &config.cluster_domain),
         settings,
     })
 }
 
 impl Children {
-    /// The children as a multi-document YAML stream (Deployment, Service, then the autoscaler and
-    /// the budget when present), the output of `modelserver-operator render`.
+    /// The children as a multi-document YAML stream (Deployment, Service, then the autoscaler, the
+    /// budget and the NetworkPolicy when present), the output of `modelserver-operator render`.
     pub fn to_yaml(&self) -> Result<String, serde_saphyr::SerializeError> {
         // k8s-openapi writes apiVersion and kind itself.
         let mut documents = vec![
@@ -103,6 +109,9 @@ impl Children {
         }
         if let Some(budget) = &self.disruption_budget {
             documents.push(serde_saphyr::to_string(budget)?);
+        }
+        if let Some(policy) = &self.network_policy {
+            documents.push(serde_saphyr::to_string(policy)?);
         }
         Ok(documents
             .into_iter()

@@ -209,7 +209,12 @@ impl Settings {
             defaults::SHUTDOWN_TIMEOUT,
             "spec.lifecycle.shutdownTimeout",
         )?;
-        let grace = drain_delay_value + drain_timeout_value + shutdown_timeout_value + GRACE_SLACK;
+        // Saturating: drainDelay is checked by its pattern only (it may be 0), so the API server
+        // accepts values up to the largest Duration, and `+` would panic on their sum.
+        let grace = drain_delay_value
+            .saturating_add(drain_timeout_value)
+            .saturating_add(shutdown_timeout_value)
+            .saturating_add(GRACE_SLACK);
 
         let strings = |values: Option<Vec<String>>, default: &[&str]| {
             values.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect())
@@ -246,8 +251,9 @@ impl Settings {
             drain_delay,
             drain_timeout,
             shutdown_timeout,
-            termination_grace_period_seconds: i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)
-                + i64::from(grace.subsec_nanos() > 0),
+            termination_grace_period_seconds: i64::try_from(grace.as_secs())
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(grace.subsec_nanos() > 0)),
             max_worker_restarts: lifecycle
                 .max_worker_restarts
                 .unwrap_or(defaults::MAX_WORKER_RESTARTS),

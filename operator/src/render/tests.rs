@@ -152,6 +152,26 @@ fn grace_period_and_startup_budget_are_derived_from_the_lifecycle() {
     );
 }
 
+/// Found by the operator_render fuzz target: drainDelay is checked by its pattern only, so the
+/// API server stores a delay as long as the largest Duration, and adding the other budgets to it
+/// panicked ("overflow when adding durations") in render, that is in the reconciler.
+#[test]
+fn huge_lifecycle_durations_saturate_the_grace_period_instead_of_panicking() {
+    // u64::MAX seconds, rounded down to whole hours, plus 1ns so the fraction rounds up too.
+    let object = object(json!({"lifecycle": {"drainDelay": "5124095576030431h1ns"}}));
+    assert!(modelserver_crds::rules::validate(&object).is_empty());
+    let children = render(&object, &RenderConfig::default()).expect("renders");
+    assert_eq!(
+        pod(&children).termination_grace_period_seconds,
+        Some(i64::MAX)
+    );
+    let children = rendered(json!({"lifecycle": {"drainDelay": "5124095576030431h"}}));
+    assert_eq!(
+        pod(&children).termination_grace_period_seconds,
+        Some(i64::MAX)
+    );
+}
+
 #[test]
 fn managed_mode_runs_the_sidecar_in_front_of_the_command() {
     let children = rendered(
@@ -352,6 +372,7 @@ fn children_carry_labels_and_a_controller_owner_reference() {
         &children.service.metadata,
         &children.autoscaler.as_ref().expect("hpa").metadata,
         &children.disruption_budget.as_ref().expect("pdb").metadata,
+        &children.network_policy.as_ref().expect("netpol").metadata,
     ];
     for meta in metas {
         assert_eq!(meta.name.as_deref(), Some("iris"));
@@ -487,4 +508,92 @@ fn a_model_without_a_name_is_refused() {
         render(&object, &RenderConfig::default()),
         Err(RenderError::MissingName)
     ));
+}
+
+/// The ports a NetworkPolicy admits, per ingress rule: (ports, whether `from` narrows it).
+fn admitted(children: &Children) -> Vec<(Vec<(i32, String)>, bool)> {
+    let policy = children.network_policy.as_ref().expect("network policy");
+    let spec = policy.spec.as_ref().expect("spec");
+    spec.ingress
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let ports = rule
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| match &p.port {
+                    Some(IntOrString::Int(port)) => (*port, p.protocol.clone().unwrap_or_default()),
+                    other => panic!("port by number expected: {other:?}"),
+                })
+                .collect();
+            (ports, rule.from.is_some())
+        })
+        .collect()
+}
+
+#[test]
+fn a_network_policy_admits_only_the_public_and_admin_ports_by_default() {
+    let children = rendered(json!({}));
+    let policy = children.network_policy.as_ref().expect("on by default");
+    let spec = policy.spec.as_ref().expect("spec");
+    assert_eq!(spec.pod_selector, Some(meta::label_selector("iris")));
+    assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
+    assert!(spec.egress.is_none());
+    assert_eq!(
+        admitted(&children),
+        vec![
+            (vec![(8080, "TCP".to_owned())], false),
+            (vec![(9090, "TCP".to_owned())], false),
+        ]
+    );
+    // The selector selects exactly the Deployment's pods.
+    let template_labels = children
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .expect("pod labels");
+    for (key, value) in meta::selector_labels("iris") {
+        assert_eq!(template_labels.get(&key), Some(&value), "{key}");
+    }
+}
+
+#[test]
+fn in_proxy_mode_the_upstream_port_is_not_admitted() {
+    let children = rendered(json!({
+        "model": {"upstream": {"port": 8000}},
+        "server": {"port": 8443},
+    }));
+    let ports: Vec<i32> = admitted(&children)
+        .into_iter()
+        .flat_map(|(ports, _)| ports.into_iter().map(|(p, _)| p))
+        .collect();
+    assert_eq!(ports, vec![8443, 9090]);
+    assert!(!ports.contains(&8000));
+}
+
+#[test]
+fn metrics_from_narrows_only_the_admin_port() {
+    let peers = json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]);
+    let children = rendered(json!({"networkPolicy": {"metricsFrom": peers}}));
+    let policy = children.network_policy.expect("policy");
+    let ingress = policy.spec.and_then(|s| s.ingress).expect("ingress");
+    assert!(ingress[0].from.is_none(), "the public port stays open");
+    assert_eq!(serde_json::to_value(&ingress[1].from).expect("json"), peers);
+}
+
+#[test]
+fn the_network_policy_can_be_turned_off() {
+    assert!(
+        rendered(json!({"networkPolicy": {"enabled": false}}))
+            .network_policy
+            .is_none()
+    );
+    assert!(
+        rendered(json!({"networkPolicy": {"enabled": true}}))
+            .network_policy
+            .is_some()
+    );
 }
