@@ -27,6 +27,15 @@ pub fn admin_addr(args: &DrainArgs) -> SocketAddr {
     SocketAddr::new(host, args.admin_port)
 }
 
+/// How long the command waits for the sidecar: drain delay + drain timeout + a margin. Saturates:
+/// the API server accepts durations whose sum overflows (`5124095576030431h`), and a preStop hook
+/// must not panic on them.
+pub fn wait_budget(args: &DrainArgs) -> Duration {
+    args.drain_delay
+        .saturating_add(args.drain_timeout)
+        .saturating_add(DRAIN_WAIT_MARGIN)
+}
+
 /// Asks the sidecar to drain and waits; returns the sidecar's answer.
 pub async fn drain(args: &DrainArgs) -> Result<String, SidecarError> {
     let addr = admin_addr(args);
@@ -35,7 +44,7 @@ pub async fn drain(args: &DrainArgs) -> Result<String, SidecarError> {
         url: url.clone(),
         reason,
     };
-    let budget = args.drain_delay + args.drain_timeout + DRAIN_WAIT_MARGIN;
+    let budget = wait_budget(args);
     let call = async {
         let stream = TcpStream::connect(addr)
             .await

@@ -649,3 +649,17 @@ fn install_copies_a_working_executable() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot install"));
 }
+
+#[test]
+fn drain_with_durations_whose_sum_overflows_fails_cleanly_instead_of_panicking() {
+    // The API server accepts this drainDelay (it matches the duration pattern); the preStop hook
+    // adds it to the drain timeout, which once panicked with "overflow when adding durations".
+    let out = run_to_end(
+        &["drain", "--bind", "127.0.0.1", "--admin-port", "1"],
+        &[("MODELSERVER_DRAIN_DELAY", "5124095576030431h")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
