@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -204,6 +205,13 @@ async fn iris_becomes_ready_with_owned_children_events_and_kubectl_wait() -> Res
     assert!(owned_by_iris(
         setup
             .api::<PodDisruptionBudget>()
+            .get("iris")
+            .await?
+            .owner_references()
+    ));
+    assert!(owned_by_iris(
+        setup
+            .api::<NetworkPolicy>()
             .get("iris")
             .await?
             .owner_references()
@@ -619,6 +627,13 @@ async fn deleting_a_modelserver_garbage_collects_its_children() -> Result<()> {
             .await?
             .is_some()
     );
+    assert!(
+        setup
+            .api::<NetworkPolicy>()
+            .get_opt("iris-autoscaled")
+            .await?
+            .is_some()
+    );
     setup
         .api::<ModelServer>()
         .delete("iris-autoscaled", &DeleteParams::foreground())
@@ -652,6 +667,12 @@ async fn deleting_a_modelserver_garbage_collects_its_children() -> Result<()> {
                     .map_err(|e| e.to_string())?
                     .is_some(),
                 setup
+                    .api::<NetworkPolicy>()
+                    .get_opt("iris-autoscaled")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some(),
+                setup
                     .api::<ModelServer>()
                     .get_opt("iris-autoscaled")
                     .await
@@ -659,7 +680,9 @@ async fn deleting_a_modelserver_garbage_collects_its_children() -> Result<()> {
                     .is_some(),
             ];
             if left.iter().any(|l| *l) {
-                Err(format!("still there (deploy, svc, hpa, pdb, ms): {left:?}"))
+                Err(format!(
+                    "still there (deploy, svc, hpa, pdb, netpol, ms): {left:?}"
+                ))
             } else {
                 Ok(Some(()))
             }
