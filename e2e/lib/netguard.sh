@@ -93,7 +93,13 @@ guard_up() {
   mkdir -p "$dir"
   owner=$(guard_owner || true)
   if [ -n "$owner" ] && [ "$owner" != "$state" ]; then
-    die "another cluster's real node holds the node network ($owner); run its 'down' first"
+    # Alive means its kubelet still runs (its command line names its state dir); otherwise a run
+    # that died without 'down' left the names behind, and they are taken over (the replace and
+    # add below are idempotent; its saved sysctls are gone with its state dir).
+    if pgrep -f "kubelet .*$owner/" >/dev/null 2>&1; then
+      die "another cluster's real node holds the node network ($owner); run its 'down' first"
+    fi
+    log "taking over the node network left by $owner (its node is not running)"
   fi
   command -v nft >/dev/null || die "nft is missing (apt-get install nftables)"
   echo "$state" >/run/modelserver-e2e-node.owner
