@@ -421,7 +421,25 @@ pub async fn install_crds(client: &Client, kubectl: &Kubectl) -> Result<()> {
             &dir,
         ])
         .await?;
-    wait_crd_established(client, CRD_NAME, Duration::from_secs(60)).await
+    wait_crd_established(client, CRD_NAME, Duration::from_secs(60)).await?;
+    wait_modelservers_served(client, Duration::from_secs(60)).await
+}
+
+/// Waits until the API server serves the ModelServer resource: a moment after the CRD is
+/// Established its endpoint can still answer "404 page not found".
+pub async fn wait_modelservers_served(client: &Client, timeout: Duration) -> Result<()> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &modelserver_resource());
+    wait_until(
+        "the modelservers resource to be served",
+        timeout,
+        || async {
+            api.list(&kube::api::ListParams::default().limit(1))
+                .await
+                .map(|_| Some(()))
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await
 }
 
 /// Waits until the CRD `name` has the condition Established=True.
