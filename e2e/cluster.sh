@@ -31,14 +31,8 @@
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=versions.env
-. "$e2e_dir/versions.env"
-
-cluster_name=${MODELSERVER_E2E_CLUSTER:-dev}
-state=${MODELSERVER_E2E_STATE:-$e2e_dir/.state/$cluster_name}
-case "$state" in /*) ;; *) state=$PWD/$state ;; esac
-cache_root=${MODELSERVER_E2E_CACHE:-$HOME/.cache/modelserver-e2e}
-bin_dir=$cache_root/$KUBERNETES_VERSION/bin
+# shellcheck source-path=SCRIPTDIR source=lib/env.sh
+. "$e2e_dir/lib/env.sh"
 node_count=${MODELSERVER_E2E_NODES:-2}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 service_cidr=10.96.0.0/16

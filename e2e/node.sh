@@ -21,14 +21,8 @@
 set -euo pipefail
 
 e2e_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=versions.env
-. "$e2e_dir/versions.env"
-
-cluster_name=${MODELSERVER_E2E_CLUSTER:-dev}
-state=${MODELSERVER_E2E_STATE:-$e2e_dir/.state/$cluster_name}
-case "$state" in /*) ;; *) state=$PWD/$state ;; esac
-cache_root=${MODELSERVER_E2E_CACHE:-$HOME/.cache/modelserver-e2e}
-bin_dir=$cache_root/$KUBERNETES_VERSION/bin
+# shellcheck source-path=SCRIPTDIR source=lib/env.sh
+. "$e2e_dir/lib/env.sh"
 node_bin=$cache_root/containerd-$CONTAINERD_VERSION/bin
 node_name=real-0
 node_dir=$state/node
@@ -323,19 +317,11 @@ cmd_up() {
   fi
   # The kubelet changed kernel.panic, kernel.panic_on_oops and vm.overcommit_memory at start:
   # put the machine's values back now (and again on down).
-  guard_restore_sysctls_keep_network
+  guard_restore_sysctls '^(kernel|vm)\.'
   wait_for kubelet 90 kctl wait --for condition=Ready "node/$node_name" --timeout 5s || { cmd_down; return 1; }
   log "node $node_name is up in $((SECONDS - start))s (containerd $CONTAINERD_VERSION, kubelet and kube-proxy $KUBERNETES_VERSION)"
 }
 
-# Restores the kubelet's kernel sysctls but keeps forwarding and bridge netfilter for the pods.
-guard_restore_sysctls_keep_network() {
-  local line name
-  while IFS= read -r line; do
-    name=${line%%=*}
-    case "$name" in kernel.* | vm.*) sysctl -q -w "$line" >/dev/null 2>&1 || log "could not restore $line" ;; esac
-  done <"$node_dir/sysctl.saved"
-}
 
 # kill_containers: every process a container shim of this node started, then the shims.
 kill_containers() {
@@ -413,13 +399,6 @@ cmd_down() {
   log "node $node_name is down"
 }
 
-# cmd_sysctls: the machine's values of every sysctl the node changes, as name=value lines.
-cmd_sysctls() {
-  local name
-  for name in $guard_sysctls; do
-    printf '%s=%s\n' "$name" "$(sysctl -n "$name" 2>/dev/null || echo unknown)"
-  done
-}
 
 # cmd_leftovers [BEFORE]: fails, listing them, if anything of a real node is still on the
 # machine after down: processes or mounts of the state dir, shim sockets, the bridges, routes
@@ -446,7 +425,7 @@ cmd_leftovers() {
   if [ -n "${1:-}" ]; then
     while read -r line; do
       [ -n "$line" ] && found+="sysctl ${line%%=*} is $(sysctl -n "${line%%=*}" 2>/dev/null), was ${line#*=}"$'\n'
-    done < <(diff <(printf '%s\n' "$1") <(cmd_sysctls) | sed -n 's/^< //p')
+    done < <(diff <(printf '%s\n' "$1") <(guard_read_sysctls) | sed -n 's/^< //p')
   fi
   if [ -n "$found" ]; then
     log "left on the machine after down:"
@@ -472,7 +451,7 @@ main() {
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  sysctls) cmd_sysctls ;;
+  sysctls) guard_read_sysctls ;;
   leftovers) cmd_leftovers "${2:-}" ;;
   *)
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2

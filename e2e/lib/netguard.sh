@@ -38,28 +38,36 @@ guard_owner() {
   [ -f "$f" ] && cat "$f"
 }
 
-guard_save_sysctls() {
-  local dir name
-  dir=$(guard_dir)
-  [ -f "$dir/sysctl.saved" ] && return 0
+# guard_read_sysctls: the machine's current value of each sysctl the node changes, as
+# name=value lines.
+guard_read_sysctls() {
+  local name
   for name in $guard_sysctls; do
     printf '%s=%s\n' "$name" "$(sysctl -n "$name" 2>/dev/null || echo unknown)"
-  done >"$dir/sysctl.saved"
+  done
 }
 
-# guard_restore_sysctls: put back every sysctl saved at up (the kubelet sets kernel.panic,
-# kernel.panic_on_oops and vm.overcommit_memory when it starts).
+guard_save_sysctls() {
+  local dir
+  dir=$(guard_dir)
+  [ -f "$dir/sysctl.saved" ] || guard_read_sysctls >"$dir/sysctl.saved"
+}
+
+# guard_restore_sysctls [PATTERN]: put back the sysctls saved at up whose names match the
+# extended regex PATTERN (the kubelet sets kernel.panic, kernel.panic_on_oops and
+# vm.overcommit_memory when it starts); with no PATTERN all of them, and the saved copy goes.
 guard_restore_sysctls() {
-  local dir line name value
+  local dir line name value pattern=${1:-}
   dir=$(guard_dir)
   [ -f "$dir/sysctl.saved" ] || return 0
   while IFS= read -r line; do
     name=${line%%=*}
     value=${line#*=}
     [ "$value" = unknown ] && continue
+    [ -n "$pattern" ] && ! [[ "$name" =~ $pattern ]] && continue
     sysctl -q -w "$name=$value" >/dev/null 2>&1 || log "could not restore $name=$value"
   done <"$dir/sysctl.saved"
-  rm -f "$dir/sysctl.saved"
+  [ -n "$pattern" ] || rm -f "$dir/sysctl.saved"
 }
 
 guard_nft_rules() {

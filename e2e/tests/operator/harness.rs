@@ -366,3 +366,28 @@ pub fn summary(object: &ModelServer) -> String {
         conditions.join(" ")
     )
 }
+
+/// Waits until the ModelServer's status describes its current generation and `check` holds.
+pub async fn wait_status(
+    api: &kube::Api<ModelServer>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&ModelServer) -> bool,
+) -> Result<ModelServer> {
+    Ok(wait_until(what, timeout, || {
+        let api = api.clone();
+        let check = &check;
+        async move {
+            let object = api.get(name).await.map_err(|e| e.to_string())?;
+            let current = object.status.as_ref().and_then(|s| s.observed_generation)
+                == object.metadata.generation;
+            if current && check(&object) {
+                Ok(Some(object))
+            } else {
+                Err(summary(&object))
+            }
+        }
+    })
+    .await?)
+}

@@ -107,29 +107,14 @@ impl Setup {
     }
 }
 
-/// Waits until the ModelServer's status describes its current generation and `check` holds.
+/// [`harness::wait_status`] in the test's namespace, with the kwok rollout deadline.
 async fn wait_status(
     setup: &Setup,
     name: &str,
     what: &str,
     check: impl Fn(&ModelServer) -> bool,
 ) -> Result<ModelServer> {
-    let api = setup.api::<ModelServer>();
-    Ok(wait_until(what, CONVERGE, || {
-        let api = api.clone();
-        let check = &check;
-        async move {
-            let object = api.get(name).await.map_err(|e| e.to_string())?;
-            let current = object.status.as_ref().and_then(|s| s.observed_generation)
-                == object.metadata.generation;
-            if current && check(&object) {
-                Ok(Some(object))
-            } else {
-                Err(summary(&object))
-            }
-        }
-    })
-    .await?)
+    harness::wait_status(&setup.api(), name, what, CONVERGE, check).await
 }
 
 async fn wait_ready(setup: &Setup, name: &str) -> Result<ModelServer> {

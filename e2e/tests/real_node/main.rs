@@ -206,23 +206,9 @@ impl Setup {
         timeout: Duration,
         check: impl Fn(&ModelServer) -> bool,
     ) -> Result<ModelServer> {
-        let api = self.api::<ModelServer>();
-        wait_until(what, timeout, || {
-            let api = api.clone();
-            let check = &check;
-            async move {
-                let object = api.get(name).await.map_err(|e| e.to_string())?;
-                let current = object.status.as_ref().and_then(|s| s.observed_generation)
-                    == object.metadata.generation;
-                if current && check(&object) {
-                    Ok(Some(object))
-                } else {
-                    Err(summary(&object))
-                }
-            }
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.operator_log()))
+        harness::wait_status(&self.api(), name, what, timeout, check)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}\n{}", self.operator_log()))
     }
 
     async fn wait_ready(&self, name: &str) -> Result<ModelServer> {
@@ -704,38 +690,45 @@ async fn follow_log(
     }))
 }
 
-/// Watches a pod until it is gone; returns the last state seen of each container.
+/// Watches a pod until it is gone; returns the last state seen of each container. A watch,
+/// not polling: the terminated states may be visible for only a moment before the pod goes.
 async fn watch_until_deleted(
     api: &Api<Pod>,
     name: &str,
 ) -> Result<BTreeMap<String, k8s_openapi::api::core::v1::ContainerStateTerminated>> {
-    let last = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    wait_until(&format!("pod {name} deleted"), CONVERGE, || {
-        let api = api.clone();
-        let last = last.clone();
-        async move {
-            let Some(pod) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
-                return Ok(Some(()));
-            };
-            let mut last = last.lock().map_err(|e| e.to_string())?;
-            for c in pod.status.iter().flat_map(|s| {
-                s.init_container_statuses
-                    .iter()
-                    .flatten()
-                    .chain(s.container_statuses.iter().flatten())
-            }) {
-                if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.clone()) {
-                    last.insert(c.name.clone(), t);
+    use futures::TryStreamExt as _;
+    use kube::runtime::watcher;
+    let mut last = BTreeMap::new();
+    let mut seen = false;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher(api.clone(), config));
+    let watch = async {
+        while let Some(event) = events.try_next().await? {
+            match event {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                    seen = true;
+                    for c in pod.status.iter().flat_map(|s| {
+                        s.init_container_statuses
+                            .iter()
+                            .flatten()
+                            .chain(s.container_statuses.iter().flatten())
+                    }) {
+                        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.clone()) {
+                            last.insert(c.name.clone(), t);
+                        }
+                    }
                 }
+                watcher::Event::Delete(_) => return anyhow::Ok(()),
+                // Already gone when the watch started.
+                watcher::Event::InitDone if !seen => return anyhow::Ok(()),
+                watcher::Event::Init | watcher::Event::InitDone => {}
             }
-            Err(format!(
-                "still there; terminated so far: {:?}",
-                last.keys().collect::<Vec<_>>()
-            ))
         }
-    })
-    .await?;
-    let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        bail!("the watch of pod {name} ended")
+    };
+    tokio::time::timeout(CONVERGE, watch)
+        .await
+        .with_context(|| format!("pod {name} not deleted within {CONVERGE:?}"))??;
     Ok(last)
 }
 
@@ -796,6 +789,11 @@ async fn deleting_a_pod_lets_its_slow_request_finish_then_drains_and_exits_clean
     )
     .await?;
     let log = follow_log(&setup, &name, "model").await?;
+    let watch = {
+        let api = setup.api::<Pod>();
+        let name = name.clone();
+        tokio::spawn(async move { watch_until_deleted(&api, &name).await })
+    };
     setup
         .api::<Pod>()
         .delete(&name, &DeleteParams::default())
@@ -805,14 +803,15 @@ async fn deleting_a_pod_lets_its_slow_request_finish_then_drains_and_exits_clean
         code, 200,
         "the in-flight request during the pod's deletion: {body}"
     );
-    let terminated = watch_until_deleted(&setup.api::<Pod>(), &name).await?;
+    let terminated = watch.await??;
     let log = log.await?;
-    if let Some(model) = terminated.get("model") {
-        assert_eq!(
-            model.exit_code, 0,
-            "the sidecar must exit 0 by itself before the grace period ends: {model:?}\n{log}"
-        );
-    }
+    let model = terminated
+        .get("model")
+        .with_context(|| format!("never saw the model container terminate: {terminated:?}"))?;
+    assert_eq!(
+        model.exit_code, 0,
+        "the sidecar must exit 0 by itself before the grace period ends: {model:?}\n{log}"
+    );
     // The design's order: preStop drain (readiness off, keep serving for the drain delay), stop
     // accepting, wait for in-flight requests, then stop the workers.
     let position = |needle: &str| log.lines().position(|l| l.contains(needle));
