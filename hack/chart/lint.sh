@@ -132,6 +132,7 @@ if docs:
     expect(d["spec"]["strategy"]["type"] == "Recreate", "default: Recreate without leader election")
     expect("--leader-elect" not in args, "default: no --leader-elect with one replica")
     expect(not any(a.startswith("--namespace") for a in args), "default: watches all namespaces")
+    expect(not any(a.startswith("--sidecar-image-pull-policy") for a in args), "default: the kubelet's pull policy")
     expect(args[0] == "run" and "--sidecar-image=modelserver-sidecar:0.1.0" in args
            and "--metrics-addr=0.0.0.0:8080" in args, "default: run --sidecar-image --metrics-addr")
     expect(c["image"] == "modelserver-operator:0.1.0", "default: image tag is the appVersion")
@@ -198,6 +199,7 @@ if docs:
     expect(c["image"] == "registry.example.com/acme/modelserver-operator@sha256:" + "0123456789abcdef" * 4,
            "everything: registry prefix and digest")
     expect("--sidecar-image=registry.example.com/acme/modelserver-sidecar:0.1.0-rc.1" in args, "everything: sidecar image")
+    expect("--sidecar-image-pull-policy=Always" in args, "everything: sidecar image pull policy")
     expect(not kinds(docs, "CustomResourceDefinition"), "everything: crds.install=false renders no CRD")
     expect("--concurrency=8" in args and "--log-format=text" in args and "--some-future-flag=1" in args,
            "everything: --concurrency, --log-format, extraArgs")

@@ -39,6 +39,11 @@ pub struct RunArgs {
     /// Image holding the sidecar binary, used by every rendered pod.
     #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE", default_value = render::DEFAULT_SIDECAR_IMAGE)]
     pub sidecar_image: String,
+    /// Pull policy of the sidecar image in every rendered pod: Always, IfNotPresent or Never
+    /// (default: the kubelet's, IfNotPresent unless the tag is `latest`).
+    #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE_PULL_POLICY",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub sidecar_image_pull_policy: Option<String>,
     /// Watch only this namespace (default: every namespace).
     #[arg(long, env = "MODELSERVER_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -78,6 +83,7 @@ impl RunArgs {
         ControllerConfig {
             render: RenderConfig {
                 sidecar_image: self.sidecar_image.clone(),
+                sidecar_image_pull_policy: self.sidecar_image_pull_policy.clone(),
                 cluster_domain: self.cluster_domain.clone(),
                 ..RenderConfig::default()
             },

@@ -14,16 +14,9 @@ use crate::errors::{ApiError, json_response};
 use crate::loopback::loopback_only;
 use crate::state::SharedState;
 
-/// Liveness probe path.
-pub const LIVEZ_PATH: &str = "/livez";
-/// Readiness (and startup) probe path.
-pub const READYZ_PATH: &str = "/readyz";
-/// Drain trigger path (POST).
-pub const DRAIN_PATH: &str = "/drain";
-/// Prometheus metrics path.
-pub const METRICS_PATH: &str = "/metrics";
-/// State dump path.
-pub const STATUS_PATH: &str = "/status";
+pub use modelserver_contract::admin::{
+    DRAIN_PATH, LIVEZ_PATH, METRICS_PATH, READYZ_PATH, STATUS_PATH,
+};
 /// Content type of the Prometheus text format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

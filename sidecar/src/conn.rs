@@ -17,11 +17,6 @@ use tracing::{info, warn};
 
 use modelserver_units::format_duration;
 
-/// Default for `--response-write-timeout`: how long a response write may make no progress.
-pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default for `--max-connections`: open connections on the public port.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 /// Open connections on the admin port (probes, drain, scrapes: a handful at a time).
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// File descriptors kept free of client connections: listeners, worker pipes and sockets' files,
@@ -43,16 +38,6 @@ pub struct ConnSettings {
     pub max_connections: usize,
     /// Longest time a client may take to send a request head.
     pub header_read_timeout: Duration,
-}
-
-impl Default for ConnSettings {
-    fn default() -> Self {
-        Self {
-            write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
-            header_read_timeout: crate::server::HEADER_READ_TIMEOUT,
-        }
-    }
 }
 
 /// The soft open file limit of this process, when it can be read.

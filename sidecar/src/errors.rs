@@ -14,12 +14,6 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// A setting that cannot work, found before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The proxy upstream is not `HOST:PORT`.
-    #[error("invalid upstream {input:?}: expected HOST:PORT, e.g. 127.0.0.1:8000")]
-    Upstream {
-        /// The rejected value.
-        input: String,
-    },
     /// A CORS origin, method or header cannot be used.
     #[error("invalid CORS {what} {value:?}: {reason}")]
     Cors {

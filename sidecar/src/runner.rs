@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::admin_router;
 use crate::auth::AuthToken;
-use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs, UpstreamAddr};
+use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs};
 use crate::conn::{self, ConnSettings};
 use crate::cors;
 use crate::dispatch::Dispatcher;
@@ -35,11 +35,6 @@ use crate::workers::supervisor::{
     PROBE_TIMEOUT, ProbeSettings, Supervisor, WorkerDeps, WorkerSpec,
 };
 use modelserver_units::format_duration;
-
-/// Socket file name of worker `i`.
-pub fn socket_name(i: usize) -> String {
-    format!("worker-{i}.sock")
-}
 
 /// How long the admin port stays up after draining, so the `POST /drain` answer gets out.
 const ADMIN_LINGER: Duration = Duration::from_secs(1);
@@ -75,7 +70,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let sockets: Vec<PathBuf> = (0..usize::from(server.workers))
-        .map(|i| socket_dir.join(socket_name(i)))
+        .map(|i| socket_dir.join(modelserver_contract::socket::socket_file_name(i)))
         .collect();
     for path in &sockets {
         let len = path.as_os_str().len();
@@ -159,7 +154,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
 /// Runs `proxy` until drained.
 pub async fn proxy(args: ProxyArgs) -> Result<(), SidecarError> {
     let server = &args.server;
-    let upstream = UpstreamAddr::parse(&args.upstream)?;
+    let upstream = args.upstream.clone();
     let backends = Arc::new(Backends::new(vec![BackendAddr::Tcp(upstream.clone())]));
     let per_backend = usize::from(server.workers) * usize::from(server.executor_threads);
     let front = FrontDoor::start(Mode::Proxy, server, backends.clone(), per_backend, None).await?;

@@ -34,8 +34,6 @@ use crate::conn::{
 };
 use crate::lifecycle::Lifecycle;
 
-/// Default longest time a client may take to send request headers (`--header-read-timeout`).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (for example out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// The `Connection` header value that ends a keep-alive connection after the response.
@@ -268,7 +266,11 @@ mod tests {
             listener,
             router,
             lifecycle.clone(),
-            ConnSettings::default(),
+            ConnSettings {
+                write_timeout: Duration::from_secs(30),
+                max_connections: 64,
+                header_read_timeout: Duration::from_secs(30),
+            },
         );
 
         let drain = lifecycle.clone();

@@ -14,8 +14,6 @@ use tracing::{debug, info};
 
 use crate::errors::SidecarError;
 
-/// Where Kubernetes reads the termination message by default.
-pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 /// Kubernetes keeps at most 4096 bytes of the message; stay below.
 pub const MAX_MESSAGE_BYTES: usize = 4000;
 /// The summary line is cut at this length, so the output always has room.

@@ -76,26 +76,62 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitsError> {
     Ok(Duration::new(secs, nanos))
 }
 
-/// Formats a duration the way [`parse_duration`] reads it, in the largest exact unit (`90s`,
-/// `10m`, `1500ms`), so rendered values stay short and stable.
+/// Formats a duration the way [`parse_duration`] reads it and people write it: in the largest
+/// exact unit, except that a unit is only used from 100 of the next smaller one (`60s`, `90s`,
+/// `2m`, `10m`, `60m`, `2h`, `1500ms`), so rendered values stay short, stable and familiar.
 pub fn format_duration(duration: Duration) -> String {
-    let nanos = duration.as_nanos();
-    for (unit, size) in [
-        ("h", 3_600_000_000_000u128),
+    const UNITS: [(&str, u128); 6] = [
+        ("h", 3_600_000_000_000),
         ("m", 60_000_000_000),
         ("s", 1_000_000_000),
         ("ms", 1_000_000),
         ("us", 1_000),
-    ] {
-        if nanos != 0 && nanos.is_multiple_of(size) {
+        ("ns", 1),
+    ];
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    for pair in UNITS.windows(2) {
+        let [(unit, size), (_, smaller)] = pair else {
+            continue;
+        };
+        if nanos.is_multiple_of(*size) && nanos / smaller >= 100 {
             return format!("{}{unit}", nanos / size);
         }
     }
-    if nanos == 0 {
-        "0s".to_owned()
-    } else {
-        format!("{nanos}ns")
+    format!("{nanos}ns")
+}
+
+/// Formats a byte count the way [`parse_quantity_bytes`] reads it, in its shortest exact form
+/// (`100Mi`, `500M`, `1536`), preferring a binary suffix on a tie.
+pub fn format_bytes(bytes: u64) -> String {
+    let mut best = bytes.to_string();
+    if bytes == 0 {
+        return best;
     }
+    for (suffix, size) in [
+        ("Ei", 1u64 << 60),
+        ("Pi", 1 << 50),
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+        ("E", 1_000_000_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("G", 1_000_000_000),
+        ("M", 1_000_000),
+        ("k", 1_000),
+    ] {
+        if bytes.is_multiple_of(size) {
+            let text = format!("{}{suffix}", bytes / size);
+            if text.len() < best.len() {
+                best = text;
+            }
+        }
+    }
+    best
 }
 
 /// Multiplies a decimal string such as `1.25` by `unit`, exactly, rounding a fraction of the
@@ -206,6 +242,12 @@ mod tests {
     fn durations_format_in_the_largest_exact_unit_and_round_trip() {
         for (duration, text) in [
             (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(60), "60s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(3600), "60m"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(20), "20ms"),
+            (Duration::from_nanos(7), "7ns"),
             (Duration::from_secs(600), "10m"),
             (Duration::from_secs(7200), "2h"),
             (Duration::from_millis(1500), "1500ms"),
@@ -213,6 +255,23 @@ mod tests {
         ] {
             assert_eq!(format_duration(duration), text);
             assert_eq!(parse_duration(text), Ok(duration));
+        }
+    }
+
+    #[test]
+    fn byte_counts_format_in_their_shortest_exact_form_and_round_trip() {
+        for (bytes, text) in [
+            (100 << 20, "100Mi"),
+            (1 << 30, "1Gi"),
+            (10 << 20, "10Mi"),
+            (500_000_000, "500M"),
+            (1536, "1536"),
+            (1000, "1k"),
+            (1024, "1Ki"),
+            (0, "0"),
+        ] {
+            assert_eq!(format_bytes(bytes), text);
+            assert_eq!(parse_quantity_bytes(text), Ok(bytes));
         }
     }
 

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use modelserver_contract::admin;
 use modelserver_crds::{ModelServer, defaults};
 
 use crate::render::RenderConfig;
@@ -160,7 +161,7 @@ fn install_container(config: &RenderConfig) -> Container {
         image_pull_policy: config.sidecar_image_pull_policy.clone(),
         command: Some(vec![
             names::SIDECAR_IMAGE_BINARY.to_owned(),
-            names::INSTALL_SUBCOMMAND.to_owned(),
+            modelserver_contract::cli::INSTALL.to_owned(),
             names::BIN_DIR.to_owned(),
         ]),
         volume_mounts: Some(vec![mount(names::BIN_VOLUME, names::BIN_DIR, false)]),
@@ -179,7 +180,7 @@ fn managed_model_container(
     let model = &object.spec.model;
     let mut full_command = vec![
         names::SIDECAR_BINARY.to_owned(),
-        names::SERVE_SUBCOMMAND.to_owned(),
+        modelserver_contract::cli::SERVE.to_owned(),
         "--".to_owned(),
     ];
     full_command.extend(command.iter().cloned());
@@ -228,7 +229,7 @@ fn proxy_sidecar_container(settings: &Settings, config: &RenderConfig) -> Contai
         command: Some(vec![
             names::SIDECAR_IMAGE_BINARY.to_owned(),
             // The upstream address comes in MODELSERVER_UPSTREAM, like every other setting.
-            names::PROXY_SUBCOMMAND.to_owned(),
+            modelserver_contract::cli::PROXY.to_owned(),
         ]),
         env: Some(settings.sidecar_env()),
         ports: Some(serving_ports(settings)),
@@ -278,13 +279,13 @@ fn serving_ports(settings: &Settings) -> Vec<ContainerPort> {
     vec![
         ContainerPort {
             name: Some(names::HTTP_PORT_NAME.to_owned()),
-            container_port: settings.port,
+            container_port: settings.port(),
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         },
         ContainerPort {
             name: Some(names::ADMIN_PORT_NAME.to_owned()),
-            container_port: defaults::ADMIN_PORT,
+            container_port: settings.admin_port(),
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         },
@@ -305,7 +306,7 @@ fn startup_probe(settings: &Settings) -> Probe {
     let seconds = settings.startup_timeout.as_secs().max(1);
     let period = u64::try_from(STARTUP_PROBE_PERIOD_SECONDS).unwrap_or(1);
     Probe {
-        http_get: admin_get(names::READYZ_PATH),
+        http_get: admin_get(admin::READYZ_PATH),
         period_seconds: Some(STARTUP_PROBE_PERIOD_SECONDS),
         failure_threshold: Some(i32::try_from(seconds.div_ceil(period)).unwrap_or(i32::MAX)),
         timeout_seconds: Some(1),
@@ -320,7 +321,7 @@ fn startup_probe(settings: &Settings) -> Probe {
 /// that never loads ends at the Deployment's progress deadline, derived from the startup budget.
 fn native_sidecar_started_probe() -> Probe {
     Probe {
-        http_get: admin_get(names::LIVEZ_PATH),
+        http_get: admin_get(admin::LIVEZ_PATH),
         period_seconds: Some(1),
         failure_threshold: Some(NATIVE_SIDECAR_START_SECONDS),
         timeout_seconds: Some(1),
@@ -330,7 +331,7 @@ fn native_sidecar_started_probe() -> Probe {
 
 fn readiness_probe() -> Probe {
     Probe {
-        http_get: admin_get(names::READYZ_PATH),
+        http_get: admin_get(admin::READYZ_PATH),
         period_seconds: Some(READINESS_PROBE_PERIOD_SECONDS),
         // Two misses (4 s) before endpoints drop the pod; drainDelay covers that window.
         failure_threshold: Some(2),
@@ -342,7 +343,7 @@ fn readiness_probe() -> Probe {
 
 fn liveness_probe() -> Probe {
     Probe {
-        http_get: admin_get(names::LIVEZ_PATH),
+        http_get: admin_get(admin::LIVEZ_PATH),
         period_seconds: Some(LIVENESS_PROBE_PERIOD_SECONDS),
         failure_threshold: Some(3),
         timeout_seconds: Some(2),
@@ -357,7 +358,7 @@ fn drain_pre_stop() -> Lifecycle {
             exec: Some(ExecAction {
                 command: Some(vec![
                     names::SIDECAR_BINARY.to_owned(),
-                    names::DRAIN_SUBCOMMAND.to_owned(),
+                    modelserver_contract::cli::DRAIN.to_owned(),
                 ]),
             }),
             ..LifecycleHandler::default()

@@ -30,19 +30,5 @@ pub const SOCKET_VOLUME: &str = "modelserver-sockets";
 /// Volume of [`TMP_DIR`].
 pub const TMP_VOLUME: &str = "tmp";
 
-/// The sidecar's readiness path on the admin port.
-pub const READYZ_PATH: &str = "/readyz";
-/// The sidecar's liveness path on the admin port.
-pub const LIVEZ_PATH: &str = "/livez";
-
-/// Subcommand of the sidecar that serves managed workers.
-pub const SERVE_SUBCOMMAND: &str = "serve";
-/// Subcommand of the sidecar that proxies to an upstream port.
-pub const PROXY_SUBCOMMAND: &str = "proxy";
-/// Subcommand of the sidecar that drains it (the preStop hook).
-pub const DRAIN_SUBCOMMAND: &str = "drain";
-/// Subcommand of the sidecar that copies itself into a directory.
-pub const INSTALL_SUBCOMMAND: &str = "install";
-
 /// The UID and GID the containers run as (any image runs as non-root).
 pub const RUN_AS_ID: i64 = 65532;

@@ -57,11 +57,11 @@ pub fn network_policy(
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
                     from: None,
-                    ports: Some(vec![tcp_port(settings.port)]),
+                    ports: Some(vec![tcp_port(settings.port())]),
                 },
                 NetworkPolicyIngressRule {
                     from: metrics_from,
-                    ports: Some(vec![tcp_port(defaults::ADMIN_PORT)]),
+                    ports: Some(vec![tcp_port(settings.admin_port())]),
                 },
             ]),
             egress: None,

@@ -316,6 +316,27 @@ fn auth_reads_the_token_from_the_secret() {
 }
 
 #[test]
+fn the_sidecar_image_pull_policy_applies_to_every_container_running_the_sidecar_image() {
+    let spec = json!({"model": {"upstream": {"port": 8000}}});
+    let config = RenderConfig {
+        sidecar_image_pull_policy: Some("Always".to_owned()),
+        ..RenderConfig::default()
+    };
+    let children = render(&object(spec.clone()), &config).unwrap();
+    let init = pod(&children).init_containers.clone().unwrap_or_default();
+    for name in ["install-sidecar", "modelserver-sidecar"] {
+        assert_eq!(
+            container(&init, name).image_pull_policy.as_deref(),
+            Some("Always"),
+            "{name}"
+        );
+    }
+    let children = rendered(spec);
+    let init = pod(&children).init_containers.clone().unwrap_or_default();
+    assert_eq!(container(&init, "install-sidecar").image_pull_policy, None);
+}
+
+#[test]
 fn proxy_mode_runs_a_native_sidecar_and_keeps_the_model_entrypoint() {
     let children = rendered(
         json!({"model": {"upstream": {"port": 8000, "readinessPath": "/v2/health/ready"}}}),

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where the container's cgroup filesystem is mounted.
-pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// cgroup v2 memory limit file.
 pub const V2_MEMORY_MAX: &str = "memory.max";
 /// cgroup v2 memory events file (holds `oom_kill N`).
