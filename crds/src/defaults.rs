@@ -4,45 +4,17 @@
 //! would then store fields the user never applied, and GitOps tools would see a live object that
 //! differs from the one in Git. The operator applies these when it renders the children, and the
 //! field descriptions state them.
+//!
+//! Only the defaults of what the operator renders around the sidecar are here; every setting of
+//! the sidecar itself (ports, workers, limits, CORS, timeouts, drain budgets) takes the default
+//! `modelserver_contract::defaults` defines, which the sidecar's flags use too.
 
 /// `spec.replicas`.
 pub const REPLICAS: i32 = 1;
 /// `spec.imagePullPolicy`.
 pub const IMAGE_PULL_POLICY: &str = "IfNotPresent";
-/// `spec.model.readinessPath` and `spec.model.upstream.readinessPath`.
-pub const READINESS_PATH: &str = "/ready";
-/// `spec.server.port`: the public HTTP port of the sidecar.
-pub const SERVER_PORT: i32 = 8080;
-/// The sidecar's admin port (probes, drain, metrics); not configurable, never in the Service.
-pub const ADMIN_PORT: i32 = 9090;
-/// `spec.server.workers`.
-pub const WORKERS: i32 = 1;
-/// `spec.server.executorThreads`.
-pub const EXECUTOR_THREADS: i32 = 4;
-/// `spec.server.maxQueue`.
-pub const MAX_QUEUE: i32 = 128;
-/// `spec.server.maxUploadSize`.
-pub const MAX_UPLOAD_SIZE: &str = "100Mi";
-/// `spec.server.requestTimeout`.
-pub const REQUEST_TIMEOUT: &str = "60s";
-/// `spec.server.cors.allowMethods`.
-pub const CORS_ALLOW_METHODS: &[&str] = &["GET", "POST"];
-/// `spec.server.cors.allowHeaders`.
-pub const CORS_ALLOW_HEADERS: &[&str] = &["Content-Type", "Authorization"];
-/// `spec.server.cors.maxAge`.
-pub const CORS_MAX_AGE: &str = "10m";
-/// `spec.server.logLevel`.
-pub const LOG_LEVEL: &str = "info";
 /// `spec.lifecycle.startupTimeout`.
 pub const STARTUP_TIMEOUT: &str = "10m";
-/// `spec.lifecycle.drainDelay`.
-pub const DRAIN_DELAY: &str = "5s";
-/// `spec.lifecycle.drainTimeout`.
-pub const DRAIN_TIMEOUT: &str = "30s";
-/// `spec.lifecycle.shutdownTimeout`.
-pub const SHUTDOWN_TIMEOUT: &str = "10s";
-/// `spec.lifecycle.maxWorkerRestarts`.
-pub const MAX_WORKER_RESTARTS: i32 = 5;
 /// `spec.autoscaling.minReplicas`.
 pub const AUTOSCALING_MIN_REPLICAS: i32 = 1;
 /// `spec.autoscaling.targetCPUUtilization`.

@@ -1,5 +1,6 @@
-//! The ModelServer API (`modelserver.dev/v1alpha1`): its Rust types, its validation rules (as CEL
-//! for the API server and as Rust for `render`), its defaults, and the generated CRD.
+//! The ModelServer API (`modelserver.dev/v1alpha1`): its Rust types, its validation rules (CEL,
+//! evaluated by the API server and, through [`validate`], by `render` and the operator), its
+//! defaults, and the generated CRD.
 
 pub mod defaults;
 pub mod generate;
@@ -8,6 +9,7 @@ pub mod rules;
 pub mod schema_check;
 pub mod spec;
 pub mod status;
+pub mod validate;
 
 pub use spec::{ModelServer, ModelServerSpec};
 pub use status::ModelServerStatus;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::{API_VERSION, KIND, ModelServer, generate, rules, schema_check};
+use crate::{API_VERSION, KIND, ModelServer, generate, schema_check, validate};
 
 /// Why a manifest is not an acceptable ModelServer.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +61,12 @@ pub fn from_value(document: Value) -> Result<ModelServer, LoadError> {
     if !problems.is_empty() {
         return Err(LoadError::Invalid(problems));
     }
-    let object: ModelServer =
-        serde_json::from_value(document).map_err(|e| LoadError::Invalid(vec![e.to_string()]))?;
-    let violations = rules::validate(&object);
-    if violations.is_empty() {
-        Ok(object)
-    } else {
-        Err(LoadError::Invalid(
+    // The rules run on the document, before the typed read, as the API server runs them.
+    let violations = validate::validate_document(&document);
+    if !violations.is_empty() {
+        return Err(LoadError::Invalid(
             violations.iter().map(ToString::to_string).collect(),
-        ))
+        ));
     }
+    serde_json::from_value(document).map_err(|e| LoadError::Invalid(vec![e.to_string()]))
 }

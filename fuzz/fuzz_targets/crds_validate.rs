@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use libfuzzer_sys::fuzz_target;
-use modelserver_crds::{ModelServer, generate, load, rules, schema_check};
+use modelserver_crds::{ModelServer, generate, load, schema_check, validate};
 
 fn schema() -> &'static JSONSchemaProps {
     static SCHEMA: OnceLock<JSONSchemaProps> = OnceLock::new();
@@ -33,7 +33,7 @@ fuzz_target!(|bytes: &[u8]| {
         let _ = problem;
     }
     if let Ok(object) = serde_json::from_value::<ModelServer>(document.clone()) {
-        for violation in rules::validate(&object) {
+        for violation in validate::validate(&object) {
             let _ = violation.to_string();
         }
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use libfuzzer_sys::fuzz_target;
-use modelserver_crds::{ModelServer, generate, rules, schema_check};
+use modelserver_crds::{ModelServer, generate, schema_check, validate};
 use modelserver_operator::render::{RenderConfig, render};
 
 fn schema() -> &'static JSONSchemaProps {
@@ -25,7 +25,7 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(object) = serde_json::from_value::<ModelServer>(document) else {
         return;
     };
-    if !rules::validate(&object).is_empty() {
+    if !validate::validate(&object).is_empty() {
         return;
     }
     if let Ok(children) = render(&object, &RenderConfig::default()) {

@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use modelserver_crds::status::condition;
-use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, rules};
+use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, validate};
 use serde_json::json;
 
 use crate::controller::status::{self, Observation};
@@ -95,7 +95,7 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
     );
 
     // A stored object can predate a validation rule: report it rather than render it.
-    let violations = rules::validate(object);
+    let violations = validate::validate(object);
     if !violations.is_empty() {
         let message = violations
             .iter()

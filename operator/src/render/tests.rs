@@ -159,7 +159,7 @@ fn grace_period_and_startup_budget_are_derived_from_the_lifecycle() {
 fn huge_lifecycle_durations_saturate_the_grace_period_instead_of_panicking() {
     // u64::MAX seconds, rounded down to whole hours, plus 1ns so the fraction rounds up too.
     let object = object(json!({"lifecycle": {"drainDelay": "5124095576030431h1ns"}}));
-    assert!(modelserver_crds::rules::validate(&object).is_empty());
+    assert!(modelserver_crds::validate::validate(&object).is_empty());
     let children = render(&object, &RenderConfig::default()).expect("renders");
     assert_eq!(
         pod(&children).termination_grace_period_seconds,
