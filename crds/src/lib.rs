@@ -10,6 +10,7 @@ pub mod schema_check;
 pub mod spec;
 pub mod status;
 pub mod validate;
+pub mod values;
 
 pub use spec::{ModelServer, ModelServerSpec};
 pub use status::ModelServerStatus;

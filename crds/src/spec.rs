@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules;
 use crate::status::ModelServerStatus;
+use crate::values::{ByteQuantity, K8sDuration};
 
 /// The desired state of a model server: the image and how its model runs, the serving settings of
 /// the sidecar in each pod, lifecycle budgets, and the Deployment, Service, NetworkPolicy,
@@ -262,13 +263,13 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.rule).message(rules::MAX_UPLOAD_SIZE_IS_QUANTITY.message))]
     #[schemars(length(max = 32))]
-    pub max_upload_size: Option<String>,
+    pub max_upload_size: Option<ByteQuantity>,
 
     /// Longest time a request may take, as a duration (default 60s). Slower requests get 504.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::REQUEST_TIMEOUT_IS_DURATION.rule).message(rules::REQUEST_TIMEOUT_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub request_timeout: Option<String>,
+    pub request_timeout: Option<K8sDuration>,
 
     /// Interactive API documentation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,7 +338,7 @@ pub struct CorsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::CORS_MAX_AGE_IS_DURATION.rule).message(rules::CORS_MAX_AGE_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub max_age: Option<String>,
+    pub max_age: Option<K8sDuration>,
 }
 
 /// Bearer-token authentication.
@@ -399,27 +400,27 @@ pub struct LifecycleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::STARTUP_TIMEOUT_IS_DURATION.rule).message(rules::STARTUP_TIMEOUT_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub startup_timeout: Option<String>,
+    pub startup_timeout: Option<K8sDuration>,
 
     /// After readiness turns false on shutdown, keep serving this long so every endpoint,
     /// kube-proxy and ingress stops sending traffic first. Default 5s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::DRAIN_DELAY_IS_DURATION.rule).message(rules::DRAIN_DELAY_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub drain_delay: Option<String>,
+    pub drain_delay: Option<K8sDuration>,
 
     /// Then wait at most this long for in-flight requests to finish. Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::DRAIN_TIMEOUT_IS_DURATION.rule).message(rules::DRAIN_TIMEOUT_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub drain_timeout: Option<String>,
+    pub drain_timeout: Option<K8sDuration>,
 
     /// Then give the workers this long between SIGTERM and SIGKILL. Default 10s. The pod's
     /// terminationGracePeriodSeconds is drainDelay + drainTimeout + shutdownTimeout + 5s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::SHUTDOWN_TIMEOUT_IS_DURATION.rule).message(rules::SHUTDOWN_TIMEOUT_IS_DURATION.message))]
     #[schemars(length(max = 32))]
-    pub shutdown_timeout: Option<String>,
+    pub shutdown_timeout: Option<K8sDuration>,
 
     /// Worker restarts allowed within 10 minutes, 0 to 1000, default 5. One more and the
     /// sidecar exits non-zero, so Kubernetes shows the crash loop.

@@ -111,10 +111,7 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
             file.display()
         );
         if let Some(timeout) = &spec_server.request_timeout {
-            assert_eq!(
-                server.request_timeout,
-                modelserver_units::parse_duration(timeout).unwrap()
-            );
+            assert_eq!(server.request_timeout, timeout.value());
         }
         assert!(server.request_timeout > Duration::ZERO);
         match (&parsed.command, &object.spec.model.upstream) {

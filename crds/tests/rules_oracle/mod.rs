@@ -54,22 +54,25 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
         (UPSTREAM_PORT_DIFFERS, upstream_port_differs(spec)),
         (
             MAX_UPLOAD_SIZE_IS_QUANTITY,
-            optional(server.and_then(|s| s.max_upload_size.as_deref()), |q| {
-                is_plain_quantity(q)
-                    && modelserver_units::parse_quantity_bytes(q).is_ok_and(|b| b > 0)
-            }),
+            optional(
+                server.and_then(|s| s.max_upload_size.as_ref().map(|q| q.as_str())),
+                |q| {
+                    is_plain_quantity(q)
+                        && modelserver_units::parse_quantity_bytes(q).is_ok_and(|b| b > 0)
+                },
+            ),
         ),
         (
             REQUEST_TIMEOUT_IS_DURATION,
             optional(
-                server.and_then(|s| s.request_timeout.as_deref()),
+                server.and_then(|s| s.request_timeout.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),
         (
             CORS_MAX_AGE_IS_DURATION,
             optional(
-                cors.and_then(|c| c.max_age.as_deref()),
+                cors.and_then(|c| c.max_age.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),
@@ -95,27 +98,28 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
         (
             STARTUP_TIMEOUT_IS_DURATION,
             optional(
-                lifecycle.and_then(|l| l.startup_timeout.as_deref()),
+                lifecycle.and_then(|l| l.startup_timeout.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),
         (
             DRAIN_DELAY_IS_DURATION,
-            optional(lifecycle.and_then(|l| l.drain_delay.as_deref()), |d| {
-                d == "0" || is_duration_syntax(d)
-            }),
+            optional(
+                lifecycle.and_then(|l| l.drain_delay.as_ref().map(|d| d.as_str())),
+                |d| d == "0" || is_duration_syntax(d),
+            ),
         ),
         (
             DRAIN_TIMEOUT_IS_DURATION,
             optional(
-                lifecycle.and_then(|l| l.drain_timeout.as_deref()),
+                lifecycle.and_then(|l| l.drain_timeout.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),
         (
             SHUTDOWN_TIMEOUT_IS_DURATION,
             optional(
-                lifecycle.and_then(|l| l.shutdown_timeout.as_deref()),
+                lifecycle.and_then(|l| l.shutdown_timeout.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),

@@ -12,8 +12,9 @@ use modelserver_contract::defaults as contract_defaults;
 use modelserver_contract::pod_env;
 use modelserver_contract::upstream::UpstreamAddr;
 use modelserver_crds::spec::{ModelServerSpec, SecretKeyRef};
+use modelserver_crds::values::K8sDuration;
 use modelserver_crds::{ModelServer, defaults};
-use modelserver_units::{parse_duration, parse_quantity_bytes};
+use modelserver_units::parse_duration;
 
 use crate::error::RenderError;
 use crate::render::names;
@@ -78,12 +79,6 @@ impl Settings {
         let invalid = |field: &str, error: String| RenderError::InvalidSpec {
             message: format!("{field}: {error}"),
         };
-        let duration = |value: &Option<String>, field: &str| {
-            value
-                .as_deref()
-                .map(|text| parse_duration(text).map_err(|e| invalid(field, e.to_string())))
-                .transpose()
-        };
 
         let (mode, sidecar) = match (&spec.model.command, &spec.model.upstream) {
             (Some(command), None) if !command.is_empty() => (
@@ -114,14 +109,13 @@ impl Settings {
         if let Some(level) = server.log_level {
             sidecar.log.log_level = level.as_str().to_owned();
         }
-        let startup_timeout =
-            duration(&lifecycle.startup_timeout, "spec.lifecycle.startupTimeout")?
-                .map_or_else(|| parse_duration(defaults::STARTUP_TIMEOUT), Ok)
-                .map_err(|e| invalid("spec.lifecycle.startupTimeout", e.to_string()))?;
-        let shutdown_timeout = duration(
-            &lifecycle.shutdown_timeout,
-            "spec.lifecycle.shutdownTimeout",
-        )?;
+        let startup_timeout = lifecycle
+            .startup_timeout
+            .as_ref()
+            .map(K8sDuration::value)
+            .map_or_else(|| parse_duration(defaults::STARTUP_TIMEOUT), Ok)
+            .map_err(|e| invalid("spec.lifecycle.startupTimeout", e.to_string()))?;
+        let shutdown_timeout = lifecycle.shutdown_timeout.as_ref().map(K8sDuration::value);
         match &mut sidecar.command {
             Command::Serve(serve) => {
                 serve.socket_dir = Some(PathBuf::from(names::SOCKET_DIR));
@@ -162,10 +156,9 @@ impl Settings {
             args.max_queue = queue;
         }
         if let Some(size) = &server.max_upload_size {
-            args.max_upload_size = parse_quantity_bytes(size)
-                .map_err(|e| invalid("spec.server.maxUploadSize", e.to_string()))?;
+            args.max_upload_size = size.bytes();
         }
-        if let Some(timeout) = duration(&server.request_timeout, "spec.server.requestTimeout")? {
+        if let Some(timeout) = server.request_timeout.as_ref().map(K8sDuration::value) {
             args.request_timeout = timeout;
         }
         let readiness_path = match &spec.model.upstream {
@@ -190,16 +183,16 @@ impl Settings {
         if let Some(credentials) = cors.allow_credentials {
             args.cors.allow_credentials = credentials;
         }
-        if let Some(age) = duration(&cors.max_age, "spec.server.cors.maxAge")? {
+        if let Some(age) = cors.max_age.as_ref().map(K8sDuration::value) {
             args.cors.max_age = age;
         }
         if let Some(access_log) = server.access_log {
             args.access_log = access_log;
         }
-        if let Some(delay) = duration(&lifecycle.drain_delay, "spec.lifecycle.drainDelay")? {
+        if let Some(delay) = lifecycle.drain_delay.as_ref().map(K8sDuration::value) {
             args.drain_delay = delay;
         }
-        if let Some(timeout) = duration(&lifecycle.drain_timeout, "spec.lifecycle.drainTimeout")? {
+        if let Some(timeout) = lifecycle.drain_timeout.as_ref().map(K8sDuration::value) {
             args.drain_timeout = timeout;
         }
         // Saturating: drainDelay is checked by its pattern only (it may be 0), so the API server
