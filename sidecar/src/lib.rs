@@ -5,27 +5,19 @@
 //! back-pressure, CORS and auth, exports Prometheus metrics, and maps the model's startup and
 //! shutdown onto readiness and the preStop hook.
 
-pub mod admin;
-pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod conn;
-pub mod cors;
 pub mod dispatch;
-pub mod docs;
-pub mod drain;
 pub mod errors;
-pub mod health;
+pub mod http;
 pub mod install;
-pub mod lifecycle;
-pub mod limits;
 pub mod logging;
-pub mod loopback;
 pub mod metrics;
-pub mod observe;
-pub mod proxy;
-pub mod public;
+pub mod prestop;
 pub mod runner;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod termination;
 pub mod workers;
@@ -43,7 +35,7 @@ pub fn run(command: Command) -> Result<(), SidecarError> {
             runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy(args))
         }
         Command::Drain(args) => {
-            let answer = runtime(1)?.block_on(drain::drain(&args))?;
+            let answer = runtime(1)?.block_on(prestop::drain(&args))?;
             tracing::info!(answer = %answer.trim(), "drained");
             Ok(())
         }

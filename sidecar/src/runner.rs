@@ -15,18 +15,18 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info, warn};
 
-use crate::admin::admin_router;
-use crate::auth::AuthToken;
+use crate::backend::pooled::{self, BackendAddr, Backends, probe};
 use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs, UpstreamAddr};
 use crate::conn::{self, ConnSettings};
-use crate::cors;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
-use crate::lifecycle::Lifecycle;
+use crate::http::admin::admin_router;
+use crate::http::auth::AuthToken;
+use crate::http::cors;
+use crate::http::public::{PublicOptions, public_router};
 use crate::metrics::Metrics;
-use crate::proxy::backend::{self, BackendAddr, Backends, probe};
-use crate::public::{PublicOptions, public_router};
 use crate::server::ServerHandle;
+use crate::shutdown::Lifecycle;
 use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::termination;
 use crate::workers::WorkerTable;
@@ -263,7 +263,7 @@ impl FrontDoor {
         };
         let backends_len = backends.len();
         let dispatcher = Dispatcher::new(backends.len(), per_backend, limits.max_queue);
-        let client = backend::client(backends.clone());
+        let client = pooled::client(backends.clone());
         let state: SharedState = Arc::new(AppState {
             mode,
             dispatcher,

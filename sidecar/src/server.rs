@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 use crate::conn::{
     ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
 };
-use crate::lifecycle::Lifecycle;
+use crate::shutdown::Lifecycle;
 
 /// Default longest time a client may take to send request headers (`--header-read-timeout`).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::pooled::{BackendClient, Backends};
 use crate::dispatch::{Dispatcher, LoadSnapshot};
-use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, StateSnapshot};
-use crate::proxy::backend::{BackendClient, Backends};
+use crate::shutdown::Lifecycle;
 use crate::workers::WorkerTable;
 
 /// How the sidecar reaches the model.

@@ -29,11 +29,11 @@ use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
+use crate::backend::pooled::{BackendClient, Backends, probe};
 use crate::config::env;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
-use crate::proxy::backend::{BackendClient, Backends, probe};
 use modelserver_units::format_duration;
 
 /// Exits are counted within this window against `max_restarts`.

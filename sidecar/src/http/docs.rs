@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::errors::json_response;
-use crate::health::{LIVE_PATH, PING_PATH, READY_PATH};
+use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH};
 
 /// OpenAPI document path.
 pub const OPENAPI_PATH: &str = "/openapi.json";

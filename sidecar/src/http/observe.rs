@@ -8,7 +8,7 @@ use http::HeaderName;
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
-use crate::proxy::forward::{BackendId, backend_name};
+use crate::http::forward::{BackendId, backend_name};
 use crate::state::SharedState;
 
 /// The request id header, kept when the client sends one and added otherwise.

@@ -1,6 +1,6 @@
 //! The admin port (never in the Service, never authenticated): `/livez`, `/readyz`,
 //! `POST /drain` (returns once draining is done), `/metrics` and `/status`. The probes and
-//! `/metrics` answer anyone; `POST /drain` and `/status` only loopback peers ([`crate::loopback`]).
+//! `/metrics` answer anyone; `POST /drain` and `/status` only loopback peers ([`crate::http::loopback`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -11,7 +11,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use crate::errors::{ApiError, json_response};
-use crate::loopback::loopback_only;
+use crate::http::loopback::loopback_only;
 use crate::state::SharedState;
 
 /// Liveness probe path.
@@ -150,12 +150,12 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::backend::pooled::{self, Backends};
     use crate::dispatch::Dispatcher;
-    use crate::lifecycle::Lifecycle;
-    use crate::loopback::NOT_LOOPBACK_MESSAGE;
+    use crate::http::loopback::NOT_LOOPBACK_MESSAGE;
     use crate::metrics::Metrics;
-    use crate::proxy::backend::{self, Backends};
     use crate::server::LocalAddr;
+    use crate::shutdown::Lifecycle;
     use crate::state::{AppState, Limits, Mode};
 
     fn state() -> SharedState {
@@ -163,7 +163,7 @@ mod tests {
         Arc::new(AppState {
             mode: Mode::Serve,
             dispatcher: Dispatcher::new(0, 1, 1),
-            client: backend::client(backends.clone()),
+            client: pooled::client(backends.clone()),
             backends,
             limits: Limits {
                 max_upload_size: 1,

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::dispatch::{AcquireError, Permit};
 use crate::errors::ApiError;
-use crate::limits::{LimitedBody, declared_length};
+use crate::http::limits::{LimitedBody, declared_length};
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
 use crate::state::{Mode, SharedState};

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::errors::ApiError;
-use crate::health::is_health_path;
+use crate::http::health::is_health_path;
 use crate::metrics::{Metrics, RejectReason};
 
 /// The alternative token header.

@@ -1,0 +1,3 @@
+//! Where forwarded requests go.
+
+pub mod pooled;
