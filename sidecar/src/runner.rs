@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info, warn};
 
-use crate::backend::pooled::{self, BackendAddr, Backends, probe};
+use crate::backend::pooled::{BackendAddr, PooledBackends};
 use crate::config::{MAX_SOCKET_PATH_LEN, ProxyArgs, ServeArgs, ServerArgs, UpstreamAddr};
 use crate::conn::{self, ConnSettings};
 use crate::dispatch::Dispatcher;
@@ -88,7 +88,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
             .into());
         }
     }
-    let backends = Arc::new(Backends::new(
+    let backend = Arc::new(PooledBackends::new(
         sockets.iter().cloned().map(BackendAddr::Unix).collect(),
     ));
     let spec = WorkerSpec {
@@ -124,9 +124,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     let table = Arc::new(WorkerTable::new(&sockets));
     let per_backend = usize::from(server.executor_threads);
     let front = FrontDoor::start(
-        Mode::Serve,
+        Mode::Managed,
         server,
-        backends.clone(),
+        backend.clone(),
         per_backend,
         Some(table.clone()),
     )
@@ -141,8 +141,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
     );
     let deps = WorkerDeps {
         dispatcher: front.state.dispatcher.clone(),
-        client: front.state.client.clone(),
-        backends,
+        backend,
         table,
         metrics: front.state.metrics.clone(),
     };
@@ -160,16 +159,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
 pub async fn proxy(args: ProxyArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let upstream = UpstreamAddr::parse(&args.upstream)?;
-    let backends = Arc::new(Backends::new(vec![BackendAddr::Tcp(upstream.clone())]));
+    let backend = Arc::new(PooledBackends::new(vec![BackendAddr::Tcp(
+        upstream.clone(),
+    )]));
     let per_backend = usize::from(server.workers) * usize::from(server.executor_threads);
-    let front = FrontDoor::start(Mode::Proxy, server, backends.clone(), per_backend, None).await?;
+    let front = FrontDoor::start(Mode::Proxy, server, backend, per_backend, None).await?;
     info!(upstream = %upstream.target(), "proxying to upstream");
     let state = front.state.clone();
     let path = readiness_path(&server.readiness_path);
     let watcher = tokio::spawn(async move {
         let mut was_ready = false;
         loop {
-            let ready = probe(&state.client, &backends, 0, &path, PROBE_TIMEOUT).await;
+            let ready = state.backend.probe(0, path.clone(), PROBE_TIMEOUT).await;
             if ready != was_ready {
                 if ready {
                     info!("upstream ready");
@@ -234,7 +235,7 @@ impl FrontDoor {
     async fn start(
         mode: Mode,
         server: &ServerArgs,
-        backends: Arc<Backends>,
+        backend: Arc<PooledBackends>,
         per_backend: usize,
         workers: Option<Arc<WorkerTable>>,
     ) -> Result<Self, SidecarError> {
@@ -261,14 +262,12 @@ impl FrontDoor {
             per_backend,
             max_queue: usize::try_from(server.max_queue).unwrap_or(usize::MAX),
         };
-        let backends_len = backends.len();
-        let dispatcher = Dispatcher::new(backends.len(), per_backend, limits.max_queue);
-        let client = pooled::client(backends.clone());
+        let backends_len = backend.len();
+        let dispatcher = Dispatcher::new(backends_len, per_backend, limits.max_queue);
         let state: SharedState = Arc::new(AppState {
             mode,
             dispatcher,
-            backends,
-            client,
+            backend,
             limits,
             lifecycle: Lifecycle::new(),
             metrics,

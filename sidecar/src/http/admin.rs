@@ -108,7 +108,7 @@ async fn status(State(state): State<SharedState>) -> Response {
             .map(|(id, b)| {
                 json!({
                     "id": id,
-                    "upstream": state.backends.addr(id).map(ToString::to_string),
+                    "upstream": state.backend.address(id),
                     "ready": b.ready,
                     "in_flight": b.in_flight,
                 })
@@ -150,7 +150,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::backend::pooled::{self, Backends};
+    use crate::backend::pooled::PooledBackends;
     use crate::dispatch::Dispatcher;
     use crate::http::loopback::NOT_LOOPBACK_MESSAGE;
     use crate::metrics::Metrics;
@@ -159,12 +159,10 @@ mod tests {
     use crate::state::{AppState, Limits, Mode};
 
     fn state() -> SharedState {
-        let backends = Arc::new(Backends::new(Vec::new()));
         Arc::new(AppState {
-            mode: Mode::Serve,
+            mode: Mode::Managed,
             dispatcher: Dispatcher::new(0, 1, 1),
-            client: pooled::client(backends.clone()),
-            backends,
+            backend: Arc::new(PooledBackends::new(Vec::new())),
             limits: Limits {
                 max_upload_size: 1,
                 request_timeout: Duration::from_secs(1),

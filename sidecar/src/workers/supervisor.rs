@@ -29,7 +29,7 @@ use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
-use crate::backend::pooled::{BackendClient, Backends, probe};
+use crate::backend::Backend;
 use crate::config::env;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
@@ -138,10 +138,8 @@ impl WorkerSpec {
 pub struct WorkerDeps {
     /// Readiness and load per worker.
     pub dispatcher: Dispatcher,
-    /// The pooled client (for readiness probes).
-    pub client: BackendClient,
-    /// Worker addresses.
-    pub backends: Arc<Backends>,
+    /// The workers' sockets, for readiness probes.
+    pub backend: Arc<dyn Backend>,
     /// `/status` rows.
     pub table: Arc<WorkerTable>,
     /// Restart counter.
@@ -456,14 +454,11 @@ impl Worker {
 
         let ready = async {
             loop {
-                if probe(
-                    &self.deps.client,
-                    &self.deps.backends,
-                    self.id,
-                    &self.spec.readiness_path,
-                    PROBE_TIMEOUT,
-                )
-                .await
+                if self
+                    .deps
+                    .backend
+                    .probe(self.id, self.spec.readiness_path.clone(), PROBE_TIMEOUT)
+                    .await
                 {
                     return;
                 }
@@ -530,14 +525,11 @@ impl Worker {
                     "a request to the worker got no answer within the request timeout; probing it now"
                 );
             }
-            let answered = probe(
-                &self.deps.client,
-                &self.deps.backends,
-                self.id,
-                path,
-                settings.timeout,
-            )
-            .await;
+            let answered = self
+                .deps
+                .backend
+                .probe(self.id, path.clone(), settings.timeout)
+                .await;
             if answered {
                 if failures > 0 {
                     self.set_serving(true);
