@@ -1,5 +1,7 @@
 //! Managed mode: the model's worker processes, how their command line is built, and the table of
-//! their state that `/status` shows.
+//! their state. The table is the one owner of a worker's state: a worker is in rotation (the
+//! dispatcher sends it requests, `/readyz` counts it) exactly while its state is
+//! [`WorkerState::Ready`], because the table tells the dispatcher whenever a state changes.
 
 pub mod cgroup;
 pub mod exit;
@@ -9,6 +11,8 @@ pub mod supervisor;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
+
+use crate::dispatch::Dispatcher;
 
 use serde::Serialize;
 
@@ -53,15 +57,15 @@ pub struct WorkerInfo {
     pub last_exit_reason: Option<ExitReason>,
 }
 
-/// The shared table of workers.
-#[derive(Debug)]
+/// The shared table of workers, and through it their place in the dispatcher's rotation.
 pub struct WorkerTable {
     rows: Mutex<Vec<WorkerInfo>>,
+    dispatcher: Dispatcher,
 }
 
 impl WorkerTable {
-    /// A table with one `Starting` row per socket.
-    pub fn new(sockets: &[PathBuf]) -> Self {
+    /// A table with one `Starting` row per socket; worker `i` is the dispatcher's backend `i`.
+    pub fn new(sockets: &[PathBuf], dispatcher: Dispatcher) -> Self {
         let rows = sockets
             .iter()
             .enumerate()
@@ -77,14 +81,19 @@ impl WorkerTable {
             .collect();
         Self {
             rows: Mutex::new(rows),
+            dispatcher,
         }
     }
 
-    /// Applies `f` to worker `id`'s row.
+    /// Applies `f` to worker `id`'s row, then puts the worker in rotation when its state is
+    /// `Ready` and takes it out otherwise (under the table's lock, so the rotation always
+    /// follows the latest state).
     pub fn update(&self, id: usize, f: impl FnOnce(&mut WorkerInfo)) {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(row) = rows.get_mut(id) {
             f(row);
+            self.dispatcher
+                .set_ready(id, row.state == WorkerState::Ready);
         }
     }
 
@@ -94,5 +103,44 @@ impl WorkerTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rotation_follows_the_worker_state() {
+        let dispatcher = Dispatcher::new(2, 1, 1);
+        let table = WorkerTable::new(&["/a".into(), "/b".into()], dispatcher.clone());
+        let ready = |d: &Dispatcher| -> Vec<bool> {
+            d.snapshot().backends.iter().map(|b| b.ready).collect()
+        };
+        table.update(1, |w| w.state = WorkerState::Ready);
+        assert_eq!(ready(&dispatcher), vec![false, true]);
+        table.update(1, |w| w.pid = Some(7));
+        assert_eq!(
+            ready(&dispatcher),
+            vec![false, true],
+            "other fields leave it in"
+        );
+        for out in [
+            WorkerState::Unresponsive,
+            WorkerState::Restarting,
+            WorkerState::Stopping,
+            WorkerState::Stopped,
+            WorkerState::Starting,
+        ] {
+            table.update(1, |w| w.state = WorkerState::Ready);
+            table.update(1, |w| w.state = out);
+            assert_eq!(ready(&dispatcher), vec![false, false], "{out:?}");
+        }
+        table.update(7, |w| w.state = WorkerState::Ready);
+        assert_eq!(
+            ready(&dispatcher),
+            vec![false, false],
+            "unknown worker ignored"
+        );
     }
 }

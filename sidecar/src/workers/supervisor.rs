@@ -136,11 +136,11 @@ impl WorkerSpec {
 /// Shared handles the worker tasks update.
 #[derive(Clone)]
 pub struct WorkerDeps {
-    /// Readiness and load per worker.
+    /// Where requests to a worker that timed out are reported.
     pub dispatcher: Dispatcher,
     /// The workers' sockets, for readiness probes.
     pub backend: Arc<dyn Backend>,
-    /// `/status` rows.
+    /// The workers' states (and so their place in rotation).
     pub table: Arc<WorkerTable>,
     /// Restart counter.
     pub metrics: Metrics,
@@ -236,8 +236,9 @@ impl Worker {
         let mut exits: VecDeque<Instant> = VecDeque::new();
         let mut consecutive: u32 = 0;
         loop {
+            // Every branch below sets a state other than `Ready` before the next await, which
+            // takes the worker out of rotation.
             let end = self.run_once().await;
-            self.deps.dispatcher.set_ready(self.id, false);
             let (how, uptime) = match end {
                 RunEnd::Stopped => {
                     self.deps.table.update(self.id, |w| {
@@ -479,13 +480,14 @@ impl Worker {
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Ready);
-        self.deps.dispatcher.set_ready(self.id, true);
         let hung = tokio::select! {
             status = child.wait() => return Watched::Exited(status),
             () = self.stop.cancelled() => return self.terminate(child).await,
             hung = self.monitor(pid) => hung,
         };
-        self.deps.dispatcher.set_ready(self.id, false);
+        self.deps
+            .table
+            .update(self.id, |w| w.state = WorkerState::Unresponsive);
         error!(
             worker = self.id,
             pid = pid.unwrap_or(0),
@@ -580,13 +582,11 @@ impl Worker {
             changed = w.state != state;
             w.state = state;
         });
-        self.deps.dispatcher.set_ready(self.id, serving);
         changed
     }
 
     /// Stops the worker (SIGTERM, SIGKILL after the grace period).
     async fn terminate(&self, child: &mut Child) -> Watched {
-        self.deps.dispatcher.set_ready(self.id, false);
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Stopping);

@@ -1,0 +1,77 @@
+//! Proxy mode (`proxy`): one TCP upstream that runs itself, behind the front door, with its
+//! readiness followed by polling its readiness path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::{FrontDoor, dispatcher, readiness_path};
+use crate::backend::Backend;
+use crate::backend::pooled::{BackendAddr, PooledBackends};
+use crate::config::{ProxyArgs, UpstreamAddr};
+use crate::dispatch::Dispatcher;
+use crate::errors::SidecarError;
+use crate::shutdown::Model;
+use crate::state::Mode;
+use crate::workers::supervisor::PROBE_TIMEOUT;
+
+/// Upstream readiness poll interval while not ready.
+const UPSTREAM_POLL_NOT_READY: Duration = Duration::from_millis(200);
+/// Upstream readiness poll interval while ready.
+const UPSTREAM_POLL_READY: Duration = Duration::from_secs(1);
+
+/// Runs `proxy` until drained.
+pub async fn proxy(args: ProxyArgs) -> Result<(), SidecarError> {
+    let server = &args.server;
+    let upstream = UpstreamAddr::parse(&args.upstream)?;
+    let backend = Arc::new(PooledBackends::new(vec![BackendAddr::Tcp(
+        upstream.clone(),
+    )]));
+    let per_backend = usize::from(server.workers) * usize::from(server.executor_threads);
+    let dispatcher = dispatcher(server, 1, per_backend);
+    let front = FrontDoor::start(
+        Mode::Proxy,
+        server,
+        backend.clone(),
+        dispatcher.clone(),
+        per_backend,
+        None,
+    )
+    .await?;
+    info!(upstream = %upstream.target(), "proxying to upstream");
+    let watcher = watch_upstream(backend, dispatcher, readiness_path(&server.readiness_path));
+    front.run(Model::Proxy(watcher), Duration::ZERO).await
+}
+
+/// Polls the upstream's readiness path and puts it in rotation (or takes it out) accordingly:
+/// the one owner of the upstream's readiness.
+fn watch_upstream(
+    backend: Arc<dyn Backend>,
+    dispatcher: Dispatcher,
+    path: PathAndQuery,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut was_ready = false;
+        loop {
+            let ready = backend.probe(0, path.clone(), PROBE_TIMEOUT).await;
+            if ready != was_ready {
+                if ready {
+                    info!("upstream ready");
+                } else {
+                    warn!("upstream not ready");
+                }
+                was_ready = ready;
+            }
+            dispatcher.set_ready(0, ready);
+            let pause = if ready {
+                UPSTREAM_POLL_READY
+            } else {
+                UPSTREAM_POLL_NOT_READY
+            };
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
