@@ -12,3 +12,6 @@ pub mod limits;
 pub mod loopback;
 pub mod observe;
 pub mod public;
+
+#[cfg(test)]
+mod tests;
