@@ -1,26 +1,29 @@
-//! `modelserver-sidecar`: the serving binary in every model pod (DESIGN section 4).
+//! `modelserver-sidecar`: the serving binary in every model pod (see `sidecar/README.md`).
 //!
 //! It supervises the model's worker processes (or fronts one upstream), forwards requests to the
 //! least-loaded ready worker with streaming bodies, enforces upload limits, timeouts,
 //! back-pressure, CORS and auth, exports Prometheus metrics, and maps the model's startup and
 //! shutdown onto readiness and the preStop hook.
 
-pub mod backend;
+mod backend;
 pub mod config;
-pub mod conn;
-pub mod dispatch;
+mod conn;
+mod dispatch;
 pub mod errors;
-pub mod http;
-pub mod install;
+mod http;
+mod install;
 pub mod logging;
-pub mod metrics;
-pub mod prestop;
-pub mod runner;
-pub mod server;
-pub mod shutdown;
-pub mod state;
-pub mod termination;
+mod metrics;
+mod prestop;
+mod runner;
+mod server;
+mod shutdown;
+mod state;
+mod termination;
 pub mod workers;
+
+/// The CORS policy built from the `MODELSERVER_CORS_*` settings (public for the fuzz target).
+pub use http::cors;
 
 use config::Command;
 use errors::SidecarError;

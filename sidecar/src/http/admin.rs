@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
-use crate::errors::{ApiError, json_response};
 use crate::http::loopback::loopback_only;
+use crate::http::reply::{ApiError, json_response};
 use crate::state::SharedState;
 
 /// Liveness probe path.

@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
-use crate::errors::ApiError;
 use crate::http::limits::{LimitedBody, declared_length};
+use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
 use crate::state::SharedState;

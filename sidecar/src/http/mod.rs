@@ -12,6 +12,7 @@ pub mod limits;
 pub mod loopback;
 pub mod observe;
 pub mod public;
+pub mod reply;
 
 #[cfg(test)]
 mod tests;

@@ -75,3 +75,41 @@ fn watch_upstream(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::backend::fake::FakeBackend;
+
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_upstream_is_in_rotation_while_its_readiness_probe_answers() {
+        let fake = Arc::new(FakeBackend::ok(1));
+        fake.set_probe(0, false);
+        let dispatcher = Dispatcher::new(1, 1, 1);
+        let watcher = watch_upstream(
+            fake.clone(),
+            dispatcher.clone(),
+            PathAndQuery::from_static("/ready"),
+        );
+        let in_rotation = || dispatcher.snapshot().all_ready();
+        assert!(!in_rotation());
+        fake.set_probe(0, true);
+        until("the upstream to enter rotation", in_rotation).await;
+        assert!(dispatcher.snapshot().started);
+        fake.set_probe(0, false);
+        until("the upstream to leave rotation", || !in_rotation()).await;
+        watcher.abort();
+    }
+}
