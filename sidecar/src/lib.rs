@@ -32,10 +32,10 @@ use errors::SidecarError;
 pub fn run(command: Command) -> Result<(), SidecarError> {
     match command {
         Command::Serve(args) => {
-            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::serve(args))
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::managed_mode(args))
         }
         Command::Proxy(args) => {
-            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy(args))
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy_mode(args))
         }
         Command::Drain(args) => {
             let answer = runtime(1)?.block_on(prestop::drain(&args))?;

@@ -22,8 +22,8 @@ fn socket_name(i: usize) -> String {
     format!("worker-{i}.sock")
 }
 
-/// Runs `serve` until drained (Ok) or a worker crash loop (Err).
-pub async fn serve(args: ServeArgs) -> Result<(), SidecarError> {
+/// Runs managed mode (`serve`) until drained (Ok) or a worker crash loop (Err).
+pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let sockets: Vec<PathBuf> = (0..usize::from(server.workers))

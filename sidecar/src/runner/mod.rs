@@ -5,8 +5,8 @@
 mod managed;
 mod proxy;
 
-pub use managed::serve;
-pub use proxy::proxy;
+pub use managed::managed_mode;
+pub use proxy::proxy_mode;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -23,8 +23,8 @@ const UPSTREAM_POLL_NOT_READY: Duration = Duration::from_millis(200);
 /// Upstream readiness poll interval while ready.
 const UPSTREAM_POLL_READY: Duration = Duration::from_secs(1);
 
-/// Runs `proxy` until drained.
-pub async fn proxy(args: ProxyArgs) -> Result<(), SidecarError> {
+/// Runs proxy mode (`proxy`) until drained.
+pub async fn proxy_mode(args: ProxyArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let upstream = UpstreamAddr::parse(&args.upstream)?;
     let backend = Arc::new(PooledBackends::new(vec![BackendAddr::Tcp(
