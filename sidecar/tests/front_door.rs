@@ -492,39 +492,6 @@ async fn metrics_count_the_traffic_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docs_are_served_when_enabled_and_forwarded_otherwise() {
-    let sc = Sidecar::serve(&["--docs", "true"], &[]);
-    let c = client();
-    sc.wait_ready(&c).await;
-    let spec: Value = c
-        .get(sc.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(spec["openapi"], "3.1.0");
-    assert!(spec["paths"]["/v2/health/ready"].is_object());
-    let page = c
-        .get(sc.url("/docs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("/openapi.json") && page.contains("/v2/health/ready"));
-    drop(sc);
-
-    let sc = Sidecar::serve(&[], &[]);
-    sc.wait_ready(&c).await;
-    let r = c.get(sc.url("/openapi.json")).send().await.unwrap();
-    assert_eq!(r.status(), 404, "forwarded to the worker, which has none");
-    assert!(r.headers().contains_key("server"), "the worker answered");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors() {
     let sc = Sidecar::serve(&[], &[]);
     let c = client();

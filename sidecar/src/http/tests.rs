@@ -419,6 +419,11 @@ async fn a_full_queue_answers_503_with_retry_after() {
         vec!["/first", "/second"],
         "the refused one never went"
     );
+    let metrics = state.metrics.render(state.snapshot());
+    assert!(
+        metrics.contains("modelserver_rejected_total{reason=\"queue_full\"} 1"),
+        "{metrics}"
+    );
 }
 
 async fn send_owned(router: Router, path: &'static str) -> StatusCode {
@@ -446,6 +451,11 @@ async fn no_response_head_within_the_request_timeout_gets_504_and_the_slot_stays
         state.dispatcher.snapshot().in_flight() == 0
     })
     .await;
+    let metrics = state.metrics.render(state.snapshot());
+    assert!(
+        metrics.contains("modelserver_rejected_total{reason=\"timeout\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
