@@ -61,11 +61,15 @@ async fn forwards_predictions_and_keeps_or_adds_the_request_id() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["request_id"], id.as_str());
 
+    // The log lines reach the harness through a pipe and a reader thread: wait for each one.
     wait_for("the access log line", DEADLINE, || async {
         sc.logged("test-req-7")
     })
     .await;
-    assert!(sc.logged(&id), "generated id in the access log");
+    wait_for("the generated id in the access log", DEADLINE, || async {
+        sc.logged(&id)
+    })
+    .await;
 
     // Both workers take requests when they are concurrent.
     let mut seen = std::collections::BTreeSet::new();
