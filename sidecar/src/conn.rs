@@ -20,6 +20,9 @@ use modelserver_units::format_duration;
 /// Default for `--response-write-timeout`: how long a response write may make no progress.
 pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default for `--header-read-timeout`: longest time a client may take to send a request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default for `--max-connections`: open connections on the public port.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 /// Open connections on the admin port (probes, drain, scrapes: a handful at a time).
@@ -50,7 +53,7 @@ impl Default for ConnSettings {
         Self {
             write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
-            header_read_timeout: crate::server::HEADER_READ_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }

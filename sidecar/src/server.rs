@@ -33,8 +33,6 @@ use crate::conn::{
     ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
 };
 
-/// Default longest time a client may take to send request headers (`--header-read-timeout`).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (for example out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// The `Connection` header value that ends a keep-alive connection after the response.
