@@ -51,6 +51,7 @@ impl LoadSnapshot {
     }
 
     /// Every backend is ready (and there is at least one).
+    #[cfg(test)]
     pub fn all_ready(&self) -> bool {
         !self.backends.is_empty() && self.backends.iter().all(|b| b.ready)
     }

@@ -1,34 +1,29 @@
-//! `modelserver-sidecar`: the serving binary in every model pod (DESIGN section 4).
+//! `modelserver-sidecar`: the serving binary in every model pod (see `sidecar/README.md`).
 //!
 //! It supervises the model's worker processes (or fronts one upstream), forwards requests to the
 //! least-loaded ready worker with streaming bodies, enforces upload limits, timeouts,
 //! back-pressure, CORS and auth, exports Prometheus metrics, and maps the model's startup and
 //! shutdown onto readiness and the preStop hook.
 
-pub mod admin;
-pub mod auth;
+mod backend;
 pub mod config;
-pub mod conn;
-pub mod cors;
-pub mod dispatch;
-pub mod docs;
-pub mod drain;
+mod conn;
+mod dispatch;
 pub mod errors;
-pub mod health;
-pub mod install;
-pub mod lifecycle;
-pub mod limits;
+mod http;
+mod install;
 pub mod logging;
-pub mod loopback;
-pub mod metrics;
-pub mod observe;
-pub mod proxy;
-pub mod public;
-pub mod runner;
-pub mod server;
-pub mod state;
-pub mod termination;
+mod metrics;
+mod prestop;
+mod runner;
+mod server;
+mod shutdown;
+mod state;
+mod termination;
 pub mod workers;
+
+/// The CORS policy built from the `MODELSERVER_CORS_*` settings (public for the fuzz target).
+pub use http::cors;
 
 use config::Command;
 use errors::SidecarError;
@@ -37,13 +32,13 @@ use errors::SidecarError;
 pub fn run(command: Command) -> Result<(), SidecarError> {
     match command {
         Command::Serve(args) => {
-            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::serve(args))
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::managed_mode(args))
         }
         Command::Proxy(args) => {
-            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy(args))
+            runtime(usize::from(args.server.runtime_threads))?.block_on(runner::proxy_mode(args))
         }
         Command::Drain(args) => {
-            let answer = runtime(1)?.block_on(drain::drain(&args))?;
+            let answer = runtime(1)?.block_on(prestop::drain(&args))?;
             tracing::info!(answer = %answer.trim(), "drained");
             Ok(())
         }

@@ -1,6 +1,7 @@
-//! Prometheus series (prefix `modelserver_`, DESIGN section 4). Counters and the histogram are
-//! updated on the request path; gauges that mirror state (in-flight, queue, readiness) are set
-//! from that state when `/metrics` is scraped, so they can never drift from it.
+//! Prometheus series (prefix `modelserver_`, listed in `sidecar/README.md`). Counters and the
+//! histogram are updated on the request path; gauges that mirror state (in-flight, queue,
+//! readiness) are set from that state when `/metrics` is scraped, so they can never drift from
+//! it.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,

@@ -32,7 +32,6 @@ use tracing::{debug, warn};
 use crate::conn::{
     ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
 };
-use crate::lifecycle::Lifecycle;
 
 /// Pause after a failed accept (for example out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -62,23 +61,23 @@ impl ServerHandle {
         Self::start(name, listener, router, None, settings)
     }
 
-    /// Serves `router` on `listener` until stopped, and once `lifecycle` starts draining answers
+    /// Serves `router` on `listener` until stopped, and once `draining` is cancelled answers
     /// every request with `Connection: close`, ending its connection after the response.
     pub fn spawn_closing_on_drain(
         name: &'static str,
         listener: TcpListener,
         router: Router,
-        lifecycle: Lifecycle,
+        draining: CancellationToken,
         settings: ConnSettings,
     ) -> Self {
-        Self::start(name, listener, router, Some(lifecycle), settings)
+        Self::start(name, listener, router, Some(draining), settings)
     }
 
     fn start(
         name: &'static str,
         listener: TcpListener,
         router: Router,
-        closing: Option<Lifecycle>,
+        closing: Option<CancellationToken>,
         settings: ConnSettings,
     ) -> Self {
         let stop = CancellationToken::new();
@@ -116,7 +115,7 @@ async fn accept_loop(
     name: &'static str,
     listener: TcpListener,
     router: Router,
-    closing: Option<Lifecycle>,
+    closing: Option<CancellationToken>,
     settings: ConnSettings,
     stop: CancellationToken,
 ) {
@@ -189,8 +188,8 @@ async fn accept_loop(
 
 /// Adds `Connection: close` while draining; hyper then ends the connection after this response
 /// (it treats the header as the last message on the connection).
-fn close_if_draining(mut response: Response, closing: Option<&Lifecycle>) -> Response {
-    if closing.is_some_and(Lifecycle::is_draining) {
+fn close_if_draining(mut response: Response, closing: Option<&CancellationToken>) -> Response {
+    if closing.is_some_and(CancellationToken::is_cancelled) {
         response.headers_mut().insert(
             header::CONNECTION,
             HeaderValue::from_static(CONNECTION_CLOSE),
@@ -260,12 +259,12 @@ mod tests {
                 }
             }),
         );
-        let lifecycle = Lifecycle::new();
+        let draining = CancellationToken::new();
         let server = ServerHandle::spawn_closing_on_drain(
             "test",
             listener,
             router,
-            lifecycle.clone(),
+            draining.clone(),
             ConnSettings {
                 write_timeout: Duration::from_secs(30),
                 max_connections: 64,
@@ -273,7 +272,7 @@ mod tests {
             },
         );
 
-        let drain = lifecycle.clone();
+        let drain = draining.clone();
         let release_later = release.clone();
         tokio::task::spawn_blocking(move || {
             let open = || {
@@ -295,7 +294,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
 
-            drain.request_drain();
+            drain.cancel();
             // An open keep-alive connection's next response says close, then the server closes.
             let head = get_once(&mut idle, "/");
             assert!(head.contains("connection: close"), "{head}");

@@ -1,29 +1,38 @@
-//! The state both routers share: where requests go, the limits, the lifecycle and the metrics.
+//! The state both routers share: where requests go, the limits, the drain flags and the
+//! metrics. It sits below the HTTP layer and knows the model only as a [`Backend`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::dispatch::{Dispatcher, LoadSnapshot};
-use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, StateSnapshot};
-use crate::proxy::backend::{BackendClient, Backends};
+use crate::shutdown::Lifecycle;
 use crate::workers::WorkerTable;
 
 /// How the sidecar reaches the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Managed workers on Unix sockets.
-    Serve,
-    /// One TCP upstream.
+    /// Managed mode (`serve`): the sidecar starts the workers, each on its own Unix socket.
+    Managed,
+    /// Proxy mode (`proxy`): one TCP upstream that runs itself.
     Proxy,
 }
 
 impl Mode {
-    /// Name shown in `/status`.
+    /// Name shown in `/status` and the start-up log: the subcommand's name.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Serve => "serve",
+            Self::Managed => "serve",
             Self::Proxy => "proxy",
+        }
+    }
+
+    /// `worker N` or `upstream`, for messages and the access log.
+    pub fn backend_name(self, backend: usize) -> String {
+        match self {
+            Self::Managed => format!("worker {backend}"),
+            Self::Proxy => "upstream".to_string(),
         }
     }
 }
@@ -43,14 +52,12 @@ pub struct Limits {
 
 /// Shared by the public and admin routers.
 pub struct AppState {
-    /// Serve or proxy.
+    /// Managed or proxy mode.
     pub mode: Mode,
-    /// Slots and queue.
+    /// Slots and queue; which backends are in rotation.
     pub dispatcher: Dispatcher,
-    /// Backend addresses.
-    pub backends: Arc<Backends>,
-    /// Pooled client to the backends.
-    pub client: BackendClient,
+    /// Where requests go.
+    pub backend: Arc<dyn Backend>,
     /// Limits.
     pub limits: Limits,
     /// Draining state.

@@ -61,11 +61,15 @@ async fn forwards_predictions_and_keeps_or_adds_the_request_id() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["request_id"], id.as_str());
 
+    // The log lines reach the harness through a pipe and a reader thread: wait for each one.
     wait_for("the access log line", DEADLINE, || async {
         sc.logged("test-req-7")
     })
     .await;
-    assert!(sc.logged(&id), "generated id in the access log");
+    wait_for("the generated id in the access log", DEADLINE, || async {
+        sc.logged(&id)
+    })
+    .await;
 
     // Both workers take requests when they are concurrent.
     let mut seen = std::collections::BTreeSet::new();
@@ -489,39 +493,6 @@ async fn metrics_count_the_traffic_sent() {
         sc.metric(&c, "modelserver_worker_restarts_total").await,
         0.0
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docs_are_served_when_enabled_and_forwarded_otherwise() {
-    let sc = Sidecar::serve(&["--docs", "true"], &[]);
-    let c = client();
-    sc.wait_ready(&c).await;
-    let spec: Value = c
-        .get(sc.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(spec["openapi"], "3.1.0");
-    assert!(spec["paths"]["/v2/health/ready"].is_object());
-    let page = c
-        .get(sc.url("/docs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("/openapi.json") && page.contains("/v2/health/ready"));
-    drop(sc);
-
-    let sc = Sidecar::serve(&[], &[]);
-    sc.wait_ready(&c).await;
-    let r = c.get(sc.url("/openapi.json")).send().await.unwrap();
-    assert_eq!(r.status(), 404, "forwarded to the worker, which has none");
-    assert!(r.headers().contains_key("server"), "the worker answered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,11 +29,11 @@ use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
 use super::{WorkerState, WorkerTable};
+use crate::backend::Backend;
 use crate::config::env;
 use crate::dispatch::Dispatcher;
 use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
-use crate::proxy::backend::{BackendClient, Backends, probe};
 use modelserver_units::format_duration;
 
 /// Exits are counted within this window against `max_restarts`.
@@ -136,13 +136,11 @@ impl WorkerSpec {
 /// Shared handles the worker tasks update.
 #[derive(Clone)]
 pub struct WorkerDeps {
-    /// Readiness and load per worker.
+    /// Where requests to a worker that timed out are reported.
     pub dispatcher: Dispatcher,
-    /// The pooled client (for readiness probes).
-    pub client: BackendClient,
-    /// Worker addresses.
-    pub backends: Arc<Backends>,
-    /// `/status` rows.
+    /// The workers' sockets, for readiness probes.
+    pub backend: Arc<dyn Backend>,
+    /// The workers' states (and so their place in rotation).
     pub table: Arc<WorkerTable>,
     /// Restart counter.
     pub metrics: Metrics,
@@ -238,8 +236,9 @@ impl Worker {
         let mut exits: VecDeque<Instant> = VecDeque::new();
         let mut consecutive: u32 = 0;
         loop {
+            // Every branch below sets a state other than `Ready` before the next await, which
+            // takes the worker out of rotation.
             let end = self.run_once().await;
-            self.deps.dispatcher.set_ready(self.id, false);
             let (how, uptime) = match end {
                 RunEnd::Stopped => {
                     self.deps.table.update(self.id, |w| {
@@ -456,14 +455,11 @@ impl Worker {
 
         let ready = async {
             loop {
-                if probe(
-                    &self.deps.client,
-                    &self.deps.backends,
-                    self.id,
-                    &self.spec.readiness_path,
-                    PROBE_TIMEOUT,
-                )
-                .await
+                if self
+                    .deps
+                    .backend
+                    .probe(self.id, self.spec.readiness_path.clone(), PROBE_TIMEOUT)
+                    .await
                 {
                     return;
                 }
@@ -484,13 +480,14 @@ impl Worker {
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Ready);
-        self.deps.dispatcher.set_ready(self.id, true);
         let hung = tokio::select! {
             status = child.wait() => return Watched::Exited(status),
             () = self.stop.cancelled() => return self.terminate(child).await,
             hung = self.monitor(pid) => hung,
         };
-        self.deps.dispatcher.set_ready(self.id, false);
+        self.deps
+            .table
+            .update(self.id, |w| w.state = WorkerState::Unresponsive);
         error!(
             worker = self.id,
             pid = pid.unwrap_or(0),
@@ -530,14 +527,11 @@ impl Worker {
                     "a request to the worker got no answer within the request timeout; probing it now"
                 );
             }
-            let answered = probe(
-                &self.deps.client,
-                &self.deps.backends,
-                self.id,
-                path,
-                settings.timeout,
-            )
-            .await;
+            let answered = self
+                .deps
+                .backend
+                .probe(self.id, path.clone(), settings.timeout)
+                .await;
             if answered {
                 if failures > 0 {
                     self.set_serving(true);
@@ -588,13 +582,11 @@ impl Worker {
             changed = w.state != state;
             w.state = state;
         });
-        self.deps.dispatcher.set_ready(self.id, serving);
         changed
     }
 
     /// Stops the worker (SIGTERM, SIGKILL after the grace period).
     async fn terminate(&self, child: &mut Child) -> Watched {
-        self.deps.dispatcher.set_ready(self.id, false);
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Stopping);

@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
-use crate::errors::ApiError;
-use crate::health::is_health_path;
+use crate::http::health::is_health_path;
+use crate::http::reply::ApiError;
 use crate::metrics::{Metrics, RejectReason};
 
 /// The alternative token header.

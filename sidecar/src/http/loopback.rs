@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use tracing::warn;
 
-use crate::errors::ApiError;
+use crate::http::reply::ApiError;
 use crate::server::LocalAddr;
 
 /// The answer to a peer that is not on loopback.

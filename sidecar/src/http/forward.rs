@@ -15,18 +15,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
-use http::{HeaderValue, StatusCode, Version};
+use http::{HeaderValue, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
-use crate::errors::ApiError;
-use crate::limits::{LimitedBody, declared_length};
+use crate::http::limits::{LimitedBody, declared_length};
+use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
-use crate::state::{Mode, SharedState};
+use crate::state::SharedState;
 use modelserver_units::format_duration;
 
 /// Seconds a client is told to wait after a full queue.
@@ -71,11 +71,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 enum Failure {
     Acquire(AcquireError),
-    Backend {
-        backend: usize,
-        error: hyper_util::client::legacy::Error,
-    },
-    BadUri(http::Error),
+    Backend { backend: usize, error: BackendError },
 }
 
 /// The fallback handler: forwards the request to a backend.
@@ -119,20 +115,16 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
         let backend = permit.backend();
         chosen = Some(backend);
-        let uri = state
-            .backends
-            .uri(backend, &path_and_query)
-            .map_err(Failure::BadUri)?;
         let mut upstream = http::Request::new(Body::new(body));
         *upstream.method_mut() = parts.method;
-        *upstream.uri_mut() = uri;
+        *upstream.uri_mut() = Uri::from(path_and_query);
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = headers;
         // The exchange with the backend runs in its own task that owns the slot, so that a
         // request this handler gives up on (504, or the client gone) keeps its slot for as long
         // as the backend still works on it.
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(exchange(state.client.request(upstream), permit, tx));
+        tokio::spawn(exchange(state.backend.send(backend, upstream), permit, tx));
         match rx.await {
             Ok(Ok(held)) => Ok(held),
             Ok(Err(error)) => Err(Failure::Backend { backend, error }),
@@ -189,19 +181,15 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         }
         Ok(Err(Failure::Backend { backend, error })) => {
             state.metrics.reject(RejectReason::WorkerError);
-            let name = backend_name(state.mode, backend);
-            tracing::warn!(backend = %name, error = %chain(&error), "backend failed before answering");
+            let name = state.mode.backend_name(backend);
+            let error = chain(error.as_ref());
+            tracing::warn!(backend = %name, error = %error, "backend failed before answering");
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                format!("{name} failed before answering: {}", chain(&error)),
+                format!("{name} failed before answering: {error}"),
             )
             .into_response()
         }
-        Ok(Err(Failure::BadUri(e))) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("cannot forward this request target: {e}"),
-        )
-        .into_response(),
         Err(_elapsed) => {
             if let Some(backend) = chosen {
                 state.dispatcher.report_stuck(backend);
@@ -251,14 +239,14 @@ async fn discard(mut body: Body) {
 }
 
 /// What the exchange task hands the handler: the slot and the response head, or the error.
-type Exchanged = Result<(Permit, http::Response<Incoming>), hyper_util::client::legacy::Error>;
+type Exchanged = Result<(Permit, Response), BackendError>;
 
 /// Sends one request to a backend and hands the response (with the slot) to the handler. When
 /// the handler is no longer there to take it (it answered 504, or its client left), the slot
 /// stays taken until the backend has finished: the response is read to its end (and dropped),
 /// for at most [`ABANDONED_RESPONSE_DRAIN`], after which the connection to the backend is closed.
 async fn exchange(
-    pending: hyper_util::client::legacy::ResponseFuture,
+    pending: BoxFuture<BackendResult>,
     permit: Permit,
     tx: oneshot::Sender<Exchanged>,
 ) {
@@ -298,14 +286,6 @@ fn too_large(limit: u64) -> Response {
     .into_response()
 }
 
-/// `worker N` or `upstream`, for messages.
-pub fn backend_name(mode: Mode, backend: usize) -> String {
-    match mode {
-        Mode::Serve => format!("worker {backend}"),
-        Mode::Proxy => "upstream".to_string(),
-    }
-}
-
 /// An error and its causes, `outer: inner: innermost`.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -323,13 +303,13 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// The backend's response body, holding the backend slot until it ends.
 struct HeldBody {
-    inner: Incoming,
+    inner: Body,
     _permit: Permit,
 }
 
 impl http_body::Body for HeldBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = axum::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

@@ -8,7 +8,7 @@ use http::HeaderName;
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
-use crate::proxy::forward::{BackendId, backend_name};
+use crate::http::forward::BackendId;
 use crate::state::SharedState;
 
 /// The request id header, kept when the client sends one and added otherwise.
@@ -56,7 +56,7 @@ pub async fn observe(State(state): State<SharedState>, request: Request, next: N
         let backend = response
             .extensions()
             .get::<BackendId>()
-            .map(|b| backend_name(state.mode, b.0))
+            .map(|b| state.mode.backend_name(b.0))
             .unwrap_or_default();
         tracing::info!(
             target: ACCESS_LOG_TARGET,

@@ -1,6 +1,6 @@
 //! The admin port (never in the Service, never authenticated): `/livez`, `/readyz`,
 //! `POST /drain` (returns once draining is done), `/metrics` and `/status`. The probes and
-//! `/metrics` answer anyone; `POST /drain` and `/status` only loopback peers ([`crate::loopback`]).
+//! `/metrics` answer anyone; `POST /drain` and `/status` only loopback peers ([`crate::http::loopback`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
-use crate::errors::{ApiError, json_response};
-use crate::loopback::loopback_only;
+use crate::http::loopback::loopback_only;
+use crate::http::reply::{ApiError, json_response};
 use crate::state::SharedState;
 
 pub use modelserver_contract::admin::{
@@ -101,7 +101,7 @@ async fn status(State(state): State<SharedState>) -> Response {
             .map(|(id, b)| {
                 json!({
                     "id": id,
-                    "upstream": state.backends.addr(id).map(ToString::to_string),
+                    "upstream": state.backend.address(id),
                     "ready": b.ready,
                     "in_flight": b.in_flight,
                 })
@@ -143,21 +143,19 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::backend::pooled::PooledBackends;
     use crate::dispatch::Dispatcher;
-    use crate::lifecycle::Lifecycle;
-    use crate::loopback::NOT_LOOPBACK_MESSAGE;
+    use crate::http::loopback::NOT_LOOPBACK_MESSAGE;
     use crate::metrics::Metrics;
-    use crate::proxy::backend::{self, Backends};
     use crate::server::LocalAddr;
+    use crate::shutdown::Lifecycle;
     use crate::state::{AppState, Limits, Mode};
 
     fn state() -> SharedState {
-        let backends = Arc::new(Backends::new(Vec::new()));
         Arc::new(AppState {
-            mode: Mode::Serve,
+            mode: Mode::Managed,
             dispatcher: Dispatcher::new(0, 1, 1),
-            client: backend::client(backends.clone()),
-            backends,
+            backend: Arc::new(PooledBackends::new(Vec::new())),
             limits: Limits {
                 max_upload_size: 1,
                 request_timeout: Duration::from_secs(1),

@@ -9,13 +9,13 @@ use axum::routing::get;
 use http::StatusCode;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::auth::{AuthToken, require_token};
-use crate::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
-use crate::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
-use crate::errors::ApiError;
-use crate::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
-use crate::observe::{X_REQUEST_ID, observe};
-use crate::proxy::forward::forward;
+use crate::http::auth::{AuthToken, require_token};
+use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
+use crate::http::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
+use crate::http::forward::forward;
+use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
+use crate::http::observe::{X_REQUEST_ID, observe};
+use crate::http::reply::ApiError;
 use crate::state::SharedState;
 
 /// What the public port serves besides forwarding.

@@ -6,7 +6,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::errors::json_response;
+use crate::http::reply::json_response;
 use crate::state::SharedState;
 
 /// DRUM-style ping.

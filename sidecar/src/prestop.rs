@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::admin::DRAIN_PATH;
 use crate::config::DrainArgs;
 use crate::errors::SidecarError;
+use crate::http::admin::DRAIN_PATH;
 
 /// Extra time on top of drain delay + drain timeout before the command gives up waiting.
 pub const DRAIN_WAIT_MARGIN: Duration = Duration::from_secs(30);

@@ -1,4 +1,4 @@
-//! Where requests go: each backend is a worker's Unix socket or the proxy-mode TCP upstream,
+//! The real [`Backend`]: each backend is a worker's Unix socket or the proxy-mode TCP upstream,
 //! reached through one pooled hyper client. The client addresses backend `i` as
 //! `http://backend-<i>/...`; the connector maps that authority to the socket or TCP address, so
 //! the pool keeps idle keep-alive connections per backend.
@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::{Backend, BackendResult, BoxFuture};
 use crate::config::UpstreamAddr;
 
 /// Host prefix of the internal backend authorities.
@@ -34,7 +35,7 @@ const UNIX_CONNECT_RETRY_FIRST: Duration = Duration::from_millis(1);
 /// Longest pause between two such retries.
 const UNIX_CONNECT_RETRY_MAX_PAUSE: Duration = Duration::from_millis(50);
 /// Total time spent retrying before the connect error is returned.
-pub const UNIX_CONNECT_RETRY_BUDGET: Duration = Duration::from_secs(2);
+const UNIX_CONNECT_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
 /// One backend's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +57,14 @@ impl std::fmt::Display for BackendAddr {
 
 /// The backends, indexed like the dispatcher's slots.
 #[derive(Debug)]
-pub struct Backends {
+struct Backends {
     addrs: Vec<BackendAddr>,
     authorities: Vec<Authority>,
 }
 
 impl Backends {
     /// Backends for these addresses.
-    pub fn new(addrs: Vec<BackendAddr>) -> Self {
+    fn new(addrs: Vec<BackendAddr>) -> Self {
         let authorities = (0..addrs.len())
             .map(|i| {
                 // `backend-<digits>` is always a valid authority.
@@ -75,22 +76,17 @@ impl Backends {
     }
 
     /// Number of backends.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.addrs.len()
     }
 
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
-    }
-
     /// The address of backend `i`.
-    pub fn addr(&self, i: usize) -> Option<&BackendAddr> {
+    fn addr(&self, i: usize) -> Option<&BackendAddr> {
         self.addrs.get(i)
     }
 
     /// The absolute URI the pooled client uses for `path_and_query` on backend `i`.
-    pub fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+    fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
         let authority = self
             .authorities
             .get(i)
@@ -109,7 +105,7 @@ impl Backends {
 }
 
 /// A connection to a backend: Unix or TCP.
-pub enum BackendStream {
+enum BackendStream {
     /// Unix socket.
     Unix(UnixStream),
     /// TCP.
@@ -182,7 +178,7 @@ impl Connection for BackendStream {
 
 /// Connects `http://backend-<i>` to backend `i`'s socket or TCP address.
 #[derive(Clone)]
-pub struct BackendConnector {
+struct BackendConnector {
     backends: Arc<Backends>,
 }
 
@@ -225,7 +221,7 @@ impl tower::Service<Uri> for BackendConnector {
 /// often listen with a backlog of 5 (`socketserver`), so a burst of new connections (new clients
 /// right after a pod starts) would otherwise turn into 502s. Nothing was sent yet, so retrying is
 /// safe: with a short backoff, for at most [`UNIX_CONNECT_RETRY_BUDGET`].
-pub async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
+async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
     let deadline = tokio::time::Instant::now() + UNIX_CONNECT_RETRY_BUDGET;
     let mut pause = UNIX_CONNECT_RETRY_FIRST;
     loop {
@@ -243,40 +239,79 @@ pub async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
 }
 
 /// The pooled HTTP/1.1 client to every backend.
-pub type BackendClient = Client<BackendConnector, Body>;
+type BackendClient = Client<BackendConnector, Body>;
 
-/// Builds the pooled client for these backends.
-pub fn client(backends: Arc<Backends>) -> BackendClient {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(BackendConnector { backends })
+/// The backends at these addresses, behind one pooled keep-alive client.
+pub struct PooledBackends {
+    backends: Arc<Backends>,
+    client: BackendClient,
 }
 
-/// Asks backend `i` for `path`; true when it answers 200 within `timeout`.
-pub async fn probe(
-    client: &BackendClient,
-    backends: &Backends,
-    i: usize,
-    path: &PathAndQuery,
-    timeout: Duration,
-) -> bool {
-    let Ok(uri) = backends.uri(i, path) else {
-        return false;
-    };
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = uri;
-    request
-        .headers_mut()
-        .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
-    let attempt = async {
-        let response = client.request(request).await.ok()?;
-        let ok = response.status() == http::StatusCode::OK;
-        // Read the (small) body so the connection goes back to the pool.
-        response.into_body().collect().await.ok()?;
-        Some(ok)
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+impl PooledBackends {
+    /// A pooled client for these addresses (backend `i` is `addrs[i]`).
+    pub fn new(addrs: Vec<BackendAddr>) -> Self {
+        let backends = Arc::new(Backends::new(addrs));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(BackendConnector {
+                backends: backends.clone(),
+            });
+        Self { backends, client }
+    }
+
+    /// Number of backends.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+}
+
+impl Backend for PooledBackends {
+    fn send(&self, i: usize, mut request: Request<Body>) -> BoxFuture<BackendResult> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        match self.backends.uri(i, &path) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
+        }
+        let pending = self.client.request(request);
+        Box::pin(async move {
+            match pending.await {
+                Ok(response) => Ok(response.map(Body::new)),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn probe(&self, i: usize, path: PathAndQuery, timeout: Duration) -> BoxFuture<bool> {
+        let uri = self.backends.uri(i, &path);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let Ok(uri) = uri else {
+                return false;
+            };
+            let mut request = Request::new(Body::empty());
+            *request.uri_mut() = uri;
+            request
+                .headers_mut()
+                .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
+            let attempt = async {
+                let response = client.request(request).await.ok()?;
+                let ok = response.status() == http::StatusCode::OK;
+                // Read the (small) body so the connection goes back to the pool.
+                response.into_body().collect().await.ok()?;
+                Some(ok)
+            };
+            matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+        })
+    }
+
+    fn address(&self, i: usize) -> Option<String> {
+        self.backends.addr(i).map(ToString::to_string)
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 use crate::config::CorsArgs;
 use crate::errors::ConfigError;
-use crate::observe::X_REQUEST_ID;
+use crate::http::observe::X_REQUEST_ID;
 
 /// The wildcard entry.
 pub const WILDCARD: &str = "*";

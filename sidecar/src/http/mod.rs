@@ -1,0 +1,18 @@
+//! The HTTP layer: the public and admin routers and the middleware they are built from. It knows
+//! the model only through [`crate::backend::Backend`], so every behaviour here can be tested in
+//! process against a fake backend (see `tests`).
+
+pub mod admin;
+pub mod auth;
+pub mod cors;
+pub mod docs;
+pub mod forward;
+pub mod health;
+pub mod limits;
+pub mod loopback;
+pub mod observe;
+pub mod public;
+pub mod reply;
+
+#[cfg(test)]
+mod tests;

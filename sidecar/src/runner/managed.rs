@@ -1,0 +1,129 @@
+//! Managed mode (`serve`): the worker sockets, the worker command's checks, and the supervisor
+//! behind the front door.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::{FrontDoor, dispatcher, readiness_path};
+use crate::backend::pooled::{BackendAddr, PooledBackends};
+use crate::config::{MAX_SOCKET_PATH_LEN, ServeArgs};
+use crate::errors::{ConfigError, SidecarError};
+use crate::shutdown::Model;
+use crate::state::Mode;
+use crate::termination;
+use crate::workers::WorkerTable;
+use crate::workers::cgroup::MemoryCgroup;
+use crate::workers::supervisor::{ProbeSettings, Supervisor, WorkerDeps, WorkerSpec};
+
+/// Runs managed mode (`serve`) until drained (Ok) or a worker crash loop (Err).
+pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
+    let server = &args.server;
+    let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
+    let sockets: Vec<PathBuf> = (0..usize::from(server.workers))
+        .map(|i| socket_dir.join(modelserver_contract::socket::socket_file_name(i)))
+        .collect();
+    for path in &sockets {
+        let len = path.as_os_str().len();
+        if len > MAX_SOCKET_PATH_LEN {
+            return Err(ConfigError::SocketPathTooLong {
+                path: path.clone(),
+                len,
+                max: MAX_SOCKET_PATH_LEN,
+            }
+            .into());
+        }
+    }
+    let backend = Arc::new(PooledBackends::new(
+        sockets.iter().cloned().map(BackendAddr::Unix).collect(),
+    ));
+    let spec = WorkerSpec {
+        command: args.command.clone(),
+        sockets: sockets.clone(),
+        executor_threads: server.executor_threads,
+        readiness_path: readiness_path(&server.readiness_path),
+        max_restarts: args.max_worker_restarts,
+        cgroup: MemoryCgroup::new(&args.cgroup_root),
+        auth_token: server.token().map(str::to_string),
+        auth_passthrough: server.auth_passthrough,
+        probe: ProbeSettings {
+            period: args.worker_probe_period,
+            timeout: args.worker_probe_timeout,
+            failures: args.worker_probe_failures,
+        },
+    };
+    spec.check_no_secrets()?;
+    if !spec.auth_passthrough {
+        let hidden: Vec<String> = spec
+            .token_variables()
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name != crate::config::env::AUTH_TOKEN)
+            .collect();
+        if !hidden.is_empty() {
+            warn!(
+                variables = ?hidden,
+                "these variables hold the auth token and are not given to the workers; set MODELSERVER_AUTH_PASSTHROUGH=true if the model needs the token"
+            );
+        }
+    }
+    let per_backend = usize::from(server.executor_threads);
+    let dispatcher = dispatcher(server, sockets.len(), per_backend);
+    let table = Arc::new(WorkerTable::new(&sockets, dispatcher.clone()));
+    let front = FrontDoor::start(
+        Mode::Managed,
+        server,
+        backend.clone(),
+        dispatcher.clone(),
+        per_backend,
+        Some(table.clone()),
+    )
+    .await?;
+
+    info!(
+        workers = server.workers,
+        executor_threads = server.executor_threads,
+        socket_dir = %socket_dir.display(),
+        command = ?args.command,
+        "starting workers"
+    );
+    let deps = WorkerDeps {
+        dispatcher,
+        backend,
+        table,
+        metrics: front.state.metrics.clone(),
+    };
+    let model = Model::Managed(Supervisor::start(spec, deps));
+    let result = front.run(model, args.shutdown_timeout).await;
+    if let Err(e) = &result
+        && let Some(message) = termination::message(e)
+    {
+        termination::write(&args.termination_log, &message);
+    }
+    result
+}
+
+fn socket_dir(
+    configured: Option<&PathBuf>,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), SidecarError> {
+    match configured {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| SidecarError::SocketDir {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok((dir.clone(), None))
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("modelserver-")
+                .tempdir()
+                .map_err(|source| SidecarError::SocketDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}

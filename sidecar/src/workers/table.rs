@@ -1,0 +1,140 @@
+//! The table of the workers' state, shown by `/status`. It is the one owner of a worker's state:
+//! a worker is in rotation (the dispatcher sends it requests, readiness counts it) exactly while
+//! its state is [`WorkerState::Ready`], because the table tells the dispatcher whenever a row
+//! changes.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use crate::dispatch::Dispatcher;
+
+use serde::Serialize;
+
+use super::exit::ExitReason;
+
+/// What a worker is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Started, not yet answering its readiness path.
+    Starting,
+    /// Answering its readiness path; takes requests.
+    Ready,
+    /// Was ready, now failing its readiness probes (or a request timed out): takes no new
+    /// requests; restarted when it does not recover within the probe failure threshold.
+    Unresponsive,
+    /// Exited; waiting out the backoff before the next start.
+    Restarting,
+    /// Being stopped (SIGTERM sent).
+    Stopping,
+    /// Stopped for good.
+    Stopped,
+}
+
+/// One worker's row in `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    /// Index, `0..workers` (its `MODELSERVER_WORKER_ID`).
+    pub id: usize,
+    /// Process id while running.
+    pub pid: Option<u32>,
+    /// State.
+    pub state: WorkerState,
+    /// Times it was restarted since the sidecar started.
+    pub restarts: u64,
+    /// Its Unix socket.
+    pub socket: PathBuf,
+    /// How its last run ended, if it did (`killed by SIGKILL, likely out of memory (limit
+    /// 512Mi)`).
+    pub last_exit: Option<String>,
+    /// The category of that end (`exit`, `signal`, `oom`, `start_failed`).
+    pub last_exit_reason: Option<ExitReason>,
+}
+
+/// The shared table of workers, and through it their place in the dispatcher's rotation.
+pub struct WorkerTable {
+    rows: Mutex<Vec<WorkerInfo>>,
+    dispatcher: Dispatcher,
+}
+
+impl WorkerTable {
+    /// A table with one `Starting` row per socket; worker `i` is the dispatcher's backend `i`.
+    pub fn new(sockets: &[PathBuf], dispatcher: Dispatcher) -> Self {
+        let rows = sockets
+            .iter()
+            .enumerate()
+            .map(|(id, socket)| WorkerInfo {
+                id,
+                pid: None,
+                state: WorkerState::Starting,
+                restarts: 0,
+                socket: socket.clone(),
+                last_exit: None,
+                last_exit_reason: None,
+            })
+            .collect();
+        Self {
+            rows: Mutex::new(rows),
+            dispatcher,
+        }
+    }
+
+    /// Applies `f` to worker `id`'s row, then puts the worker in rotation when its state is
+    /// `Ready` and takes it out otherwise (under the table's lock, so the rotation always
+    /// follows the latest state).
+    pub fn update(&self, id: usize, f: impl FnOnce(&mut WorkerInfo)) {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(row) = rows.get_mut(id) {
+            f(row);
+            self.dispatcher
+                .set_ready(id, row.state == WorkerState::Ready);
+        }
+    }
+
+    /// A copy of every row.
+    pub fn snapshot(&self) -> Vec<WorkerInfo> {
+        self.rows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rotation_follows_the_worker_state() {
+        let dispatcher = Dispatcher::new(2, 1, 1);
+        let table = WorkerTable::new(&["/a".into(), "/b".into()], dispatcher.clone());
+        let ready = |d: &Dispatcher| -> Vec<bool> {
+            d.snapshot().backends.iter().map(|b| b.ready).collect()
+        };
+        table.update(1, |w| w.state = WorkerState::Ready);
+        assert_eq!(ready(&dispatcher), vec![false, true]);
+        table.update(1, |w| w.pid = Some(7));
+        assert_eq!(
+            ready(&dispatcher),
+            vec![false, true],
+            "other fields leave it in"
+        );
+        for out in [
+            WorkerState::Unresponsive,
+            WorkerState::Restarting,
+            WorkerState::Stopping,
+            WorkerState::Stopped,
+            WorkerState::Starting,
+        ] {
+            table.update(1, |w| w.state = WorkerState::Ready);
+            table.update(1, |w| w.state = out);
+            assert_eq!(ready(&dispatcher), vec![false, false], "{out:?}");
+        }
+        table.update(7, |w| w.state = WorkerState::Ready);
+        assert_eq!(
+            ready(&dispatcher),
+            vec![false, false],
+            "unknown worker ignored"
+        );
+    }
+}
