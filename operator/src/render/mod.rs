@@ -1,4 +1,4 @@
-//! `render`: the pure function from a ModelServer to the objects it becomes (DESIGN section 3).
+//! `render`: the pure function from a ModelServer to the objects it becomes.
 //! The reconciler applies exactly these objects; `modelserver-operator render` prints them.
 
 pub mod autoscaler;
