@@ -123,45 +123,42 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
     };
 
     let client = context.client.clone();
-    let metrics = &context.metrics;
     let deployment = apply::apply_deployment(
         &Api::<Deployment>::namespaced(client.clone(), &namespace),
         &children.deployment,
-        metrics,
     )
     .await?;
     apply::apply(
         &Api::<Service>::namespaced(client.clone(), &namespace),
         &children.service,
-        metrics,
     )
     .await?;
     let uid = object.uid().unwrap_or_default();
     let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
     match &children.autoscaler {
         Some(autoscaler) => {
-            apply::apply(&autoscalers, autoscaler, metrics).await?;
+            apply::apply(&autoscalers, autoscaler).await?;
         }
         None => {
-            apply::delete_owned(&autoscalers, &name, &uid, metrics).await?;
+            apply::delete_owned(&autoscalers, &name, &uid).await?;
         }
     }
     let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
     match &children.disruption_budget {
         Some(budget) => {
-            apply::apply(&budgets, budget, metrics).await?;
+            apply::apply(&budgets, budget).await?;
         }
         None => {
-            apply::delete_owned(&budgets, &name, &uid, metrics).await?;
+            apply::delete_owned(&budgets, &name, &uid).await?;
         }
     }
     let policies = Api::<NetworkPolicy>::namespaced(client, &namespace);
     match &children.network_policy {
         Some(policy) => {
-            apply::apply(&policies, policy, metrics).await?;
+            apply::apply(&policies, policy).await?;
         }
         None => {
-            apply::delete_owned(&policies, &name, &uid, metrics).await?;
+            apply::delete_owned(&policies, &name, &uid).await?;
         }
     }
 
@@ -208,7 +205,6 @@ async fn write_status(
     let namespace = object.namespace().unwrap_or_default();
     let api = Api::<ModelServer>::namespaced(context.client.clone(), &namespace);
     let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    context.metrics.record_write(KIND, "apply-status");
     api.patch_status(
         &name,
         &PatchParams::apply(labels::FIELD_MANAGER).force(),
@@ -238,7 +234,6 @@ async fn publish_transitions(
             action: format!("{}{}", changed.type_, changed.status),
             secondary: None,
         };
-        context.metrics.record_write("Event", "create");
         if let Err(error) = context.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, object = %object_key(object), "publishing an event");
         }
