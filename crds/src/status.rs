@@ -47,44 +47,171 @@ pub struct ModelServerStatus {
     pub conditions: Option<Vec<Condition>>,
 }
 
-/// Condition types and reasons: part of the API, kept stable like field names.
-pub mod condition {
-    /// True when the current generation is rolled out and its desired replicas are available.
-    pub const READY: &str = "Ready";
-    /// True while a rollout or scale is in progress.
-    pub const RECONCILING: &str = "Reconciling";
-    /// True on a problem that needs a change to fix.
-    pub const STALLED: &str = "Stalled";
+/// Declares a closed set of API strings as an enum: each variant serialises, displays and
+/// parses as the string given, so the names stay stable like field names.
+macro_rules! api_strings {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
 
-    /// Reasons used on the conditions.
-    pub mod reason {
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            /// The string the API uses.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| value.as_str() == text)
+                    .ok_or_else(|| UnknownValue {
+                        what: stringify!($name),
+                        text: text.to_owned(),
+                    })
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.as_str()
+            }
+        }
+    };
+}
+
+/// A string that is not one of the values of a condition field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {what}")]
+pub struct UnknownValue {
+    /// The Rust type that was asked for.
+    pub what: &'static str,
+    /// The string that was given.
+    pub text: String,
+}
+
+api_strings! {
+    /// The type of a ModelServer condition (kstatus).
+    ConditionType {
+        /// True when the current generation is rolled out and its desired replicas are available.
+        Ready = "Ready",
+        /// True while a rollout or scale is in progress.
+        Reconciling = "Reconciling",
+        /// True on a problem that needs a change to fix.
+        Stalled = "Stalled",
+    }
+}
+
+api_strings! {
+    /// The status of a condition. The operator writes only True and False; Unknown is the
+    /// third value metav1.Condition allows.
+    ConditionStatus {
+        /// The condition holds.
+        True = "True",
+        /// The condition does not hold.
+        False = "False",
+        /// Nobody can tell.
+        Unknown = "Unknown",
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(holds: bool) -> Self {
+        if holds { Self::True } else { Self::False }
+    }
+}
+
+api_strings! {
+    /// Why a condition has its status, in CamelCase: part of the API, kept stable.
+    Reason {
         /// Everything is rolled out and available.
-        pub const AVAILABLE: &str = "Available";
+        Available = "Available",
         /// A new pod template is being rolled out.
-        pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+        RolloutInProgress = "RolloutInProgress",
         /// Pods are being added or removed, or are not yet ready.
-        pub const SCALING: &str = "Scaling";
+        Scaling = "Scaling",
         /// The Deployment has not yet observed the latest change.
-        pub const DEPLOYMENT_PENDING: &str = "DeploymentPending";
+        DeploymentPending = "DeploymentPending",
         /// The Deployment did not progress within its progress deadline.
-        pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+        ProgressDeadlineExceeded = "ProgressDeadlineExceeded",
         /// A container cannot start because a Secret it names, or a key in it, does not exist
         /// (the kubelet's `CreateContainerConfigError`).
-        pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+        SecretNotFound = "SecretNotFound",
         /// A container cannot start because of another part of its configuration (a missing
         /// ConfigMap or key: the kubelet's `CreateContainerConfigError`).
-        pub const CONTAINER_CONFIG_ERROR: &str = "ContainerConfigError";
+        ContainerConfigError = "ContainerConfigError",
         /// The model container (or proxy mode's sidecar) keeps exiting: its workers exceeded
         /// their restart budget, or it was killed by its memory limit.
-        pub const WORKER_CRASH_LOOP: &str = "WorkerCrashLoop";
+        WorkerCrashLoop = "WorkerCrashLoop",
         /// A container's image cannot be pulled (yet): `ErrImagePull`, `ImagePullBackOff` or
         /// `InvalidImageName`. Stalled with `ProgressDeadlineExceeded` once the deadline passes.
-        pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
+        ImagePullBackOff = "ImagePullBackOff",
         /// The spec breaks a validation rule.
-        pub const INVALID_SPEC: &str = "InvalidSpec";
+        InvalidSpec = "InvalidSpec",
         /// Nothing is wrong.
-        pub const NO_PROBLEMS: &str = "NoProblems";
+        NoProblems = "NoProblems",
         /// Nothing is in progress.
-        pub const IDLE: &str = "Idle";
+        Idle = "Idle",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_values_serialise_display_and_parse_as_the_api_strings() {
+        for (value, text) in [
+            (ConditionType::Ready, "Ready"),
+            (ConditionType::Reconciling, "Reconciling"),
+            (ConditionType::Stalled, "Stalled"),
+        ] {
+            assert_eq!(serde_json::to_value(value).ok(), Some(text.into()));
+            assert_eq!(value.to_string(), text);
+            assert_eq!(text.parse::<ConditionType>(), Ok(value));
+        }
+        assert_eq!(ConditionStatus::from(true).as_str(), "True");
+        assert_eq!(ConditionStatus::from(false).as_str(), "False");
+        assert_eq!(
+            serde_json::from_value::<ConditionStatus>("Unknown".into()).ok(),
+            Some(ConditionStatus::Unknown)
+        );
+        for reason in Reason::ALL {
+            assert_eq!(reason.as_str().parse::<Reason>(), Ok(*reason));
+            assert_eq!(
+                serde_json::to_value(reason).ok(),
+                Some(reason.as_str().into())
+            );
+        }
+        assert_eq!(
+            Reason::ProgressDeadlineExceeded.as_str(),
+            "ProgressDeadlineExceeded"
+        );
+        assert_eq!(
+            "ready".parse::<ConditionType>(),
+            Err(UnknownValue {
+                what: "ConditionType",
+                text: "ready".into()
+            })
+        );
+        assert!(String::from("Stalled") == ConditionType::Stalled);
     }
 }

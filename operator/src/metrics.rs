@@ -84,12 +84,13 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
-    /// Counts one write request.
+    /// Counts one write request ([`CountRequestsLayer`](crate::api_requests::CountRequestsLayer)
+    /// calls it for every request of the controller's client).
     pub fn record_write(&self, kind: &str, verb: &str) {
         self.writes.with_label_values(&[kind, verb]).inc();
     }
 
-    /// Counts one single-object read.
+    /// Counts one single-object read (see [`record_write`](Self::record_write)).
     pub fn record_read(&self, kind: &str) {
         self.reads.with_label_values(&[kind]).inc();
     }

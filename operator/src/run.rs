@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::Client;
+use kube::client::ClientBuilder;
+use kube::{Client, Config};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
+use crate::api_requests::CountRequestsLayer;
 use crate::controller::{self, ControllerConfig};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
@@ -21,6 +23,9 @@ pub const LEASE_NAME: &str = "modelserver-operator";
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No kubeconfig or in-cluster configuration.
+    #[error("finding the cluster: {0}")]
+    Config(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration.
     #[error("connecting to the cluster: {0}")]
     Client(#[source] kube::Error),
     /// The metrics registry refused a metric.
@@ -59,8 +64,15 @@ pub async fn run(
     metrics_addr: SocketAddr,
     leader_election: Option<LeaderElection>,
 ) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let config = Config::infer().await.map_err(RunError::Config)?;
     let metrics = Metrics::new()?;
+    // The controller's requests are counted on their way out; the lease's renewals are not (the
+    // write counter reads 0 at rest, with or without leader election).
+    let client = ClientBuilder::try_from(config.clone())
+        .map_err(RunError::Client)?
+        .with_layer(&CountRequestsLayer::new(metrics.clone()))
+        .build();
+    let lease_client = Client::try_from(config).map_err(RunError::Client)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
@@ -98,6 +110,7 @@ pub async fn run(
         Some(election) => {
             lead(
                 client,
+                lease_client,
                 controller_config,
                 metrics,
                 election,
@@ -124,6 +137,7 @@ pub async fn run(
 /// Waits for the lease, reconciles while holding it, and releases it on shutdown.
 async fn lead(
     client: Client,
+    lease_client: Client,
     controller_config: ControllerConfig,
     metrics: Metrics,
     election: LeaderElection,
@@ -131,7 +145,7 @@ async fn lead(
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     let seconds = election.lease_duration.as_secs().max(2);
-    let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+    let manager = LeaseManagerBuilder::new(lease_client, LEASE_NAME)
         .with_namespace(election.namespace.clone())
         .with_identity(election.identity.clone())
         .with_duration(seconds)

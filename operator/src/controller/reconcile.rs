@@ -19,7 +19,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use modelserver_crds::status::condition;
+use modelserver_crds::status::{ConditionStatus, ConditionType};
 use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, validate};
 use serde_json::json;
 
@@ -123,45 +123,42 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
     };
 
     let client = context.client.clone();
-    let metrics = &context.metrics;
     let deployment = apply::apply_deployment(
         &Api::<Deployment>::namespaced(client.clone(), &namespace),
         &children.deployment,
-        metrics,
     )
     .await?;
     apply::apply(
         &Api::<Service>::namespaced(client.clone(), &namespace),
         &children.service,
-        metrics,
     )
     .await?;
     let uid = object.uid().unwrap_or_default();
     let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
     match &children.autoscaler {
         Some(autoscaler) => {
-            apply::apply(&autoscalers, autoscaler, metrics).await?;
+            apply::apply(&autoscalers, autoscaler).await?;
         }
         None => {
-            apply::delete_owned(&autoscalers, &name, &uid, metrics).await?;
+            apply::delete_owned(&autoscalers, &name, &uid).await?;
         }
     }
     let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
     match &children.disruption_budget {
         Some(budget) => {
-            apply::apply(&budgets, budget, metrics).await?;
+            apply::apply(&budgets, budget).await?;
         }
         None => {
-            apply::delete_owned(&budgets, &name, &uid, metrics).await?;
+            apply::delete_owned(&budgets, &name, &uid).await?;
         }
     }
     let policies = Api::<NetworkPolicy>::namespaced(client, &namespace);
     match &children.network_policy {
         Some(policy) => {
-            apply::apply(&policies, policy, metrics).await?;
+            apply::apply(&policies, policy).await?;
         }
         None => {
-            apply::delete_owned(&policies, &name, &uid, metrics).await?;
+            apply::delete_owned(&policies, &name, &uid).await?;
         }
     }
 
@@ -193,14 +190,14 @@ async fn write_status(
 ) -> Result<(), Error> {
     let previous = object.status.as_ref();
     let now = Time(jiff::Timestamp::now());
-    let status = status::compute(
-        object.meta().generation,
+    let status = status::compute(status::Inputs {
+        generation: object.meta().generation,
         previous,
         observation,
         selector,
         url,
-        &now,
-    );
+        now: &now,
+    });
     if status::same(previous, &status) {
         return Ok(());
     }
@@ -208,7 +205,6 @@ async fn write_status(
     let namespace = object.namespace().unwrap_or_default();
     let api = Api::<ModelServer>::namespaced(context.client.clone(), &namespace);
     let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    context.metrics.record_write(KIND, "apply-status");
     api.patch_status(
         &name,
         &PatchParams::apply(labels::FIELD_MANAGER).force(),
@@ -228,31 +224,33 @@ async fn publish_transitions(
 ) {
     let reference = object.object_ref(&());
     for changed in status::flipped(previous, status) {
-        let warning = (changed.type_ == condition::STALLED && changed.status == "True")
-            || (changed.type_ == condition::READY
-                && changed.status == "False"
-                && previous.is_some());
-        // Reconciling=False and Stalled=False are the quiet states: no Event for them.
-        let quiet = changed.status == "False"
-            && (changed.type_ == condition::RECONCILING || changed.type_ == condition::STALLED);
-        if quiet {
+        let Some(type_) = event_type(changed, previous.is_some()) else {
             continue;
-        }
+        };
         let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+            type_,
             reason: changed.reason.clone(),
             note: Some(event_note(changed)),
             action: format!("{}{}", changed.type_, changed.status),
             secondary: None,
         };
-        context.metrics.record_write("Event", "create");
         if let Err(error) = context.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, object = %object_key(object), "publishing an event");
         }
+    }
+}
+
+/// The type of the Event for a condition that flipped, or `None` for the quiet states
+/// (Reconciling=False, Stalled=False). A warning for Stalled=True, and for Ready=False when the
+/// ModelServer had a status before (a first status is not a loss of readiness).
+fn event_type(changed: &Condition, had_status: bool) -> Option<EventType> {
+    let type_ = changed.type_.parse::<ConditionType>().ok()?;
+    let status = changed.status.parse::<ConditionStatus>().ok()?;
+    match (type_, status) {
+        (ConditionType::Reconciling | ConditionType::Stalled, ConditionStatus::False) => None,
+        (ConditionType::Stalled, ConditionStatus::True) => Some(EventType::Warning),
+        (ConditionType::Ready, ConditionStatus::False) if had_status => Some(EventType::Warning),
+        _ => Some(EventType::Normal),
     }
 }
 
@@ -284,6 +282,32 @@ mod tests {
             observed_generation: Some(1),
             last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
         }
+    }
+
+    fn flip(type_: ConditionType, status: ConditionStatus) -> Condition {
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            ..condition(String::new())
+        }
+    }
+
+    #[test]
+    fn flips_to_a_problem_warn_and_the_quiet_states_publish_nothing() {
+        use ConditionStatus::{False, True};
+        use ConditionType::{Ready, Reconciling, Stalled};
+        let kind = |type_, status, had_status| event_type(&flip(type_, status), had_status);
+        assert_eq!(kind(Stalled, True, false), Some(EventType::Warning));
+        assert_eq!(kind(Ready, False, true), Some(EventType::Warning));
+        assert_eq!(
+            kind(Ready, False, false),
+            Some(EventType::Normal),
+            "a first status is no loss of readiness"
+        );
+        assert_eq!(kind(Ready, True, true), Some(EventType::Normal));
+        assert_eq!(kind(Reconciling, True, true), Some(EventType::Normal));
+        assert_eq!(kind(Reconciling, False, true), None);
+        assert_eq!(kind(Stalled, False, true), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use modelserver_crds::ModelServerStatus;
-use modelserver_crds::status::condition::{self, reason};
+use modelserver_crds::status::{ConditionStatus, ConditionType, Reason};
 
 use crate::controller::pods::PodProblem;
 
@@ -33,16 +33,34 @@ const PROGRESSING: &str = "Progressing";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionState {
     /// Ready, Reconciling or Stalled.
-    pub type_: &'static str,
+    pub type_: ConditionType,
     /// True or False.
-    pub status: bool,
+    pub status: ConditionStatus,
     /// Why, in CamelCase.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// For a person.
     pub message: String,
 }
 
-/// The desired status, computed from `generation` (the ModelServer's), the previous status and
+/// Everything the status is computed from, by name (two of them are strings, easily swapped
+/// when passed by position).
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// The ModelServer's own `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The status as last written, if any.
+    pub previous: Option<&'a ModelServerStatus>,
+    /// What the reconciler found.
+    pub observation: &'a Observation<'a>,
+    /// The pods' label selector, for the scale subresource.
+    pub selector: String,
+    /// The in-cluster URL of the Service.
+    pub url: String,
+    /// The time a condition that flips is stamped with.
+    pub now: &'a Time,
+}
+
+/// The desired status, computed from the ModelServer's generation, the previous status and
 /// the observation. Replica counts are taken from the Deployment only once the Deployment has
 /// observed its own latest generation; before that the previous counts stay.
 ///
@@ -54,21 +72,22 @@ pub struct ConditionState {
 /// cannot be pulled is Reconciling until the Deployment's progress deadline passes, then
 /// Stalled with reason ProgressDeadlineExceeded and a message naming the image. Stalled and
 /// Reconciling are never both True.
-pub fn compute(
-    generation: Option<i64>,
-    previous: Option<&ModelServerStatus>,
-    observation: &Observation<'_>,
-    selector: String,
-    url: String,
-    now: &Time,
-) -> ModelServerStatus {
+pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
+    let Inputs {
+        generation,
+        previous,
+        observation,
+        selector,
+        url,
+        now,
+    } = inputs;
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.selector = Some(selector);
     status.url = Some(url);
 
     let states = match observation {
-        Observation::InvalidSpec { message } => stalled(reason::INVALID_SPEC, message),
+        Observation::InvalidSpec { message } => stalled(Reason::InvalidSpec, message),
         Observation::Applied {
             deployment,
             pod_problem,
@@ -110,23 +129,23 @@ pub fn deployment_caught_up(deployment: &Deployment) -> bool {
     observed >= generation && generation > 0
 }
 
-fn stalled(why: &'static str, message: &str) -> Vec<ConditionState> {
+fn stalled(why: Reason, message: &str) -> Vec<ConditionState> {
     vec![
         ConditionState {
-            type_: condition::READY,
-            status: false,
+            type_: ConditionType::Ready,
+            status: ConditionStatus::False,
             reason: why,
             message: message.to_owned(),
         },
         ConditionState {
-            type_: condition::RECONCILING,
-            status: false,
+            type_: ConditionType::Reconciling,
+            status: ConditionStatus::False,
             reason: why,
             message: "waiting for a change to the spec or the cluster".to_owned(),
         },
         ConditionState {
-            type_: condition::STALLED,
-            status: true,
+            type_: ConditionType::Stalled,
+            status: ConditionStatus::True,
             reason: why,
             message: message.to_owned(),
         },
@@ -146,7 +165,7 @@ fn progress_deadline_exceeded(
         .into_iter()
         .flatten()
         .find(|c| c.type_ == PROGRESSING && c.status == "False")
-        .filter(|c| c.reason.as_deref() == Some(reason::PROGRESS_DEADLINE_EXCEEDED))
+        .filter(|c| c.reason.as_deref() == Some(Reason::ProgressDeadlineExceeded.as_str()))
         .filter(|_| caught_up)
 }
 
@@ -161,40 +180,40 @@ fn problem_states(
 ) -> Vec<ConditionState> {
     let message = problem.message();
     match problem {
-        PodProblem::SecretNotFound { .. } => stalled(reason::SECRET_NOT_FOUND, &message),
-        PodProblem::ContainerConfig { .. } => stalled(reason::CONTAINER_CONFIG_ERROR, &message),
-        PodProblem::CrashLoop { .. } => stalled(reason::WORKER_CRASH_LOOP, &message),
+        PodProblem::SecretNotFound { .. } => stalled(Reason::SecretNotFound, &message),
+        PodProblem::ContainerConfig { .. } => stalled(Reason::ContainerConfigError, &message),
+        PodProblem::CrashLoop { .. } => stalled(Reason::WorkerCrashLoop, &message),
         // The kubelet keeps retrying the pull (a registry outage may pass): Reconciling until the
         // Deployment gives up on its progress deadline.
         PodProblem::ImagePull { .. } => match progress_deadline_exceeded(deployment, caught_up) {
             Some(_) => stalled(
-                reason::PROGRESS_DEADLINE_EXCEEDED,
+                Reason::ProgressDeadlineExceeded,
                 &format!("{NO_PROGRESS}: {message}"),
             ),
-            None => in_progress(reason::IMAGE_PULL_BACK_OFF, message),
+            None => in_progress(Reason::ImagePullBackOff, message),
         },
     }
 }
 
 /// Ready=False and Reconciling=True for `why`; Stalled=False.
-fn in_progress(why: &'static str, message: String) -> Vec<ConditionState> {
+fn in_progress(why: Reason, message: String) -> Vec<ConditionState> {
     vec![
         ConditionState {
-            type_: condition::READY,
-            status: false,
+            type_: ConditionType::Ready,
+            status: ConditionStatus::False,
             reason: why,
             message: message.clone(),
         },
         ConditionState {
-            type_: condition::RECONCILING,
-            status: true,
+            type_: ConditionType::Reconciling,
+            status: ConditionStatus::True,
             reason: why,
             message,
         },
         ConditionState {
-            type_: condition::STALLED,
-            status: false,
-            reason: reason::NO_PROBLEMS,
+            type_: ConditionType::Stalled,
+            status: ConditionStatus::False,
+            reason: Reason::NoProblems,
             message: "no problems".to_owned(),
         },
     ]
@@ -209,12 +228,12 @@ fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionStat
                 .as_deref()
                 .unwrap_or("see the Deployment's events")
         );
-        return stalled(reason::PROGRESS_DEADLINE_EXCEEDED, &message);
+        return stalled(Reason::ProgressDeadlineExceeded, &message);
     }
 
     if !caught_up {
         return in_progress(
-            reason::DEPLOYMENT_PENDING,
+            Reason::DeploymentPending,
             "the Deployment has not yet observed the latest spec".to_owned(),
         );
     }
@@ -229,33 +248,33 @@ fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionStat
     let available = observed.available_replicas.unwrap_or(0);
     if updated < desired || replicas > updated {
         return in_progress(
-            reason::ROLLOUT_IN_PROGRESS,
+            Reason::RolloutInProgress,
             format!("{updated} of {desired} pods run the current spec, {replicas} pods in total"),
         );
     }
     if available < desired || replicas != desired {
         return in_progress(
-            reason::SCALING,
+            Reason::Scaling,
             format!("{available} of {desired} pods available, {replicas} pods in total"),
         );
     }
     vec![
         ConditionState {
-            type_: condition::READY,
-            status: true,
-            reason: reason::AVAILABLE,
+            type_: ConditionType::Ready,
+            status: ConditionStatus::True,
+            reason: Reason::Available,
             message: format!("{available} of {desired} pods available and up to date"),
         },
         ConditionState {
-            type_: condition::RECONCILING,
-            status: false,
-            reason: reason::IDLE,
+            type_: ConditionType::Reconciling,
+            status: ConditionStatus::False,
+            reason: Reason::Idle,
             message: "the current spec is rolled out".to_owned(),
         },
         ConditionState {
-            type_: condition::STALLED,
-            status: false,
-            reason: reason::NO_PROBLEMS,
+            type_: ConditionType::Stalled,
+            status: ConditionStatus::False,
+            reason: Reason::NoProblems,
             message: "no problems".to_owned(),
         },
     ]
@@ -268,15 +287,14 @@ fn to_condition(
     previous: &[Condition],
     now: &Time,
 ) -> Condition {
-    let status = if state.status { "True" } else { "False" };
     let last_transition_time = previous
         .iter()
-        .find(|c| c.type_ == state.type_ && c.status == status)
+        .find(|c| c.type_ == state.type_ && c.status == state.status)
         .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
     Condition {
-        type_: state.type_.to_owned(),
-        status: status.to_owned(),
-        reason: state.reason.to_owned(),
+        type_: state.type_.to_string(),
+        status: state.status.to_string(),
+        reason: state.reason.to_string(),
         message: state.message,
         observed_generation: generation,
         last_transition_time,
@@ -364,17 +382,17 @@ mod tests {
         previous: Option<&ModelServerStatus>,
         now: i64,
     ) -> ModelServerStatus {
-        compute(
-            Some(3),
+        compute(Inputs {
+            generation: Some(3),
             previous,
-            &Observation::Applied {
+            observation: &Observation::Applied {
                 deployment: d,
                 pod_problem: None,
             },
-            "sel".into(),
-            "url".into(),
-            &time(now),
-        )
+            selector: "sel".into(),
+            url: "url".into(),
+            now: &time(now),
+        })
     }
 
     #[test]
@@ -437,16 +455,18 @@ mod tests {
 
     #[test]
     fn an_invalid_spec_is_stalled() {
-        let status = compute(
-            Some(1),
-            None,
-            &Observation::InvalidSpec {
+        let status = compute(Inputs {
+            generation: Some(1),
+            previous: None,
+            observation: &Observation::InvalidSpec {
                 message: "bad".into(),
             },
-            "s".into(),
-            "u".into(),
-            &time(1),
-        );
+            selector: "s".into(),
+            url: "u".into(),
+            now: &time(1),
+        });
+        assert_eq!(status.selector.as_deref(), Some("s"));
+        assert_eq!(status.url.as_deref(), Some("u"));
         assert_eq!(get(&status, "Stalled").status, "True");
         assert_eq!(get(&status, "Stalled").reason, "InvalidSpec");
         assert_eq!(get(&status, "Stalled").message, "bad");
@@ -492,17 +512,17 @@ mod tests {
         problem: &PodProblem,
         previous: Option<&ModelServerStatus>,
     ) -> ModelServerStatus {
-        compute(
-            Some(3),
+        compute(Inputs {
+            generation: Some(3),
             previous,
-            &Observation::Applied {
+            observation: &Observation::Applied {
                 deployment: d,
                 pod_problem: Some(problem),
             },
-            "sel".into(),
-            "url".into(),
-            &time(100),
-        )
+            selector: "sel".into(),
+            url: "url".into(),
+            now: &time(100),
+        })
     }
 
     fn past_deadline(mut d: Deployment) -> Deployment {
