@@ -5,9 +5,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
-# Python with the pinned test tools (kubernetes-validate, check-jsonschema, fastapi, uvicorn).
-TEST_PYTHON = $(shell ./hack/venv.sh)
-export MODELSERVER_TEST_PYTHON = $(TEST_PYTHON)
+# Python with the pinned test tools (kubernetes-validate, check-jsonschema, fastapi, uvicorn),
+# created on first use. Only the targets that run the tests ask for it, so `make help` or
+# `make crds` never create (or pip install into) a virtualenv.
+test: export MODELSERVER_TEST_PYTHON = $(shell ./hack/venv.sh)
 
 .PHONY: all build test lint fmt crds golden render help bench bench-operator fuzz
 all: build

@@ -21,6 +21,6 @@ pub enum ContractError {
     #[error("unknown sidecar subcommand {0:?}")]
     UnknownSubcommand(String),
     /// The settings do not parse.
-    #[error("the sidecar's settings do not parse")]
-    Parse(#[source] clap::Error),
+    #[error("the sidecar's settings do not parse: {0}")]
+    Parse(clap::Error),
 }

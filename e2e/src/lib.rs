@@ -43,12 +43,12 @@ pub enum Error {
         detail: String,
     },
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A YAML file could not be parsed.
     #[error("parsing {path}: {detail}")]
@@ -67,12 +67,12 @@ pub enum Error {
         detail: String,
     },
     /// A Kubernetes API call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Kube {
         /// What was being done.
         context: String,
         /// The client's error.
-        source: Box<kube::Error>,
+        cause: Box<kube::Error>,
     },
     /// kubectl could not be started or failed.
     #[error("kubectl {args}: {detail}")]
@@ -104,7 +104,7 @@ fn kube_err(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let context = context.into();
     move |source| Error::Kube {
         context,
-        source: Box::new(source),
+        cause: Box::new(source),
     }
 }
 
@@ -388,7 +388,7 @@ impl TestNamespace {
 pub fn read_yaml_documents(path: &Path) -> Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(&text).map_err(|e| Error::Parse {
@@ -405,7 +405,7 @@ pub async fn install_crds(client: &Client, kubectl: &Kubectl) -> Result<()> {
     if !file.is_file() {
         return Err(Error::Read {
             path: file,
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the CRD file is missing"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "the CRD file is missing"),
         });
     }
     let dir = repo_root().join("crds");
@@ -586,7 +586,7 @@ pub async fn create_manifest(
 /// The message of an API server rejection inside `err`, if it is one.
 pub fn api_error_message(err: &Error) -> Option<&str> {
     match err {
-        Error::Kube { source, .. } => match source.as_ref() {
+        Error::Kube { cause, .. } => match cause.as_ref() {
             kube::Error::Api(status) => Some(status.message.as_str()),
             _ => None,
         },

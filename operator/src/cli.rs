@@ -131,12 +131,12 @@ pub fn run_render(args: &RenderArgs, out: &mut impl Write) -> Result<(), CliErro
     let text = if path == "-" {
         std::io::read_to_string(std::io::stdin()).map_err(|source| CliError::Read {
             path: path.clone(),
-            source,
+            cause: source,
         })?
     } else {
         std::fs::read_to_string(&args.file).map_err(|source| CliError::Read {
             path: path.clone(),
-            source,
+            cause: source,
         })?
     };
     let config = RenderConfig {
@@ -147,7 +147,7 @@ pub fn run_render(args: &RenderArgs, out: &mut impl Write) -> Result<(), CliErro
     };
     let load_error = |source| CliError::Load {
         path: path.clone(),
-        source,
+        cause: source,
     };
     let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
         .map_err(|e| load_error(load::LoadError::Yaml(Box::new(e))))?;
@@ -162,7 +162,7 @@ pub fn run_render(args: &RenderArgs, out: &mut impl Write) -> Result<(), CliErro
         let object = load::from_value(document).map_err(load_error)?;
         let children = render::render(&object, &config).map_err(|source| CliError::Render {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let yaml = children
             .to_yaml()

@@ -18,20 +18,20 @@ pub enum RenderError {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The manifest could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {cause}")]
     Read {
         /// The file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The manifest is not a valid ModelServer.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Load {
         /// The file.
         path: String,
         /// What is wrong with it.
-        source: modelserver_crds::load::LoadError,
+        cause: modelserver_crds::load::LoadError,
     },
     /// The file holds no ModelServer.
     #[error("{path}: no ModelServer document in the file")]
@@ -40,14 +40,36 @@ pub enum CliError {
         path: String,
     },
     /// The ModelServer could not be rendered.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Render {
         /// The file.
         path: String,
         /// Why.
-        source: RenderError,
+        cause: RenderError,
     },
     /// The output could not be serialized or written.
     #[error("writing the rendered objects: {0}")]
     Output(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_printed_by_the_message_and_not_returned_again() {
+        use std::error::Error as _;
+        let error = CliError::Read {
+            path: "x.yaml".into(),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(error.to_string(), "reading x.yaml: no such file");
+        assert!(error.source().is_none());
+        let error = CliError::Render {
+            path: "x.yaml".into(),
+            cause: RenderError::MissingName,
+        };
+        assert!(error.to_string().ends_with("has no metadata.name"));
+        assert!(error.source().is_none());
+    }
 }

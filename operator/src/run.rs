@@ -24,24 +24,24 @@ pub const LEASE_NAME: &str = "modelserver-operator";
 pub enum RunError {
     /// No kubeconfig or in-cluster configuration.
     #[error("finding the cluster: {0}")]
-    Config(#[source] kube::config::InferConfigError),
+    Config(kube::config::InferConfigError),
     /// The client could not be built from the configuration.
     #[error("connecting to the cluster: {0}")]
-    Client(#[source] kube::Error),
+    Client(kube::Error),
     /// The metrics registry refused a metric.
     #[error("creating metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     /// The metrics endpoint could not serve.
-    #[error("serving metrics on {addr}: {source}")]
+    #[error("serving metrics on {addr}: {cause}")]
     Http {
         /// The address.
         addr: SocketAddr,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Leader election failed to start.
     #[error("leader election: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    Lease(kube_lease_manager::LeaseManagerError),
     /// Another replica took the lease; this one stops so only one reconciles.
     #[error("lost the leader lease {0}; exiting so that only the new leader reconciles")]
     LeadershipLost(String),
@@ -85,7 +85,7 @@ pub async fn run(
         .await
         .map_err(|source| RunError::Http {
             addr: metrics_addr,
-            source,
+            cause: source,
         })?;
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -125,7 +125,7 @@ pub async fn run(
         Ok(Err(source)) => {
             return Err(RunError::Http {
                 addr: metrics_addr,
-                source,
+                cause: source,
             });
         }
         Err(error) => tracing::warn!(%error, "metrics server task"),
@@ -226,4 +226,20 @@ async fn cancel_on_signal(token: CancellationToken) {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
     token.cancel();
+}
+
+// Not `#[from]`: that would also return the cause from `source()`, which the message already
+// prints, and error chains would print it twice.
+impl From<prometheus::Error> for RunError {
+    fn from(cause: prometheus::Error) -> Self {
+        Self::Metrics(cause)
+    }
+}
+
+// Not `#[from]`: that would also return the cause from `source()`, which the message already
+// prints, and error chains would print it twice.
+impl From<kube_lease_manager::LeaseManagerError> for RunError {
+    fn from(cause: kube_lease_manager::LeaseManagerError) -> Self {
+        Self::Lease(cause)
+    }
 }

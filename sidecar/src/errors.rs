@@ -59,22 +59,22 @@ pub enum SidecarError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A port could not be bound.
-    #[error("cannot listen on {addr} ({what} port): {source}")]
+    #[error("cannot listen on {addr} ({what} port): {cause}")]
     Bind {
         /// `public` or `admin`.
         what: &'static str,
         /// The address.
         addr: SocketAddr,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The socket directory could not be created.
-    #[error("cannot create the worker socket directory {path:?}: {source}")]
+    #[error("cannot create the worker socket directory {path:?}: {cause}")]
     SocketDir {
         /// The directory.
         path: PathBuf,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A worker exited more often than allowed.
     #[error(
@@ -96,16 +96,16 @@ pub enum SidecarError {
         last_output: Vec<String>,
     },
     /// A signal handler could not be installed.
-    #[error("cannot install the {signal} handler: {source}")]
+    #[error("cannot install the {signal} handler: {cause}")]
     Signal {
         /// Signal name.
         signal: &'static str,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// Metrics could not be registered.
     #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
@@ -118,13 +118,57 @@ pub enum SidecarError {
         reason: String,
     },
     /// The `install` subcommand could not copy the executable.
-    #[error("cannot install into {dir:?}: {what}: {source}")]
+    #[error("cannot install into {dir:?}: {what}: {cause}")]
     Install {
         /// Target directory.
         dir: PathBuf,
         /// The step that failed.
         what: &'static str,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
+}
+
+// Not `#[from]`: that would also return the cause from `source()`, which the message already
+// prints, and error chains would print it twice.
+impl From<prometheus::Error> for SidecarError {
+    fn from(cause: prometheus::Error) -> Self {
+        Self::Metrics(cause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and every `source()` below it, as a log line that walks the chain shows them.
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_cause_is_printed_once_whether_or_not_the_chain_is_walked() {
+        let errors = [
+            SidecarError::Bind {
+                what: "public",
+                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                cause: io::Error::new(io::ErrorKind::AddrInUse, "address in use"),
+            },
+            SidecarError::Metrics(prometheus::Error::Msg("duplicate metric".into())),
+        ];
+        for error in errors {
+            let walked = chain(&error);
+            assert_eq!(
+                walked,
+                error.to_string(),
+                "the cause is printed twice: {walked}"
+            );
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub fn install(dir: &Path) -> Result<PathBuf, SidecarError> {
         move |source: std::io::Error| SidecarError::Install {
             dir: dir.to_path_buf(),
             what,
-            source,
+            cause: source,
         }
     };
     let exe = std::env::current_exe().map_err(fail("cannot find the running executable"))?;

@@ -90,11 +90,11 @@ impl Signals {
     pub fn install() -> Result<Self, SidecarError> {
         let term = signal(SignalKind::terminate()).map_err(|source| SidecarError::Signal {
             signal: "SIGTERM",
-            source,
+            cause: source,
         })?;
         let int = signal(SignalKind::interrupt()).map_err(|source| SidecarError::Signal {
             signal: "SIGINT",
-            source,
+            cause: source,
         })?;
         Ok(Self { term, int })
     }

@@ -32,15 +32,14 @@ use crate::render::RenderConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An API request failed.
-    #[error("{action} {name}: {source}")]
+    #[error("{action} {name}: {cause}")]
     Kube {
         /// What was being done.
         action: &'static str,
         /// Which object.
         name: String,
         /// The client's error.
-        #[source]
-        source: Box<kube::Error>,
+        cause: Box<kube::Error>,
     },
     /// The pod watch has not listed the pods within the wait, so the status cannot say what
     /// they are doing.
@@ -48,10 +47,10 @@ pub enum Error {
     PodsNotListed(Duration),
     /// An object could not be turned into JSON.
     #[error("serializing an object: {0}")]
-    Serialize(#[source] serde_json::Error),
+    Serialize(serde_json::Error),
     /// The ModelServer could not be rendered for a reason other than its spec.
     #[error("rendering: {0}")]
-    Render(#[from] crate::error::RenderError),
+    Render(crate::error::RenderError),
 }
 
 impl Error {
@@ -61,7 +60,7 @@ impl Error {
         move |source| Self::Kube {
             action,
             name,
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 }
@@ -179,4 +178,12 @@ pub async fn run(
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+// Not `#[from]`: that would also return the cause from `source()`, which the message already
+// prints, and error chains would print it twice.
+impl From<crate::error::RenderError> for Error {
+    fn from(cause: crate::error::RenderError) -> Self {
+        Self::Render(cause)
+    }
 }

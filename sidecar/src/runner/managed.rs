@@ -111,7 +111,7 @@ fn socket_dir(
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| SidecarError::SocketDir {
                 path: dir.clone(),
-                source,
+                cause: source,
             })?;
             Ok((dir.clone(), None))
         }
@@ -121,7 +121,7 @@ fn socket_dir(
                 .tempdir()
                 .map_err(|source| SidecarError::SocketDir {
                     path: std::env::temp_dir(),
-                    source,
+                    cause: source,
                 })?;
             Ok((temp.path().to_path_buf(), Some(temp)))
         }

@@ -189,13 +189,17 @@ fn readiness_path(path: &str) -> PathAndQuery {
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, SidecarError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| SidecarError::Bind { what, addr, source })
+        .map_err(|source| SidecarError::Bind {
+            what,
+            addr,
+            cause: source,
+        })
 }
 
 fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, SidecarError> {
     listener.local_addr().map_err(|source| SidecarError::Bind {
         what,
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
+        cause: source,
     })
 }
