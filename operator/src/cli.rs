@@ -11,7 +11,27 @@ use crate::controller::{ControllerConfig, Scope};
 use crate::error::CliError;
 use crate::render::{self, RenderConfig};
 use crate::run::LeaderElection;
-use crate::telemetry::LogFormat;
+use modelserver_contract::cli::LogFormat;
+use modelserver_contract::env;
+
+/// The operator's own environment variables, one per flag of `run` (the sidecar's are in
+/// `modelserver_contract::env`; the log variables are shared with it).
+pub mod operator_env {
+    /// `--sidecar-image`.
+    pub const SIDECAR_IMAGE: &str = "MODELSERVER_SIDECAR_IMAGE";
+    /// `--sidecar-image-pull-policy`.
+    pub const SIDECAR_IMAGE_PULL_POLICY: &str = "MODELSERVER_SIDECAR_IMAGE_PULL_POLICY";
+    /// `--namespace`.
+    pub const WATCH_NAMESPACE: &str = "MODELSERVER_WATCH_NAMESPACE";
+    /// `--metrics-addr`.
+    pub const METRICS_ADDR: &str = "MODELSERVER_METRICS_ADDR";
+    /// `--leader-elect`.
+    pub const LEADER_ELECT: &str = "MODELSERVER_LEADER_ELECT";
+    /// `--leader-election-namespace` (the downward API's namespace of the operator's pod).
+    pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+    /// `--concurrency`.
+    pub const CONCURRENCY: &str = "MODELSERVER_CONCURRENCY";
+}
 
 /// The ModelServer operator.
 #[derive(Debug, Parser)]
@@ -37,36 +57,36 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Image holding the sidecar binary, used by every rendered pod.
-    #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE", default_value = render::DEFAULT_SIDECAR_IMAGE)]
+    #[arg(long, env = operator_env::SIDECAR_IMAGE, default_value = render::DEFAULT_SIDECAR_IMAGE)]
     pub sidecar_image: String,
     /// Pull policy of the sidecar image in every rendered pod: Always, IfNotPresent or Never
     /// (default: the kubelet's, IfNotPresent unless the tag is `latest`).
-    #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE_PULL_POLICY",
+    #[arg(long, env = operator_env::SIDECAR_IMAGE_PULL_POLICY,
           value_parser = ["Always", "IfNotPresent", "Never"])]
     pub sidecar_image_pull_policy: Option<String>,
     /// Watch only this namespace (default: every namespace).
-    #[arg(long, env = "MODELSERVER_WATCH_NAMESPACE")]
+    #[arg(long, env = operator_env::WATCH_NAMESPACE)]
     pub namespace: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "MODELSERVER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = operator_env::METRICS_ADDR, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
     /// Elect a leader through a Lease, so that of several replicas only one reconciles.
-    #[arg(long, env = "MODELSERVER_LEADER_ELECT", default_value_t = false)]
+    #[arg(long, env = operator_env::LEADER_ELECT, default_value_t = false)]
     pub leader_elect: bool,
     /// Namespace of the leader-election Lease (the operator's own).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    #[arg(long, env = operator_env::POD_NAMESPACE, default_value = "default")]
     pub leader_election_namespace: String,
     /// How long a leader's lease lasts without renewal (a standby takes over after it).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub leader_election_lease_duration: std::time::Duration,
     /// ModelServers reconciled at once.
-    #[arg(long, env = "MODELSERVER_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = operator_env::CONCURRENCY, default_value_t = 4)]
     pub concurrency: u16,
     /// Log format: text or json.
-    #[arg(long, env = "MODELSERVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log level or tracing filter.
-    #[arg(long, env = "MODELSERVER_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = env::LOG_LEVEL, default_value = modelserver_contract::defaults::LOG_LEVEL)]
     pub log_level: String,
     /// Cluster DNS domain, for status.url.
     #[arg(long, default_value = render::DEFAULT_CLUSTER_DOMAIN)]
@@ -115,7 +135,7 @@ pub struct RenderArgs {
     #[arg(short = 'f', long = "filename")]
     pub file: PathBuf,
     /// Image holding the sidecar binary.
-    #[arg(long, env = "MODELSERVER_SIDECAR_IMAGE", default_value = render::DEFAULT_SIDECAR_IMAGE)]
+    #[arg(long, env = operator_env::SIDECAR_IMAGE, default_value = render::DEFAULT_SIDECAR_IMAGE)]
     pub sidecar_image: String,
     /// Namespace for a ModelServer without metadata.namespace.
     #[arg(long, default_value = render::DEFAULT_NAMESPACE)]

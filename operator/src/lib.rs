@@ -10,5 +10,4 @@ pub mod labels;
 pub mod metrics;
 pub mod render;
 pub mod run;
-pub mod telemetry;
 pub mod text;

@@ -4,7 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use modelserver_operator::cli::{self, Cli, Command};
-use modelserver_operator::{run, telemetry};
+use modelserver_operator::run;
+use modelserver_process::logging;
+
+/// `RUST_LOG`, when set, overrides `--log-level` (the kube-rs convention operators follow).
+fn log_filter(level: &str) -> Result<String, String> {
+    Ok(std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| level.to_owned()))
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,7 +21,8 @@ fn main() -> ExitCode {
         Command::Render(args) => {
             cli::run_render(args, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
         }
-        Command::Run(args) => telemetry::init(args.log_format, &args.log_level).and_then(|()| {
+        Command::Run(args) => log_filter(&args.log_level).and_then(|filter| {
+            logging::init(&filter, args.log_format).map_err(|e| e.to_string())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

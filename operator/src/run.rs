@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube::client::ClientBuilder;
 use kube::{Client, Config};
 use kube_lease_manager::LeaseManagerBuilder;
+use modelserver_process::signals::Signals;
 use tokio_util::sync::CancellationToken;
 
 use crate::api_requests::CountRequestsLayer;
@@ -210,20 +211,15 @@ async fn lead(
 
 /// Cancels `token` on SIGTERM or SIGINT.
 async fn cancel_on_signal(token: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+    match Signals::install() {
+        Ok(mut signals) => {
+            let name = signals.next().await;
+            tracing::info!(signal = name, "shutting down");
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for signals; only a lost lease stops the operator");
+            std::future::pending::<()>().await;
+        }
     }
     token.cancel();
 }

@@ -43,13 +43,8 @@ pub enum ConfigError {
     #[error("MODELSERVER_AUTH_TOKEN contains characters that cannot appear in an HTTP header")]
     Token,
     /// The log filter does not parse.
-    #[error("invalid log level {input:?}: {reason}")]
-    LogLevel {
-        /// The rejected filter.
-        input: String,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    LogLevel(#[from] modelserver_process::logging::LogLevelError),
 }
 
 /// Why the sidecar (or one of its subcommands) stopped with a failure.
@@ -96,13 +91,8 @@ pub enum SidecarError {
         last_output: Vec<String>,
     },
     /// A signal handler could not be installed.
-    #[error("cannot install the {signal} handler: {cause}")]
-    Signal {
-        /// Signal name.
-        signal: &'static str,
-        /// The OS error.
-        cause: io::Error,
-    },
+    #[error(transparent)]
+    Signal(#[from] modelserver_process::signals::SignalError),
     /// Metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(prometheus::Error),

@@ -12,7 +12,6 @@ mod dispatch;
 pub mod errors;
 mod http;
 mod install;
-pub mod logging;
 mod metrics;
 mod prestop;
 mod runner;

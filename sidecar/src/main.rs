@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use modelserver_contract::pod_env::unknown_variables;
+use modelserver_process::logging;
 use modelserver_sidecar::config::Cli;
-use modelserver_sidecar::{logging, run};
+use modelserver_sidecar::run;
 
 /// Exit code for settings that cannot work (clap uses the same for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -32,7 +33,7 @@ fn warn_unknown_variables(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(&cli.log) {
+    if let Err(e) = logging::init(&cli.log.log_level, cli.log.log_format) {
         eprintln!("modelserver-sidecar: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }

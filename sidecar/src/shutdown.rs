@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -79,34 +78,7 @@ impl Lifecycle {
     }
 }
 
-/// SIGTERM (the kubelet) and SIGINT (Ctrl-C), the two signals that start draining.
-pub struct Signals {
-    term: Signal,
-    int: Signal,
-}
-
-impl Signals {
-    /// Installs both handlers (before anything binds, so a failure stops the start).
-    pub fn install() -> Result<Self, SidecarError> {
-        let term = signal(SignalKind::terminate()).map_err(|source| SidecarError::Signal {
-            signal: "SIGTERM",
-            cause: source,
-        })?;
-        let int = signal(SignalKind::interrupt()).map_err(|source| SidecarError::Signal {
-            signal: "SIGINT",
-            cause: source,
-        })?;
-        Ok(Self { term, int })
-    }
-
-    /// The name of the next signal received.
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
-}
+pub use modelserver_process::signals::Signals;
 
 /// What keeps the model going, stopped last.
 pub enum Model {
