@@ -127,6 +127,22 @@ impl From<prometheus::Error> for SidecarError {
     }
 }
 
+/// An error and its causes, `outer: inner: innermost`, for errors of other crates (hyper's and
+/// the body's) that do not print their cause; a cause the text already holds is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +156,22 @@ mod tests {
             source = cause.source();
         }
         text
+    }
+
+    #[test]
+    fn a_chain_of_foreign_errors_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] io::Error);
+        let error = Outer(io::Error::other("inner"));
+        assert_eq!(error_chain(&error), "outer: inner");
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: inner")]
+        struct Repeats(#[source] io::Error);
+        assert_eq!(
+            error_chain(&Repeats(io::Error::other("inner"))),
+            "outer: inner"
+        );
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         Ok(Err(Failure::Backend { backend, error })) => {
             state.metrics.reject(RejectReason::WorkerError);
             let name = state.mode.backend_name(backend);
-            let error = chain(error.as_ref());
+            let error = crate::errors::error_chain(error.as_ref());
             tracing::warn!(backend = %name, error = %error, "backend failed before answering");
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -284,21 +284,6 @@ fn too_large(limit: u64) -> Response {
         format!("request body exceeds the upload limit of {limit} bytes"),
     )
     .into_response()
-}
-
-/// An error and its causes, `outer: inner: innermost`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The backend's response body, holding the backend slot until it ends.

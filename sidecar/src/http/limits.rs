@@ -98,7 +98,9 @@ where
             }
             Poll::Ready(Some(Err(e))) => {
                 let e: axum::BoxError = e.into();
-                let _ = this.client_fault.set(error_chain(e.as_ref()));
+                let _ = this
+                    .client_fault
+                    .set(crate::errors::error_chain(e.as_ref()));
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => Poll::Ready(None),
@@ -113,21 +115,6 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// An error and its causes, `outer: inner`.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
