@@ -167,9 +167,18 @@ pub struct ServerArgs {
     #[arg(long, env = env::EXECUTOR_THREADS, default_value_t = defaults::EXECUTOR_THREADS,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub executor_threads: u16,
-    /// Requests that may wait for a free executor slot; beyond it: 503 with Retry-After.
+    /// Requests that may wait for a free executor slot; beyond it: 503 with Retry-After. A bound
+    /// on memory: the queue refuses by time (`--max-queue-wait`) first.
     #[arg(long, env = env::MAX_QUEUE, default_value_t = defaults::MAX_QUEUE)]
     pub max_queue: u32,
+    /// Longest a request may wait for a free executor slot. A request whose wait, estimated from
+    /// the queue ahead of it and the recent service time, would be longer is refused at once
+    /// (503 with Retry-After), and one that waited this long anyway leaves the queue with a 503;
+    /// after a refusal, until the queue runs empty, a request may wait only about two slots'
+    /// service time, so accepted requests stay fast under overload.
+    #[arg(long, env = env::MAX_QUEUE_WAIT, default_value = defaults::MAX_QUEUE_WAIT,
+          value_parser = values::positive_duration)]
+    pub max_queue_wait: Duration,
     /// Request body limit, bytes or a quantity such as `100Mi`; beyond it: 413.
     #[arg(long, env = env::MAX_UPLOAD_SIZE, default_value = defaults::MAX_UPLOAD_SIZE, value_parser = values::bytes)]
     pub max_upload_size: u64,
@@ -351,7 +360,8 @@ mod tests {
         assert_eq!(s.admin_port, 9090);
         assert_eq!(s.workers, 1);
         assert_eq!(s.executor_threads, 4);
-        assert_eq!(s.max_queue, 128);
+        assert_eq!(s.max_queue, 1024);
+        assert_eq!(s.max_queue_wait, Duration::from_secs(1));
         assert_eq!(s.max_upload_size, 100 * 1024 * 1024);
         assert_eq!(s.request_timeout, Duration::from_secs(60));
         assert_eq!(s.response_write_timeout, Duration::from_secs(30));

@@ -14,8 +14,12 @@ pub const BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 pub const WORKERS: u16 = 1;
 /// Concurrent requests per worker.
 pub const EXECUTOR_THREADS: u16 = 4;
-/// Requests that may wait for a free executor slot.
-pub const MAX_QUEUE: u32 = 128;
+/// Requests that may wait for a free executor slot: a bound on memory only, as high as the
+/// connections the public port holds, so the time bound below is what refuses a burst.
+pub const MAX_QUEUE: u32 = 1024;
+/// Longest a request may wait for a free executor slot; a request that would wait longer is
+/// refused at once.
+pub const MAX_QUEUE_WAIT: &str = "1s";
 /// Request body limit.
 pub const MAX_UPLOAD_SIZE: &str = "100Mi";
 /// Per-request budget.

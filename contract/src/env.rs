@@ -17,6 +17,8 @@ pub const WORKERS: &str = "MODELSERVER_WORKERS";
 pub const EXECUTOR_THREADS: &str = "MODELSERVER_EXECUTOR_THREADS";
 /// Requests that may wait for a free executor slot.
 pub const MAX_QUEUE: &str = "MODELSERVER_MAX_QUEUE";
+/// Longest wait for a free executor slot.
+pub const MAX_QUEUE_WAIT: &str = "MODELSERVER_MAX_QUEUE_WAIT";
 /// Request body limit.
 pub const MAX_UPLOAD_SIZE: &str = "MODELSERVER_MAX_UPLOAD_SIZE";
 /// Per-request time budget.

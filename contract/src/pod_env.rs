@@ -60,11 +60,12 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
     vars
 }
 
-fn server_vars(server: &ServerArgs) -> [(&'static str, String); 11] {
+fn server_vars(server: &ServerArgs) -> [(&'static str, String); 12] {
     let cors = &server.cors;
     [
         (env::EXECUTOR_THREADS, server.executor_threads.to_string()),
         (env::MAX_QUEUE, server.max_queue.to_string()),
+        (env::MAX_QUEUE_WAIT, format_duration(server.max_queue_wait)),
         (env::MAX_UPLOAD_SIZE, format_bytes(server.max_upload_size)),
         (
             env::REQUEST_TIMEOUT,
@@ -180,6 +181,7 @@ mod tests {
         s.admin_port = 9191;
         s.executor_threads = 7;
         s.max_queue = 0;
+        s.max_queue_wait = Duration::from_millis(250);
         s.max_upload_size = 10 << 20;
         s.request_timeout = Duration::from_secs(150);
         s.readiness_path = "/v2/health/ready".into();

@@ -96,6 +96,12 @@ pub const REQUEST_TIMEOUT_IS_DURATION: CelRule = duration_rule(
     "spec.server.requestTimeout must be a duration greater than zero, such as 60s or 2m",
 );
 
+/// The queue's time bound is a positive duration.
+pub const MAX_QUEUE_WAIT_IS_DURATION: CelRule = duration_rule(
+    "spec.server.maxQueueWait",
+    "spec.server.maxQueueWait must be a duration greater than zero, such as 1s or 500ms",
+);
+
 /// CORS max age is a duration.
 pub const CORS_MAX_AGE_IS_DURATION: CelRule = duration_rule(
     "spec.server.cors.maxAge",
@@ -188,6 +194,7 @@ pub const ALL: &[CelRule] = &[
     UPSTREAM_PORT_DIFFERS,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
     REQUEST_TIMEOUT_IS_DURATION,
+    MAX_QUEUE_WAIT_IS_DURATION,
     CORS_MAX_AGE_IS_DURATION,
     CORS_NO_WILDCARD_WITH_CREDENTIALS,
     CORS_ENABLED_NEEDS_ORIGINS,

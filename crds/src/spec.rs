@@ -252,11 +252,23 @@ pub struct ServerSpec {
     #[schemars(range(min = 1, max = 256))]
     pub executor_threads: Option<i32>,
 
-    /// Requests that may wait for a free executor slot, 0 to 65536, default 128. Beyond it the
-    /// sidecar answers 503 with Retry-After at once instead of queueing without bound.
+    /// Requests that may wait for a free executor slot, 0 to 65536, default 1024. Beyond it the
+    /// sidecar answers 503 with Retry-After at once. A bound on memory: maxQueueWait, which
+    /// refuses by time, acts first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 65536))]
     pub max_queue: Option<i32>,
+
+    /// Longest a request may wait for a free executor slot, as a duration (default 1s). A request
+    /// whose wait, estimated from the queue ahead of it and the recent service time, would be
+    /// longer gets 503 with Retry-After at once, so a burst the workers can serve within this
+    /// time is served and a sustained overload is refused at arrival. After such a refusal, until
+    /// the queue runs empty, a request may wait only about two executor slots' service time, so
+    /// accepted requests keep their unloaded latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::MAX_QUEUE_WAIT_IS_DURATION.rule).message(rules::MAX_QUEUE_WAIT_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
+    pub max_queue_wait: Option<K8sDuration>,
 
     /// Largest request body, as a byte quantity (for example 100Mi, the default, or 1Gi).
     /// Larger bodies get 413, whether or not they declare Content-Length.

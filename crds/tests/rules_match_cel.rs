@@ -119,6 +119,7 @@ fn duration_rules_agree() {
     ] {
         for spec in [
             json!({"server": {"requestTimeout": value}}),
+            json!({"server": {"maxQueueWait": value}}),
             json!({"server": {"cors": {"maxAge": value}}}),
             json!({"lifecycle": {"startupTimeout": value, "drainDelay": value}}),
             json!({"lifecycle": {"drainTimeout": value, "shutdownTimeout": value}}),

@@ -1,12 +1,29 @@
 //! Back-pressure: each backend (worker or upstream) takes at most `executor_threads` requests at
-//! once; the next ones wait, first come first served, in a queue of at most `max_queue`; beyond
-//! that the request is refused. A [`Permit`] is a claimed slot on one backend, released when
-//! dropped (after the response body ends), which hands the slot to the oldest waiter.
+//! once; the next ones wait, first come first served. A [`Permit`] is a claimed slot on one
+//! backend, released when dropped (after the response body ends), which hands the slot to the
+//! oldest waiter.
+//!
+//! The queue is bounded by time, not only by a count: with `max_queue_wait` set, a request is
+//! refused at once (503) when the wait it would have, estimated from the queue ahead of it and
+//! the backends' recent service time, is over the bound, and a request that has waited the bound
+//! anyway leaves the queue with a 503. A burst the backends can serve within the bound is
+//! served, whatever its size; a sustained overload is refused at arrival. Once a request has been
+//! refused the queue counts as overloaded until it runs empty, and meanwhile a request may only
+//! wait about two service slots' time ([`overload_wait`]), so the requests that are accepted
+//! keep a latency close to the unloaded one and the refused ones are answered at once.
+//! `max_queue` stays as a bound on the memory the queue may hold.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// The least a request may wait in an overloaded queue (a timer's resolution, about).
+const OVERLOAD_WAIT_FLOOR: Duration = Duration::from_millis(1);
+/// A new service-time sample's weight in the running average is 2^-SHIFT.
+const SERVICE_AVERAGE_SHIFT: u32 = 4;
 
 /// Why a slot could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -14,6 +31,22 @@ pub enum AcquireError {
     /// Every slot busy and the queue full.
     #[error("all workers are busy and the queue is full")]
     QueueFull,
+    /// The estimated wait is over what the queue allows now.
+    #[error(
+        "all workers are busy: the wait would be about {estimate:?}, over the {limit:?} allowed"
+    )]
+    Overloaded {
+        /// The wait this request would have had.
+        estimate: Duration,
+        /// What the queue allows now (`max_queue_wait`, or less while overloaded).
+        limit: Duration,
+    },
+    /// The request waited in the queue as long as allowed.
+    #[error("waited {waited:?} in the queue without a free worker")]
+    QueueWait {
+        /// How long it waited.
+        waited: Duration,
+    },
     /// The dispatcher dropped the waiter (only when shutting down).
     #[error("the sidecar is shutting down")]
     Closed,
@@ -62,13 +95,23 @@ struct Slot {
     in_flight: usize,
 }
 
+/// A request waiting for a slot.
+struct Waiter {
+    tx: oneshot::Sender<Result<Permit, AcquireError>>,
+    since: Instant,
+}
+
 struct State {
     slots: Vec<Slot>,
     /// Latched once every backend was ready at the same time.
     started: bool,
-    waiters: VecDeque<oneshot::Sender<Permit>>,
+    waiters: VecDeque<Waiter>,
     /// Rotates the starting point so equally loaded backends share the work.
     next: usize,
+    /// A request was refused since the queue was last empty.
+    overloaded: bool,
+    /// Running average of how long a request holds its slot, in nanoseconds (0: no sample yet).
+    service_nanos: u64,
 }
 
 struct Inner {
@@ -77,6 +120,7 @@ struct Inner {
     stuck: Vec<Notify>,
     per_backend: usize,
     max_queue: usize,
+    max_queue_wait: Option<Duration>,
 }
 
 /// Assigns requests to the least-loaded ready backend, or queues them.
@@ -90,6 +134,7 @@ pub struct Permit {
     inner: Arc<Inner>,
     backend: usize,
     armed: bool,
+    since: Instant,
 }
 
 impl Permit {
@@ -102,10 +147,17 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.armed {
+            let held = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let mut state = lock(&self.inner.state);
             if let Some(slot) = state.slots.get_mut(self.backend) {
                 slot.in_flight = slot.in_flight.saturating_sub(1);
             }
+            state.service_nanos = match state.service_nanos {
+                0 => held.max(1),
+                average => (average - (average >> SERVICE_AVERAGE_SHIFT))
+                    .saturating_add(held >> SERVICE_AVERAGE_SHIFT)
+                    .max(1),
+            };
             hand_off(&self.inner, &mut state);
         }
     }
@@ -143,8 +195,75 @@ fn pick(inner: &Inner, state: &mut State) -> Option<usize> {
     Some(i)
 }
 
+/// Slots a request can be served by at once: ready backends times slots per backend.
+fn capacity(inner: &Inner, state: &State) -> u64 {
+    let ready = state.slots.iter().filter(|s| s.ready).count();
+    u64::try_from(ready * inner.per_backend).unwrap_or(u64::MAX)
+}
+
+/// The wait of a request with `position - 1` requests ahead of it, from the recent service time;
+/// `None` before the first sample or while no backend is ready.
+fn estimated_wait(inner: &Inner, state: &State, position: usize) -> Option<Duration> {
+    let capacity = capacity(inner, state);
+    if state.service_nanos == 0 || capacity == 0 {
+        return None;
+    }
+    let ahead = u64::try_from(position).unwrap_or(u64::MAX);
+    Some(Duration::from_nanos(
+        ahead.saturating_mul(state.service_nanos) / capacity,
+    ))
+}
+
+/// How long a request may wait while the queue is overloaded: two slots' worth of service
+/// time (a slot frees about every `service / capacity`), at least [`OVERLOAD_WAIT_FLOOR`], at
+/// most `bound`.
+pub fn overload_wait(service: Duration, capacity: u64, bound: Duration) -> Duration {
+    let per_slot = service
+        .checked_div(u32::try_from(capacity.max(1)).unwrap_or(u32::MAX))
+        .unwrap_or(service);
+    per_slot
+        .saturating_mul(2)
+        .max(OVERLOAD_WAIT_FLOOR)
+        .min(bound)
+}
+
+/// What a new request may wait now: `max_queue_wait`, or [`overload_wait`] while overloaded.
+fn wait_limit(inner: &Inner, state: &State, bound: Duration) -> Duration {
+    if state.overloaded {
+        overload_wait(
+            Duration::from_nanos(state.service_nanos),
+            capacity(inner, state),
+            bound,
+        )
+    } else {
+        bound
+    }
+}
+
+/// While overloaded, refuses the waiters that have waited longer than the overload limit
+/// (oldest first), so they hear 503 now rather than after the full bound.
+fn shed_stale(inner: &Inner, state: &mut State, now: Instant) {
+    let Some(bound) = inner.max_queue_wait else {
+        return;
+    };
+    if !state.overloaded {
+        return;
+    }
+    let limit = wait_limit(inner, state, bound);
+    while let Some(waiter) = state.waiters.front() {
+        let waited = now.saturating_duration_since(waiter.since);
+        if waited <= limit {
+            return;
+        }
+        if let Some(waiter) = state.waiters.pop_front() {
+            let _gone = waiter.tx.send(Err(AcquireError::QueueWait { waited }));
+        }
+    }
+}
+
 /// Gives free slots to waiters, oldest first. Called with the lock held.
 fn hand_off(inner: &Arc<Inner>, state: &mut State) {
+    shed_stale(inner, state, Instant::now());
     while !state.waiters.is_empty() {
         let Some(backend) = pick(inner, state) else {
             return;
@@ -157,19 +276,22 @@ fn hand_off(inner: &Arc<Inner>, state: &mut State) {
             inner: inner.clone(),
             backend,
             armed: true,
+            since: Instant::now(),
         };
-        if let Err(mut unused) = waiter.send(permit) {
+        if let Err(Ok(mut unused)) = waiter.tx.send(Ok(permit)) {
             // The waiter gave up (timeout or client gone): take the slot back without re-locking.
             unused.armed = false;
             state.slots[backend].in_flight -= 1;
         }
     }
+    // The queue ran empty: the overload is over.
+    state.overloaded = false;
 }
 
 /// Removes the queue entry of a waiter that gave up, so the queue bound counts live waiters only.
 struct QueuedWaiter {
     inner: Arc<Inner>,
-    rx: Option<oneshot::Receiver<Permit>>,
+    rx: Option<oneshot::Receiver<Result<Permit, AcquireError>>>,
 }
 
 impl Drop for QueuedWaiter {
@@ -180,7 +302,7 @@ impl Drop for QueuedWaiter {
             // and that takes the lock, so do it before locking here.
             drop(rx);
             let mut state = lock(&self.inner.state);
-            state.waiters.retain(|w| !w.is_closed());
+            state.waiters.retain(|w| !w.tx.is_closed());
             hand_off(&self.inner, &mut state);
         }
     }
@@ -203,49 +325,90 @@ impl Dispatcher {
                     slots,
                     waiters: VecDeque::new(),
                     next: 0,
+                    overloaded: false,
+                    service_nanos: 0,
                 }),
                 per_backend: per_backend.max(1),
                 max_queue,
+                max_queue_wait: None,
             }),
         }
+    }
+
+    /// A dispatcher whose queue also bounds how long a request waits (see the module's doc).
+    /// Call before the dispatcher is cloned.
+    pub fn with_max_queue_wait(mut self, bound: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_queue_wait = Some(bound);
+        }
+        self
     }
 
     /// Waits for a slot: at once when a ready backend has one, otherwise in the queue (which
     /// also holds requests while no backend is ready). Dropping the future leaves the queue.
     pub async fn acquire(&self) -> Result<Permit, AcquireError> {
+        let now = Instant::now();
         let rx = {
             let mut state = lock(&self.inner.state);
             if !state.waiters.is_empty() {
-                state.waiters.retain(|w| !w.is_closed());
+                state.waiters.retain(|w| !w.tx.is_closed());
+                shed_stale(&self.inner, &mut state, now);
             }
-            if state.waiters.is_empty()
-                && let Some(backend) = pick(&self.inner, &mut state)
-            {
-                state.slots[backend].in_flight += 1;
-                return Ok(Permit {
-                    inner: self.inner.clone(),
-                    backend,
-                    armed: true,
-                });
+            if state.waiters.is_empty() {
+                state.overloaded = false;
+                if let Some(backend) = pick(&self.inner, &mut state) {
+                    state.slots[backend].in_flight += 1;
+                    return Ok(Permit {
+                        inner: self.inner.clone(),
+                        backend,
+                        armed: true,
+                        since: now,
+                    });
+                }
             }
             if state.waiters.len() >= self.inner.max_queue {
+                state.overloaded = true;
                 return Err(AcquireError::QueueFull);
             }
+            if let Some(bound) = self.inner.max_queue_wait
+                && let Some(estimate) = estimated_wait(&self.inner, &state, state.waiters.len() + 1)
+            {
+                let limit = wait_limit(&self.inner, &state, bound);
+                if estimate > limit {
+                    state.overloaded = true;
+                    return Err(AcquireError::Overloaded { estimate, limit });
+                }
+            }
             let (tx, rx) = oneshot::channel();
-            state.waiters.push_back(tx);
+            state.waiters.push_back(Waiter { tx, since: now });
             rx
         };
         let mut waiter = QueuedWaiter {
             inner: self.inner.clone(),
             rx: Some(rx),
         };
-        let result = match waiter.rx.as_mut() {
-            Some(rx) => rx.await.map_err(|_| AcquireError::Closed),
-            None => Err(AcquireError::Closed),
+        let received = async {
+            match waiter.rx.as_mut() {
+                Some(rx) => rx.await.unwrap_or(Err(AcquireError::Closed)),
+                None => Err(AcquireError::Closed),
+            }
+        };
+        let result = match self.inner.max_queue_wait {
+            None => received.await,
+            Some(bound) => match tokio::time::timeout_at(now + bound, received).await {
+                Ok(result) => result,
+                Err(_) => Err(AcquireError::QueueWait { waited: bound }),
+            },
         };
         // Received (or closed): nothing left to clean up in the queue.
         waiter.rx = None;
         result
+    }
+
+    /// Sets the recent service time, as if requests had held their slots that long (tests).
+    #[cfg(test)]
+    pub(crate) fn set_service_time(&self, service: Duration) {
+        lock(&self.inner.state).service_nanos = u64::try_from(service.as_nanos()).unwrap_or(1);
     }
 
     /// Marks a backend ready or not; a backend turning ready takes waiting requests.
@@ -290,7 +453,7 @@ impl Dispatcher {
                     in_flight: s.in_flight,
                 })
                 .collect(),
-            queued: state.waiters.iter().filter(|w| !w.is_closed()).count(),
+            queued: state.waiters.iter().filter(|w| !w.tx.is_closed()).count(),
             started: state.started,
         }
     }
@@ -370,5 +533,134 @@ mod tests {
         d.set_ready(0, false);
         let snap = d.snapshot();
         assert!(snap.started && !snap.all_ready() && snap.ready_count() == 1);
+    }
+    /// A dispatcher with one backend of `slots` slots whose recent service time is `service`.
+    fn with_service(slots: usize, service: Duration, bound: Duration) -> Dispatcher {
+        let d = Dispatcher::new(1, slots, 1024).with_max_queue_wait(bound);
+        d.set_ready(0, true);
+        d.set_service_time(service);
+        d
+    }
+
+    async fn queue_until(d: &Dispatcher, queued: usize) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while d.snapshot().queued != queued {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_burst_that_fits_the_time_bound_is_queued_whatever_its_count() {
+        // 10 ms per request, 2 slots: 100 waiters wait at most 500 ms, inside a 1 s bound.
+        let d = with_service(2, Duration::from_millis(10), Duration::from_secs(1));
+        let held = (d.acquire().await.unwrap(), d.acquire().await.unwrap());
+        let mut waiting = Vec::new();
+        for _ in 0..100 {
+            let d = d.clone();
+            waiting.push(tokio::spawn(async move {
+                d.acquire().await.map(|p| p.backend())
+            }));
+        }
+        queue_until(&d, 100).await;
+        drop(held);
+        for w in waiting {
+            assert_eq!(
+                w.await.unwrap(),
+                Ok(0),
+                "every request of the burst is served"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_would_wait_past_the_bound_is_refused_at_once() {
+        // 100 ms per request, 1 slot, 250 ms bound: the third waiter would wait 300 ms.
+        let d = with_service(1, Duration::from_millis(100), Duration::from_millis(250));
+        let _held = d.acquire().await.unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..2 {
+            let d = d.clone();
+            waiting.push(tokio::spawn(async move {
+                d.acquire().await.map(|p| p.backend())
+            }));
+        }
+        queue_until(&d, 2).await;
+        let refused = d.acquire().await.unwrap_err();
+        assert!(
+            matches!(refused, AcquireError::Overloaded { estimate, limit }
+                if estimate == Duration::from_millis(300) && limit == Duration::from_millis(250)),
+            "{refused:?}"
+        );
+        // From now on the queue is overloaded: a new request may wait only two slots' time
+        // (200 ms here), and the two queued requests, waiting less than that, stay queued.
+        assert!(lock(&d.inner.state).overloaded);
+        assert_eq!(d.snapshot().queued, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_waited_the_bound_leaves_the_queue_with_its_wait() {
+        let d = with_service(1, Duration::from_millis(1), Duration::from_millis(50));
+        let _held = d.acquire().await.unwrap();
+        let refused = d.acquire().await.unwrap_err();
+        assert_eq!(
+            refused,
+            AcquireError::QueueWait {
+                waited: Duration::from_millis(50)
+            }
+        );
+        assert_eq!(d.snapshot().queued, 0, "it left the queue");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_overloaded_stale_waiters_are_refused_at_the_next_hand_off_and_the_queue_recovers()
+     {
+        // 10 ms per request, 1 slot: the overload limit is 20 ms.
+        let d = with_service(1, Duration::from_millis(10), Duration::from_secs(1));
+        let held = d.acquire().await.unwrap();
+        let d2 = d.clone();
+        let old = tokio::spawn(async move { d2.acquire().await.map(|p| p.backend()) });
+        queue_until(&d, 1).await;
+        lock(&d.inner.state).overloaded = true;
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let d3 = d.clone();
+        let fresh = tokio::spawn(async move { d3.acquire().await.map(|p| p.backend()) });
+        // The new arrival sweeps the stale waiter out; the fresh one takes the freed slot.
+        let stale = old.await.unwrap().unwrap_err();
+        assert!(
+            matches!(stale, AcquireError::QueueWait { waited } if waited >= Duration::from_millis(30)),
+            "{stale:?}"
+        );
+        drop(held);
+        assert_eq!(fresh.await.unwrap(), Ok(0));
+        assert!(
+            !lock(&d.inner.state).overloaded,
+            "the queue ran empty: overload over"
+        );
+    }
+
+    #[test]
+    fn the_overload_limit_is_two_slots_of_service_within_bounds() {
+        let bound = Duration::from_secs(1);
+        assert_eq!(
+            overload_wait(Duration::from_millis(40), 8, bound),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            overload_wait(Duration::from_micros(100), 8, bound),
+            OVERLOAD_WAIT_FLOOR
+        );
+        assert_eq!(overload_wait(Duration::from_secs(10), 1, bound), bound);
+    }
+
+    #[tokio::test]
+    async fn the_service_time_average_follows_the_permits() {
+        let d = Dispatcher::new(1, 1, 1);
+        d.set_ready(0, true);
+        assert_eq!(lock(&d.inner.state).service_nanos, 0, "no sample yet");
+        drop(d.acquire().await.unwrap());
+        assert!(lock(&d.inner.state).service_nanos > 0);
     }
 }

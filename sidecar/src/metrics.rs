@@ -18,6 +18,10 @@ pub const NAMESPACE: &str = "modelserver";
 pub enum RejectReason {
     /// Every executor slot busy and the queue full.
     QueueFull,
+    /// Refused at arrival: the wait it would have had is over the queue's time bound.
+    Overloaded,
+    /// Waited in the queue as long as allowed.
+    QueueWait,
     /// Body over the upload limit.
     TooLarge,
     /// Over the request timeout.
@@ -35,6 +39,8 @@ impl RejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::QueueFull => "queue_full",
+            Self::Overloaded => "overloaded",
+            Self::QueueWait => "queue_wait",
             Self::TooLarge => "too_large",
             Self::Timeout => "timeout",
             Self::Unauthorized => "unauthorized",
@@ -142,6 +148,8 @@ impl Metrics {
         // Make the label sets visible at zero, so dashboards and tests see them before traffic.
         for reason in [
             RejectReason::QueueFull,
+            RejectReason::Overloaded,
+            RejectReason::QueueWait,
             RejectReason::TooLarge,
             RejectReason::Timeout,
             RejectReason::Unauthorized,

@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 22] = [
+    let checks: [(CelRule, bool); 23] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -66,6 +66,13 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
             REQUEST_TIMEOUT_IS_DURATION,
             optional(
                 server.and_then(|s| s.request_timeout.as_ref().map(|d| d.as_str())),
+                is_positive_duration,
+            ),
+        ),
+        (
+            MAX_QUEUE_WAIT_IS_DURATION,
+            optional(
+                server.and_then(|s| s.max_queue_wait.as_ref().map(|d| d.as_str())),
                 is_positive_duration,
             ),
         ),

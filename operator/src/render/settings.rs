@@ -158,6 +158,9 @@ impl Settings {
         if let Some(size) = &server.max_upload_size {
             args.max_upload_size = size.bytes();
         }
+        if let Some(wait) = server.max_queue_wait.as_ref().map(K8sDuration::value) {
+            args.max_queue_wait = wait;
+        }
         if let Some(timeout) = server.request_timeout.as_ref().map(K8sDuration::value) {
             args.request_timeout = timeout;
         }

@@ -161,6 +161,24 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             .retry_after(RETRY_AFTER_SECS)
             .into_response()
         }
+        Ok(Err(Failure::Acquire(error @ AcquireError::Overloaded { .. }))) => {
+            state.metrics.reject(RejectReason::Overloaded);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{error}; retry later"),
+            )
+            .retry_after(RETRY_AFTER_SECS)
+            .into_response()
+        }
+        Ok(Err(Failure::Acquire(error @ AcquireError::QueueWait { .. }))) => {
+            state.metrics.reject(RejectReason::QueueWait);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{error}; retry later"),
+            )
+            .retry_after(RETRY_AFTER_SECS)
+            .into_response()
+        }
         Ok(Err(Failure::Acquire(AcquireError::Closed))) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the sidecar is shutting down",

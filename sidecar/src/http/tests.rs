@@ -426,6 +426,63 @@ async fn a_full_queue_answers_503_with_retry_after() {
     );
 }
 
+#[tokio::test]
+async fn a_queue_bounded_by_time_refuses_at_arrival_and_after_the_wait_with_retry_after() {
+    let (fake, gate) = gated(1);
+    let limits = Limits {
+        per_backend: 1,
+        max_queue: 1024,
+        ..limits()
+    };
+    // 20 ms of service per request and a 30 ms bound: one waiter fits, a second would not.
+    let dispatcher = Dispatcher::new(1, 1, 1024).with_max_queue_wait(Duration::from_millis(30));
+    dispatcher.set_ready(0, true);
+    dispatcher.set_service_time(Duration::from_millis(20));
+    let state = Arc::new(AppState {
+        mode: Mode::Managed,
+        dispatcher,
+        backend: fake.clone(),
+        limits,
+        lifecycle: Lifecycle::new(),
+        metrics: Metrics::new().unwrap(),
+        workers: None,
+        access_log: false,
+    });
+    let router = public_router(state.clone(), PublicOptions::default());
+    let held = tokio::spawn(send_owned(router.clone(), "/first"));
+    until("the first request to reach the backend", || {
+        fake.seen().len() == 1
+    })
+    .await;
+    let queued = tokio::spawn(send_owned(router.clone(), "/second"));
+    until("the second request to queue", || {
+        state.dispatcher.snapshot().queued == 1
+    })
+    .await;
+
+    // Its wait would be 40 ms: refused at once, with the estimate and Retry-After.
+    let answer = get(&router, "/third").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    let error = answer.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("the wait would be about 40ms"), "{error}");
+    // The queued one waits its 30 ms, then leaves with a 503 too; the backend never saw either.
+    assert_eq!(queued.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    gate.add_permits(1);
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    let paths: Vec<String> = fake.seen().iter().map(|s| s.uri.to_string()).collect();
+    assert_eq!(paths, vec!["/first"]);
+    let metrics = state.metrics.render(state.snapshot());
+    for reason in ["overloaded", "queue_wait"] {
+        assert!(
+            metrics.contains(&format!(
+                "modelserver_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
 async fn send_owned(router: Router, path: &'static str) -> StatusCode {
     send(&router, Request::get(path).body(Body::empty()).unwrap())
         .await

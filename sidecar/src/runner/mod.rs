@@ -173,6 +173,7 @@ impl FrontDoor {
 /// The dispatcher for `backends` backends of `per_backend` slots each.
 fn dispatcher(server: &ServerArgs, backends: usize, per_backend: usize) -> Dispatcher {
     Dispatcher::new(backends, per_backend, max_queue(server))
+        .with_max_queue_wait(server.max_queue_wait)
 }
 
 fn max_queue(server: &ServerArgs) -> usize {
@@ -182,8 +183,9 @@ fn max_queue(server: &ServerArgs) -> usize {
 /// The readiness path as a request target.
 fn readiness_path(path: &str) -> PathAndQuery {
     // Validated by the flag parser; fall back to the default rather than panic.
-    path.parse()
-        .unwrap_or_else(|_| PathAndQuery::from_static("/ready"))
+    path.parse().unwrap_or_else(|_| {
+        PathAndQuery::from_static(modelserver_contract::defaults::READINESS_PATH)
+    })
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, SidecarError> {
