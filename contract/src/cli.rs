@@ -291,19 +291,6 @@ impl ServerArgs {
 }
 
 impl Cli {
-    /// Managed mode with every setting at its default: `serve -- COMMAND`.
-    pub fn managed(command: Vec<String>) -> Result<Self, crate::ContractError> {
-        let mut argv = vec![SERVE.to_owned(), "--".to_owned()];
-        argv.extend(command);
-        crate::pod_env::parse(&argv, &[])
-    }
-
-    /// Proxy mode in front of `upstream` with every other setting at its default.
-    pub fn proxy(upstream: &UpstreamAddr) -> Result<Self, crate::ContractError> {
-        let argv = [PROXY.to_owned(), format!("--upstream={upstream}")];
-        crate::pod_env::parse(&argv, &[])
-    }
-
     /// The subcommand's name as the command line spells it.
     pub fn subcommand(&self) -> &'static str {
         match &self.command {

@@ -6,8 +6,9 @@
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::ContractError;
-use crate::cli::{Cli, Command, LogFormat, ServerArgs};
+use crate::cli::{Cli, Command, LogFormat, PROXY, SERVE, ServerArgs};
 use crate::env;
+use crate::upstream::UpstreamAddr;
 use modelserver_units::{format_bytes, format_duration};
 
 /// The variables for `cli`, in a stable order: every setting a ModelServer controls, with its
@@ -82,6 +83,21 @@ fn server_vars(server: &ServerArgs) -> [(&'static str, String); 12] {
         ),
         (env::CORS_MAX_AGE, format_duration(cors.max_age)),
     ]
+}
+
+impl Cli {
+    /// Managed mode with every setting at its default: `serve -- COMMAND`.
+    pub fn managed(command: Vec<String>) -> Result<Self, ContractError> {
+        let mut argv = vec![SERVE.to_owned(), "--".to_owned()];
+        argv.extend(command);
+        parse(&argv, &[])
+    }
+
+    /// Proxy mode in front of `upstream` with every other setting at its default.
+    pub fn proxy(upstream: &UpstreamAddr) -> Result<Self, ContractError> {
+        let argv = [PROXY.to_owned(), format!("--upstream={upstream}")];
+        parse(&argv, &[])
+    }
 }
 
 /// The value `--log-format` takes for `format`.
@@ -166,8 +182,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cli::{PROXY, SERVE};
-    use crate::upstream::UpstreamAddr;
 
     fn owned(vars: Vec<(&'static str, String)>) -> Vec<(String, String)> {
         vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
