@@ -374,7 +374,7 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Log level of the sidecar.
+/// Log level of the sidecar: trace, debug, info (the default), warn or error.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
