@@ -348,6 +348,9 @@ impl Dispatcher {
     /// also holds requests while no backend is ready). Dropping the future leaves the queue.
     pub async fn acquire(&self) -> Result<Permit, AcquireError> {
         let now = Instant::now();
+        // While no backend is ready (start-up, or every worker restarting) a request waits for
+        // one as before, up to the request timeout: the time bound is about busy backends.
+        let mut bound = self.inner.max_queue_wait;
         let rx = {
             let mut state = lock(&self.inner.state);
             if !state.waiters.is_empty() {
@@ -379,6 +382,9 @@ impl Dispatcher {
                     return Err(AcquireError::Overloaded { estimate, limit });
                 }
             }
+            if capacity(&self.inner, &state) == 0 {
+                bound = None;
+            }
             let (tx, rx) = oneshot::channel();
             state.waiters.push_back(Waiter { tx, since: now });
             rx
@@ -393,7 +399,7 @@ impl Dispatcher {
                 None => Err(AcquireError::Closed),
             }
         };
-        let result = match self.inner.max_queue_wait {
+        let result = match bound {
             None => received.await,
             Some(bound) => match tokio::time::timeout_at(now + bound, received).await {
                 Ok(result) => result,
@@ -662,5 +668,21 @@ mod tests {
         assert_eq!(lock(&d.inner.state).service_nanos, 0, "no sample yet");
         drop(d.acquire().await.unwrap());
         assert!(lock(&d.inner.state).service_nanos > 0);
+    }
+    #[tokio::test(start_paused = true)]
+    async fn with_no_backend_ready_a_request_waits_past_the_bound_for_one() {
+        let d = Dispatcher::new(1, 1, 8).with_max_queue_wait(Duration::from_millis(50));
+        d.set_service_time(Duration::from_millis(10));
+        let d2 = d.clone();
+        let waiting = tokio::spawn(async move { d2.acquire().await.map(|p| p.backend()) });
+        queue_until(&d, 1).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            d.snapshot().queued,
+            1,
+            "still waiting for a worker, not refused"
+        );
+        d.set_ready(0, true);
+        assert_eq!(waiting.await.unwrap(), Ok(0));
     }
 }

@@ -177,6 +177,9 @@ async fn full_queue_answers_503_with_retry_after() {
             "1",
             "--max-queue",
             "1",
+            // The count bound is under test: the time bound must not end the wait first.
+            "--max-queue-wait",
+            "60s",
         ],
         &[],
     );
