@@ -67,10 +67,24 @@ impl Watched for ModelServer {
     }
 }
 
+/// The revision the Deployment controller stamps on a Deployment (in its own update, before
+/// the status update that reports the rollout): read by no reconcile.
+const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+
 impl Watched for Deployment {
-    /// With the status: the ModelServer's status follows the Deployment's progress.
+    /// With the status: the ModelServer's status follows the Deployment's progress. Without the
+    /// revision annotation of the Deployment controller.
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, true)
+        let revision = self.annotations().get(DEPLOYMENT_REVISION);
+        if revision.is_none() {
+            return content_fingerprint(self, true);
+        }
+        let mut without = self.clone();
+        without.annotations_mut().remove(DEPLOYMENT_REVISION);
+        if without.annotations().is_empty() {
+            without.metadata.annotations = None;
+        }
+        content_fingerprint(&without, true)
     }
 
     /// Keeps the operator's own apply entry of the managed fields: whether it owns
@@ -642,6 +656,28 @@ mod tests {
             "its problem leaves with it"
         );
         assert!(triggers.news(watcher::Event::Delete(pod(None))).is_empty());
+    }
+
+    #[test]
+    fn a_deployment_is_news_for_its_status_but_not_for_its_revision() {
+        let deployment = |revision: Option<&str>, available: i32| -> Deployment {
+            let mut d: Deployment = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "iris", "namespace": "ml", "uid": "d1"},
+                "status": {"availableReplicas": available},
+            }))
+            .expect("a deployment");
+            if let Some(revision) = revision {
+                d.annotations_mut()
+                    .insert(DEPLOYMENT_REVISION.into(), revision.into());
+            }
+            d
+        };
+        let (_caches, feeds) = Caches::new();
+        let mut triggers = Triggers::<Deployment>::new(feeds.deployments.seen.clone());
+        let mut news = |d| triggers.news(watcher::Event::Apply(d)).len();
+        assert_eq!(news(deployment(None, 0)), 1);
+        assert_eq!(news(deployment(Some("1"), 0)), 0);
+        assert_eq!(news(deployment(Some("1"), 1)), 1, "progress");
     }
 
     #[test]
