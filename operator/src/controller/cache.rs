@@ -57,6 +57,9 @@ pub trait Watched:
     fn trim(&mut self) {
         self.meta_mut().managed_fields = None;
     }
+
+    /// Whether a deletion triggers a reconcile (of the owner, for a child).
+    const DELETION_IS_NEWS: bool = true;
 }
 
 impl Watched for ModelServer {
@@ -65,6 +68,10 @@ impl Watched for ModelServer {
     fn fingerprint(&self) -> u64 {
         content_fingerprint(self, true)
     }
+
+    /// A deleted ModelServer has nothing left to reconcile: garbage collection removes its
+    /// children.
+    const DELETION_IS_NEWS: bool = false;
 }
 
 /// The revision the Deployment controller stamps on a Deployment (in its own update, before
@@ -177,14 +184,33 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The fingerprints last seen, by object uid: shared by a watch's trigger filter ([`Triggers`])
-/// and the reconciles, which record their own writes in it.
-#[derive(Clone, Default)]
-pub struct Seen {
+/// What a watch's trigger filter ([`Triggers`]) and the reconciles share about one kind: the
+/// fingerprints last seen, by object uid, and the operator's own writes the store has not shown
+/// yet (dropped when the watch reports the object deleted, so none outlives its object).
+pub struct Seen<K: Watched> {
     fingerprints: Arc<Mutex<HashMap<String, u64>>>,
+    written: Arc<Mutex<HashMap<ObjectRef<K>, Written<K>>>>,
 }
 
-impl Seen {
+impl<K: Watched> Clone for Seen<K> {
+    fn clone(&self) -> Self {
+        Self {
+            fingerprints: self.fingerprints.clone(),
+            written: self.written.clone(),
+        }
+    }
+}
+
+impl<K: Watched> Default for Seen<K> {
+    fn default() -> Self {
+        Self {
+            fingerprints: Arc::default(),
+            written: Arc::default(),
+        }
+    }
+}
+
+impl<K: Watched> Seen<K> {
     /// Records `fingerprint` for `uid`; true when that is news (it differs from the last one,
     /// or the object is new and not [quiet](Watched::quiet)). Quiet objects are not kept.
     fn update(&self, uid: String, fingerprint: u64, quiet: Option<u64>) -> bool {
@@ -203,7 +229,7 @@ impl Seen {
 
     /// Records a state of an object the operator has seen (its own write's answer), so the
     /// watch event carrying the same state triggers nothing.
-    fn saw<K: Watched>(&self, object: &K) {
+    fn saw(&self, object: &K) {
         if let Some(uid) = object.uid() {
             self.update(uid, object.fingerprint(), K::quiet());
         }
@@ -212,15 +238,15 @@ impl Seen {
 
 /// The filter between a watch (after its reflector) and the controller: turns watch events into
 /// the objects whose change is news (see the module documentation).
-pub struct Triggers<K> {
-    seen: Seen,
+pub struct Triggers<K: Watched> {
+    seen: Seen<K>,
     /// Objects of a relist, released once the relist is complete and the store holds them.
     listed: Vec<K>,
 }
 
 impl<K: Watched> Triggers<K> {
     /// A filter recording into `seen`.
-    pub fn new(seen: Seen) -> Self {
+    pub fn new(seen: Seen<K>) -> Self {
         Self {
             seen,
             listed: Vec::new(),
@@ -233,7 +259,8 @@ impl<K: Watched> Triggers<K> {
             watcher::Event::Apply(object) => self.changed(object).into_iter().collect(),
             watcher::Event::Delete(object) => {
                 let uid = object.uid().unwrap_or_default();
-                if self.seen.remove(&uid, K::quiet()) {
+                lock(&self.seen.written).remove(&ObjectRef::from_obj(&object));
+                if self.seen.remove(&uid, K::quiet()) && K::DELETION_IS_NEWS {
                     vec![object]
                 } else {
                     Vec::new()
@@ -267,7 +294,7 @@ pub fn watch<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
     writer: Writer<K>,
-    seen: Seen,
+    seen: Seen<K>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
     let mut triggers = Triggers::new(seen);
     watcher(api, config)
@@ -294,8 +321,7 @@ struct Written<K> {
 /// and the fingerprints its watch compares against.
 pub struct Cache<K: Watched> {
     store: Store<K>,
-    written: Mutex<HashMap<ObjectRef<K>, Written<K>>>,
-    seen: Seen,
+    seen: Seen<K>,
 }
 
 impl<K: Watched> Cache<K>
@@ -303,12 +329,8 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     /// A cache over `store`, its watch recording into `seen`.
-    pub fn new(store: Store<K>, seen: Seen) -> Self {
-        Self {
-            store,
-            written: Mutex::new(HashMap::new()),
-            seen,
-        }
+    pub fn new(store: Store<K>, seen: Seen<K>) -> Self {
+        Self { store, seen }
     }
 
     /// The store, as its watch filled it.
@@ -321,7 +343,7 @@ where
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
         let key = ObjectRef::new(name).within(namespace);
         let cached = self.store.get(&key);
-        let mut written = lock(&self.written);
+        let mut written = lock(&self.seen.written);
         if let Some(write) = written.get(&key) {
             if resource_version(cached.as_deref()) == write.over {
                 return write.object.clone();
@@ -340,7 +362,7 @@ where
         if let Some(object) = &object {
             if resource_version(Some(object)) == over {
                 // Nothing changed (or the store already has it).
-                lock(&self.written).remove(&key);
+                lock(&self.seen.written).remove(&key);
                 return;
             }
             self.seen.saw(object);
@@ -349,7 +371,7 @@ where
             object.trim();
             Arc::new(object)
         });
-        lock(&self.written).insert(key, Written { over, object });
+        lock(&self.seen.written).insert(key, Written { over, object });
     }
 
     /// Records a state of an object the operator has seen (its own status write's answer), so
@@ -405,7 +427,7 @@ pub struct Feed<K: Watched> {
     /// The store's writer.
     pub writer: Writer<K>,
     /// The fingerprints shared with the cache.
-    pub seen: Seen,
+    pub seen: Seen<K>,
 }
 
 fn cache<K: Watched>() -> (Cache<K>, Feed<K>) {
@@ -543,6 +565,11 @@ mod tests {
             .writer
             .apply_watcher_event(&watcher::Event::Delete(service("3", 82)));
         assert_eq!(services.get("ml", "iris"), None);
+        // A write the watch then reports deleted is forgotten with the object.
+        services.wrote("ml", "iris", Some(service("4", 84)));
+        let mut triggers = Triggers::<Service>::new(feeds.services.seen.clone());
+        triggers.news(watcher::Event::Delete(service("4", 84)));
+        assert_eq!(lock(&services.seen.written).len(), 0);
         // A new object created by someone else shows.
         feeds
             .services
@@ -589,6 +616,23 @@ mod tests {
             1,
             "a deletion is news"
         );
+    }
+
+    #[test]
+    fn a_deleted_modelserver_triggers_nothing() {
+        let (_caches, feeds) = Caches::new();
+        let mut triggers = Triggers::<ModelServer>::new(feeds.modelservers.seen.clone());
+        let object: ModelServer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelserver.dev/v1alpha1", "kind": "ModelServer",
+            "metadata": {"name": "iris", "namespace": "ml", "uid": "m1"},
+            "spec": {"image": "i", "model": {"command": ["python3"]}},
+        }))
+        .expect("a modelserver");
+        assert_eq!(
+            triggers.news(watcher::Event::Apply(object.clone())).len(),
+            1
+        );
+        assert_eq!(triggers.news(watcher::Event::Delete(object)).len(), 0);
     }
 
     #[test]
