@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::controller::Error;
-use crate::controller::cache::{Cache, Watched, fnv1a};
+use crate::controller::cache::{Cache, REPLICAS_FIELD, Watched, fnv1a};
 use crate::labels;
 
 /// Annotation holding the fingerprint of what the operator last applied.
@@ -269,7 +269,7 @@ fn owns_replicas(deployment: &Deployment) -> bool {
         .filter(|m| m.manager.as_deref() == Some(labels::FIELD_MANAGER))
         .filter(|m| m.operation.as_deref() == Some("Apply"))
         .filter_map(|m| m.fields_v1.as_ref())
-        .any(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
+        .any(|fields| fields.0.pointer(REPLICAS_FIELD).is_some())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -34,7 +35,7 @@ use kube::{Resource, ResourceExt};
 use modelserver_crds::ModelServer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::json;
 
 use crate::controller::{pod_watch, pods};
 use crate::labels;
@@ -66,13 +67,16 @@ impl Watched for ModelServer {
     /// Everything but the resource version and the managed fields: a status someone else wrote
     /// is news (the operator writes it back), the echo of the operator's own is not.
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, true)
+        content_fingerprint(self.clone())
     }
 
     /// A deleted ModelServer has nothing left to reconcile: garbage collection removes its
     /// children.
     const DELETION_IS_NEWS: bool = false;
 }
+
+/// Where a FieldsV1 set names `spec.replicas`.
+pub const REPLICAS_FIELD: &str = "/f:spec/f:replicas";
 
 /// The revision the Deployment controller stamps on a Deployment (in its own update, before
 /// the status update that reports the rollout): read by no reconcile.
@@ -82,26 +86,32 @@ impl Watched for Deployment {
     /// With the status: the ModelServer's status follows the Deployment's progress. Without the
     /// revision annotation of the Deployment controller.
     fn fingerprint(&self) -> u64 {
-        let revision = self.annotations().get(DEPLOYMENT_REVISION);
-        if revision.is_none() {
-            return content_fingerprint(self, true);
-        }
         let mut without = self.clone();
-        without.annotations_mut().remove(DEPLOYMENT_REVISION);
-        if without.annotations().is_empty() {
-            without.metadata.annotations = None;
+        if let Some(annotations) = without.metadata.annotations.as_mut() {
+            annotations.remove(DEPLOYMENT_REVISION);
+            if annotations.is_empty() {
+                without.metadata.annotations = None;
+            }
         }
-        content_fingerprint(&without, true)
+        content_fingerprint(without)
     }
 
-    /// Keeps the operator's own apply entry of the managed fields: whether it owns
-    /// `spec.replicas` decides the handover to an autoscaler.
+    /// Keeps of the managed fields only whether the operator's own apply owns `spec.replicas`,
+    /// which decides the handover to an autoscaler (the whole field set of a Deployment is
+    /// larger than the Deployment).
     fn trim(&mut self) {
         if let Some(fields) = self.metadata.managed_fields.as_mut() {
             fields.retain(|entry| {
                 entry.manager.as_deref() == Some(labels::FIELD_MANAGER)
                     && entry.operation.as_deref() == Some("Apply")
             });
+            for entry in fields.iter_mut() {
+                let owns = entry
+                    .fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer(REPLICAS_FIELD).is_some());
+                entry.fields_v1 = owns.then(|| FieldsV1(json!({"f:spec": {"f:replicas": {}}})));
+            }
         }
     }
 }
@@ -109,7 +119,10 @@ impl Watched for Deployment {
 impl Watched for Service {
     /// Without the status, which no reconcile reads.
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, false)
+        content_fingerprint(Self {
+            status: None,
+            ..self.clone()
+        })
     }
 }
 
@@ -117,21 +130,27 @@ impl Watched for HorizontalPodAutoscaler {
     /// Without the status, which the autoscaler rewrites as the load changes and no reconcile
     /// reads.
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, false)
+        content_fingerprint(Self {
+            status: None,
+            ..self.clone()
+        })
     }
 }
 
 impl Watched for PodDisruptionBudget {
     /// Without the status, which follows every pod's readiness and no reconcile reads.
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, false)
+        content_fingerprint(Self {
+            status: None,
+            ..self.clone()
+        })
     }
 }
 
 impl Watched for NetworkPolicy {
-    /// Without the status.
+    /// The whole object (it has no status).
     fn fingerprint(&self) -> u64 {
-        content_fingerprint(self, false)
+        content_fingerprint(self.clone())
     }
 }
 
@@ -156,21 +175,39 @@ fn problem_fingerprint(problem: Option<&pods::PodProblem>) -> u64 {
     fnv1a(format!("{problem:?}").as_bytes())
 }
 
-/// The fingerprint of an object's JSON without its resource version and managed fields (and
-/// without its status unless `with_status`).
-fn content_fingerprint<K: Serialize>(object: &K, with_status: bool) -> u64 {
-    let Ok(mut value) = serde_json::to_value(object) else {
+/// The fingerprint of an object's JSON without its resource version and managed fields,
+/// hashed as it is written (no JSON tree is built).
+fn content_fingerprint<K: Resource + Serialize>(mut object: K) -> u64 {
+    object.meta_mut().resource_version = None;
+    object.meta_mut().managed_fields = None;
+    let mut hasher = Fnv1a::default();
+    if serde_json::to_writer(&mut hasher, &object).is_err() {
         // Never the case for Kubernetes objects; an unhashable object is always news.
         return fnv1a(b"unserializable");
-    };
-    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("resourceVersion");
-        metadata.remove("managedFields");
     }
-    if !with_status && let Some(object) = value.as_object_mut() {
-        object.remove("status");
+    hasher.0
+}
+
+/// FNV-1a over everything written to it.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(fnv1a(b""))
     }
-    fnv1a(value.to_string().as_bytes())
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = bytes.iter().fold(self.0, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// 64-bit FNV-1a: a stable fingerprint (the same across Rust versions, unlike `DefaultHasher`).
@@ -743,6 +780,25 @@ mod tests {
             .map(|m| m.manager.clone().unwrap_or_default())
             .collect();
         assert_eq!(managers, ["modelserver-operator"]);
+        assert_eq!(
+            deployment.metadata.managed_fields.expect("kept")[0].fields_v1,
+            None,
+            "it did not own the replicas"
+        );
+        let mut owner: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "iris", "managedFields": [{
+                "manager": "modelserver-operator", "operation": "Apply",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}},
+            }]},
+        }))
+        .expect("a deployment");
+        owner.trim();
+        let fields = owner.metadata.managed_fields.expect("kept")[0]
+            .fields_v1
+            .clone()
+            .expect("fields");
+        assert_eq!(fields.0, serde_json::json!({"f:spec": {"f:replicas": {}}}));
         let mut service = Service {
             metadata: ObjectMeta {
                 managed_fields: Some(vec![Default::default()]),
