@@ -97,6 +97,8 @@ pub struct ControllerConfig {
     pub scope: Scope,
     /// Reconciles running at once.
     pub concurrency: u16,
+    /// Trailing-edge debounce of each ModelServer's reconcile triggers.
+    pub debounce: Duration,
 }
 
 /// What every reconcile shares.
@@ -172,7 +174,11 @@ pub async fn run(
             ),
             |pod: Pod| pod_watch::owner(&pod),
         )
-        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .with_config(
+            controller::Config::default()
+                .concurrency(config.concurrency)
+                .debounce(config.debounce),
+        )
         .trigger_backoff(backoff::WatchBackoff::default())
         .graceful_shutdown_on(shutdown);
     let context = Arc::new(Context {

@@ -198,6 +198,7 @@ impl Cluster {
                 render: RenderConfig::default(),
                 scope: Scope::Namespace(NS.into()),
                 concurrency: 1,
+                debounce: Duration::ZERO,
             },
             metrics: metrics.clone(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
