@@ -4,7 +4,8 @@
 # server-side apply, and reports: time until every ModelServer has its Deployment, time until
 # every one is Ready, API requests per ModelServer (the operator's own counters: single-object
 # GETs and writes; the watches are a fixed cost and not counted), reconciles, the operator's peak
-# RSS, and the writes per minute at rest (target 0).
+# RSS, the writes and GETs per minute at rest (target 0), and the requests per ModelServer by
+# kind and verb.
 #
 # Knobs: N (ModelServers), REST_SECONDS (the at-rest window, default 60), OPERATOR (binary).
 set -euo pipefail
@@ -91,10 +92,15 @@ done
 reads=$(metric modelserver_operator_api_reads_total)
 writes=$(metric modelserver_operator_api_writes_total)
 reconciles=$(metric modelserver_operator_reconcile_total)
+curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^modelserver_operator_api_(reads|writes)_total\{' > "$work/requests.txt" || true
 log "all Ready after ${ready_at}s; measuring ${REST_SECONDS}s at rest"
 rest_before=$(metric modelserver_operator_api_writes_total)
+rest_reads_before=$(metric modelserver_operator_api_reads_total)
+rest_reconciles_before=$(metric modelserver_operator_reconcile_total)
 sleep "$REST_SECONDS"
 rest_after=$(metric modelserver_operator_api_writes_total)
+rest_reads_after=$(metric modelserver_operator_api_reads_total)
+rest_reconciles_after=$(metric modelserver_operator_reconcile_total)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
 
 python3 - <<PY
@@ -107,4 +113,12 @@ print(f"| reconciles | {int($reconciles)} ({$reconciles / n:.1f} per ModelServer
 print(f"| API requests per ModelServer (GETs + writes) | {($reads + $writes) / n:.1f} ({$reads / n:.1f} GETs, {$writes / n:.1f} writes) |")
 print(f"| operator peak RSS (VmHWM) | {$peak_kib / 1024:.1f} MiB |")
 print(f"| writes per minute at rest (target 0) | {($rest_after - $rest_before) * 60 / $REST_SECONDS:.0f} |")
+print(f"| GETs per minute at rest (target 0) | {($rest_reads_after - $rest_reads_before) * 60 / $REST_SECONDS:.0f} |")
+print(f"| reconciles per minute at rest | {($rest_reconciles_after - $rest_reconciles_before) * 60 / $REST_SECONDS:.0f} |")
+import re
+for line in open("$work/requests.txt"):
+    series, value = line.rsplit(" ", 1)
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', series))
+    what = "GET" if "_reads_" in series else labels.get("verb", "?")
+    print(f"| per ModelServer: {labels.get('kind', '?')} {what} | {float(value) / n:.2f} |")
 PY

@@ -82,6 +82,11 @@ pub struct RunArgs {
     /// ModelServers reconciled at once.
     #[arg(long, env = operator_env::CONCURRENCY, default_value_t = 4)]
     pub concurrency: u16,
+    /// How long a ModelServer's reconcile waits for more changes after one arrives (the wait
+    /// restarts with each), so that a burst (a Deployment rolling out, several children
+    /// changing) costs one reconcile. 0: none.
+    #[arg(long, env = "MODELSERVER_DEBOUNCE", default_value = "1s", value_parser = parse_duration)]
+    pub debounce: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -112,6 +117,7 @@ impl RunArgs {
                 None => Scope::Cluster,
             },
             concurrency: self.concurrency.max(1),
+            debounce: self.debounce,
         }
     }
 

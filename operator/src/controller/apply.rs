@@ -1,22 +1,26 @@
 //! Server-side apply of the children, under one field manager, with force (the Kubernetes docs'
-//! advice for controllers), and only when something differs: an unchanged object costs a GET
-//! and no write, so a restarted or idle operator writes nothing.
+//! advice for controllers), and only when something differs from the cached child (see
+//! [`cache`](crate::controller::cache)): an unchanged object costs no request at all, so a
+//! restarted or idle operator sends nothing.
 //!
 //! "Differs" is decided twice. A fingerprint of the applied object in an annotation catches a
 //! field the operator stopped setting (absent from the new object, still in the live one). A
 //! subset check of the desired object against the live one catches a managed field someone else
 //! changed (drift), while fields others added (an annotation, a defaulted field) are left alone.
+//! A cache that lags behind the API server costs at most one redundant apply: server-side apply
+//! of the same object is idempotent.
 
-use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::controller::Error;
+use crate::controller::cache::{Cache, REPLICAS_FIELD, Watched, fnv1a};
 use crate::labels;
 
 /// Annotation holding the fingerprint of what the operator last applied.
@@ -24,37 +28,49 @@ pub const APPLIED_HASH_ANNOTATION: &str = "modelserver.dev/applied-hash";
 /// Field manager that briefly co-owns a Deployment's replicas while an autoscaler takes over.
 pub const REPLICAS_HANDOVER_MANAGER: &str = "modelserver-operator-handover";
 
-/// Applies `desired` unless the live object already matches it; returns the live object.
-pub async fn apply<K>(api: &Api<K>, desired: &K) -> Result<K, Error>
+/// Applies `desired` in `namespace` unless the cached object already matches it; returns the
+/// object as the operator now knows it.
+pub async fn apply<K>(
+    api: &Api<K>,
+    cache: &Cache<K>,
+    namespace: &str,
+    desired: &K,
+) -> Result<Arc<K>, Error>
 where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+    K: Watched,
+    K::DynamicType: Eq + Hash + Clone,
 {
     let name = desired.name_any();
     let (patch, hash) = fingerprinted(desired)?;
-    let live = api
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube("get", &name))?;
-    if let Some(live) = live {
-        match why_apply(&live, &patch, &hash)? {
+    if let Some(live) = cache.get(namespace, &name) {
+        match why_apply(live.as_ref(), &patch, &hash)? {
             None => return Ok(live),
             Some(reason) => tracing::debug!(kind = %K::kind(&()), %name, %reason, "applying"),
         }
     }
-    force_apply(api, &name, &patch).await
+    force_apply(api, cache, namespace, &name, &patch).await
 }
 
 /// Applies a Deployment. When it leaves `spec.replicas` out (an autoscaler owns the count) but
 /// the operator still owns that field, the field is first handed to a second field manager, so
 /// that dropping it from the applied object does not reset the live count to the default of 1
 /// (and scale a serving model down) before the autoscaler acts.
+///
+/// The handover writes a count, so it is decided on the live Deployment, not the cache (whose
+/// count may be an old one): a GET, only while the cache says the operator owns the replicas of
+/// a Deployment that an autoscaler should own, that is once per handover.
 pub async fn apply_deployment(
     api: &Api<Deployment>,
+    cache: &Cache<Deployment>,
+    namespace: &str,
     desired: &Deployment,
-) -> Result<Deployment, Error> {
+) -> Result<Arc<Deployment>, Error> {
     let name = desired.name_any();
     let leaves_replicas = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
-    if leaves_replicas {
+    let cached_owner = cache
+        .get(namespace, &name)
+        .is_some_and(|live| owns_replicas(&live));
+    if leaves_replicas && cached_owner {
         let live = api
             .get_opt(&name)
             .await
@@ -67,27 +83,37 @@ pub async fn apply_deployment(
                 "metadata": {"name": name},
                 "spec": {"replicas": replicas},
             });
-            api.patch(
-                &name,
-                &PatchParams::apply(REPLICAS_HANDOVER_MANAGER).force(),
-                &Patch::Apply(&handover),
-            )
-            .await
-            .map_err(Error::kube("hand over replicas of", &name))?;
+            let handed = api
+                .patch(
+                    &name,
+                    &PatchParams::apply(REPLICAS_HANDOVER_MANAGER).force(),
+                    &Patch::Apply(&handover),
+                )
+                .await
+                .map_err(Error::kube("hand over replicas of", &name))?;
+            cache.wrote(namespace, &name, Some(handed));
             let (patch, _) = fingerprinted(desired)?;
-            return force_apply(api, &name, &patch).await;
+            return force_apply(api, cache, namespace, &name, &patch).await;
         }
     }
-    apply(api, desired).await
+    apply(api, cache, namespace, desired).await
 }
 
-/// Deletes the child `name` if it exists and this ModelServer controls it. Returns whether it
-/// deleted something.
-pub async fn delete_owned<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<bool, Error>
+/// Deletes the child `name` if the cache holds it and this ModelServer controls it (a child of
+/// the same name that someone else controls is never deleted). Returns whether it deleted
+/// something; one already gone counts as deleted.
+pub async fn delete_owned<K>(
+    api: &Api<K>,
+    cache: &Cache<K>,
+    namespace: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<bool, Error>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    K: Watched,
+    K::DynamicType: Eq + Hash + Clone,
 {
-    let Some(live) = api.get_opt(name).await.map_err(Error::kube("get", name))? else {
+    let Some(live) = cache.get(namespace, name) else {
         return Ok(false);
     };
     let controlled = live
@@ -97,23 +123,49 @@ where
     if !controlled {
         return Ok(false);
     }
-    api.delete(name, &DeleteParams::background())
-        .await
-        .map_err(Error::kube("delete", name))?;
+    // Only the object the cache shows: a newer one of the same name (another uid) stays.
+    let params = DeleteParams {
+        preconditions: live.uid().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {}
+        // Deleted since the cache saw it: the watch has not told yet.
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        // Another object of that name (another uid) replaced it: not this ModelServer's to
+        // delete; its watch event brings the next decision.
+        Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
+        Err(error) => return Err(Error::kube("delete", name)(error)),
+    }
+    cache.wrote(namespace, name, None);
     Ok(true)
 }
 
-async fn force_apply<K>(api: &Api<K>, name: &str, patch: &Value) -> Result<K, Error>
+/// Applies `patch` and records the answer in the cache, which the store may not show yet.
+async fn force_apply<K>(
+    api: &Api<K>,
+    cache: &Cache<K>,
+    namespace: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<Arc<K>, Error>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    K: Watched,
+    K::DynamicType: Eq + Hash + Clone,
 {
-    api.patch(
-        name,
-        &PatchParams::apply(labels::FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(Error::kube("apply", name))
+    let applied = api
+        .patch(
+            name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await
+        .map_err(Error::kube("apply", name))?;
+    cache.wrote(namespace, name, Some(applied.clone()));
+    Ok(Arc::new(applied))
 }
 
 /// The object as JSON with its fingerprint annotation, and the fingerprint.
@@ -217,14 +269,7 @@ fn owns_replicas(deployment: &Deployment) -> bool {
         .filter(|m| m.manager.as_deref() == Some(labels::FIELD_MANAGER))
         .filter(|m| m.operation.as_deref() == Some("Apply"))
         .filter_map(|m| m.fields_v1.as_ref())
-        .any(|fields| fields.0.pointer("/f:spec/f:replicas").is_some())
-}
-
-/// 64-bit FNV-1a: a stable fingerprint (the same across Rust versions, unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+        .any(|fields| fields.0.pointer(REPLICAS_FIELD).is_some())
 }
 
 #[cfg(test)]

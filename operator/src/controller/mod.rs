@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod cache;
 pub mod pod_watch;
 pub mod pods;
 pub mod reconcile;
@@ -19,8 +20,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use modelserver_crds::ModelServer;
 
@@ -41,10 +41,10 @@ pub enum Error {
         /// The client's error.
         cause: Box<kube::Error>,
     },
-    /// The pod watch has not listed the pods within the wait, so the status cannot say what
-    /// they are doing.
-    #[error("the pods are not listed yet after {0:?}: can the operator list and watch pods?")]
-    PodsNotListed(Duration),
+    /// A watch has not listed its objects within the wait, so the caches cannot say what
+    /// exists: can the operator list and watch that kind?
+    #[error("{0}: can the operator list and watch them?")]
+    NotListed(#[from] cache::NotListed),
     /// An object could not be turned into JSON.
     #[error("serializing an object: {0}")]
     Serialize(serde_json::Error),
@@ -96,6 +96,8 @@ pub struct ControllerConfig {
     pub scope: Scope,
     /// Reconciles running at once.
     pub concurrency: u16,
+    /// Trailing-edge debounce of each ModelServer's reconcile triggers.
+    pub debounce: Duration,
 }
 
 /// What every reconcile shares.
@@ -110,10 +112,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Per-object failure counts, for exponential backoff.
     pub backoff: backoff::Backoff,
-    /// The ModelServers the controller sees.
-    pub store: Store<ModelServer>,
-    /// The pods of the ModelServers ([`pod_watch`]), for the status.
-    pub pods: Store<Pod>,
+    /// What the watches know: the ModelServers, their children and their pods.
+    pub caches: cache::Caches,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -125,31 +125,61 @@ pub async fn run(
 ) {
     let owned = watcher::Config::default().labels(&labels::managed_by_selector());
     let scope = config.scope.clone();
-    // One watch on the pods feeds both the store the status reads and the reconcile triggers.
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_events = watcher(scope.api::<Pod>(client.clone()), pod_watch::config())
-        .modify(pod_watch::trim)
-        .reflect(pod_writer)
-        .touched_objects();
-    let controller = Controller::new(
+    let (caches, feeds) = cache::Caches::new();
+    // Each watch fills its cache and triggers reconciles for news only ([`cache`]).
+    let modelservers = cache::watch(
         scope.api::<ModelServer>(client.clone()),
         watcher::Config::default().any_semantic(),
-    )
-    .owns(scope.api::<Deployment>(client.clone()), owned.clone())
-    .owns(scope.api::<Service>(client.clone()), owned.clone())
-    .owns(
-        scope.api::<HorizontalPodAutoscaler>(client.clone()),
-        owned.clone(),
-    )
-    .owns(
-        scope.api::<PodDisruptionBudget>(client.clone()),
-        owned.clone(),
-    )
-    .owns(scope.api::<NetworkPolicy>(client.clone()), owned)
-    .watches_stream(pod_events, |pod: Pod| pod_watch::owner(&pod))
-    .with_config(controller::Config::default().concurrency(config.concurrency))
-    .trigger_backoff(backoff::WatchBackoff::default())
-    .graceful_shutdown_on(shutdown);
+        feeds.modelservers.writer,
+        feeds.modelservers.seen,
+    );
+    let controller = Controller::for_stream(modelservers, caches.modelservers.store().clone())
+        .owns_stream(cache::watch(
+            scope.api::<Deployment>(client.clone()),
+            owned.clone(),
+            feeds.deployments.writer,
+            feeds.deployments.seen,
+        ))
+        .owns_stream(cache::watch(
+            scope.api::<Service>(client.clone()),
+            owned.clone(),
+            feeds.services.writer,
+            feeds.services.seen,
+        ))
+        .owns_stream(cache::watch(
+            scope.api::<HorizontalPodAutoscaler>(client.clone()),
+            owned.clone(),
+            feeds.autoscalers.writer,
+            feeds.autoscalers.seen,
+        ))
+        .owns_stream(cache::watch(
+            scope.api::<PodDisruptionBudget>(client.clone()),
+            owned.clone(),
+            feeds.budgets.writer,
+            feeds.budgets.seen,
+        ))
+        .owns_stream(cache::watch(
+            scope.api::<NetworkPolicy>(client.clone()),
+            owned,
+            feeds.policies.writer,
+            feeds.policies.seen,
+        ))
+        .watches_stream(
+            cache::watch(
+                scope.api::<Pod>(client.clone()),
+                pod_watch::config(),
+                feeds.pods.writer,
+                feeds.pods.seen,
+            ),
+            |pod: Pod| pod_watch::owner(&pod),
+        )
+        .with_config(
+            controller::Config::default()
+                .concurrency(config.concurrency)
+                .debounce(config.debounce),
+        )
+        .trigger_backoff(backoff::WatchBackoff::default())
+        .graceful_shutdown_on(shutdown);
     let context = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -162,8 +192,7 @@ pub async fn run(
         config,
         metrics,
         backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-        store: controller.store(),
-        pods,
+        caches,
     });
     controller
         .run(reconcile::reconcile, reconcile::error_policy, context)

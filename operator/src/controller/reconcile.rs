@@ -1,6 +1,7 @@
-//! One reconcile of one ModelServer: validate, apply the rendered children (deleting the ones
-//! no longer asked for), read what its pods are doing from the pod watch's store, then write the
-//! status if it changed and publish an Event for each condition that flipped.
+//! One reconcile of one ModelServer: validate, apply the rendered children where they differ
+//! from the cached ones (deleting the ones no longer asked for), read what its pods are doing
+//! from the pod watch's cache, then write the status if it changed and publish an Event for each
+//! condition that flipped. At rest it sends no request at all.
 //!
 //! The operator never reads Secrets: a missing auth Secret shows in the pods (the kubelet's
 //! `CreateContainerConfigError`), and the Deployment rolls with maxUnavailable 0 by default, so
@@ -39,13 +40,15 @@ const EVENT_NOTE_MAX_BYTES: usize = 1024;
 /// Ends a note that was cut.
 const CUT_MARK: &str = " ...";
 
-/// How long a reconcile waits for the pod watch's first list (only ever at start-up).
-const PODS_LISTED_WAIT: Duration = Duration::from_secs(30);
+/// How long a reconcile waits for the watches' first lists (only ever at start-up).
+const CACHES_LISTED_WAIT: Duration = Duration::from_secs(30);
 
 /// Reconciles one ModelServer; called by the controller.
 pub async fn reconcile(object: Arc<ModelServer>, context: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    context.metrics.set_managed(context.store.state().len());
+    context
+        .metrics
+        .set_managed(context.caches.modelservers.store().len());
     let result = reconcile_object(&object, &context).await;
     let key = object_key(&object);
     match &result {
@@ -122,14 +125,22 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         Err(error) => return Err(error.into()),
     };
 
+    // The children are compared with the caches: wait for every watch's first list (only ever
+    // at start-up), so that an object not in a cache does not exist.
+    context.caches.listed(CACHES_LISTED_WAIT).await?;
+    let caches = &context.caches;
     let client = context.client.clone();
     let deployment = apply::apply_deployment(
         &Api::<Deployment>::namespaced(client.clone(), &namespace),
+        &caches.deployments,
+        &namespace,
         &children.deployment,
     )
     .await?;
     apply::apply(
         &Api::<Service>::namespaced(client.clone(), &namespace),
+        &caches.services,
+        &namespace,
         &children.service,
     )
     .await?;
@@ -137,42 +148,39 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
     let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
     match &children.autoscaler {
         Some(autoscaler) => {
-            apply::apply(&autoscalers, autoscaler).await?;
+            apply::apply(&autoscalers, &caches.autoscalers, &namespace, autoscaler).await?;
         }
         None => {
-            apply::delete_owned(&autoscalers, &name, &uid).await?;
+            apply::delete_owned(&autoscalers, &caches.autoscalers, &namespace, &name, &uid).await?;
         }
     }
     let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
     match &children.disruption_budget {
         Some(budget) => {
-            apply::apply(&budgets, budget).await?;
+            apply::apply(&budgets, &caches.budgets, &namespace, budget).await?;
         }
         None => {
-            apply::delete_owned(&budgets, &name, &uid).await?;
+            apply::delete_owned(&budgets, &caches.budgets, &namespace, &name, &uid).await?;
         }
     }
     let policies = Api::<NetworkPolicy>::namespaced(client, &namespace);
     match &children.network_policy {
         Some(policy) => {
-            apply::apply(&policies, policy).await?;
+            apply::apply(&policies, &caches.policies, &namespace, policy).await?;
         }
         None => {
-            apply::delete_owned(&policies, &name, &uid).await?;
+            apply::delete_owned(&policies, &caches.policies, &namespace, &name, &uid).await?;
         }
     }
 
-    // From the watch's store: its events trigger this reconcile, so no GET or LIST is needed.
-    let listed = tokio::time::timeout(PODS_LISTED_WAIT, context.pods.wait_until_ready()).await;
-    if !matches!(listed, Ok(Ok(()))) {
-        return Err(Error::PodsNotListed(PODS_LISTED_WAIT));
-    }
-    let pods = context
+    // From the pod watch's cache: its events trigger this reconcile, so no GET or LIST is needed.
+    let pods = caches
         .pods
+        .store()
         .state_filter(|pod| pod_watch::belongs_to(pod, &namespace, &name));
     let problem = pods::diagnose(pods.iter().map(AsRef::as_ref));
     let observation = Observation::Applied {
-        deployment: &deployment,
+        deployment: deployment.as_ref(),
         pod_problem: problem.as_ref(),
     };
     write_status(object, context, &observation, selector, url).await?;
@@ -205,13 +213,16 @@ async fn write_status(
     let namespace = object.namespace().unwrap_or_default();
     let api = Api::<ModelServer>::namespaced(context.client.clone(), &namespace);
     let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        &name,
-        &PatchParams::apply(labels::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube("write the status of", &name))?;
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(labels::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("write the status of", &name))?;
+    // The echo of this write on the ModelServer watch is no news: it triggers no reconcile.
+    context.caches.modelservers.saw(&written);
     publish_transitions(object, context, previous, &status).await;
     Ok(())
 }

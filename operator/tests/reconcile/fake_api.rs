@@ -4,10 +4,15 @@
 //! for the objects the operator touches, and records every request it is sent. The kube client
 //! is built on it with `Client::new`, with the operator's request-counting layer in between.
 //!
+//! It serves no list or watch: the scenarios play the watches' part themselves, delivering what
+//! changed here to the operator's caches ([`FakeApi::list`]) when a real watch would have, so a
+//! scenario decides exactly how stale a cache is. Every change of an object, by the operator or by
+//! the scenario, gives it a new `resourceVersion`, as the API server does.
+//!
 //! Simplifications, none of which the operator depends on: lists of an applied object are
 //! atomic (owned and replaced as a whole); a forced apply takes over only the fields whose value
-//! it changes; there are no lists, watches, admission or validation; the only default applied is
-//! a Deployment's `spec.replicas` of 1.
+//! it changes; there is no admission or validation, and delete preconditions are not checked;
+//! the only default applied is a Deployment's `spec.replicas` of 1.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -124,6 +129,27 @@ impl FakeApi {
         if object.get("spec").cloned() != spec_before {
             bump_generation(object);
         }
+        state.resource_version += 1;
+        let version = state.resource_version.to_string();
+        if let Some(object) = state.objects.get_mut(path) {
+            object["metadata"]["resourceVersion"] = version.into();
+        }
+    }
+
+    /// Deletes the object at `path` as another client would; not recorded.
+    pub fn remove(&self, path: &str) {
+        lock(&self.state).objects.remove(path);
+    }
+
+    /// The objects whose path starts with `prefix` (`.../namespaces/ml/deployments/`), as a
+    /// watch of that kind would see them.
+    pub fn list(&self, prefix: &str) -> Vec<Value> {
+        lock(&self.state)
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(path, _)| path.starts_with(prefix))
+            .map(|(_, object)| object.clone())
+            .collect()
     }
 
     /// The requests received since the last call, oldest first.
@@ -155,13 +181,18 @@ impl State {
                     None => self.apply(&path, &manager, patch),
                 }
             }
-            (&Method::PATCH, Some(patch)) => match self.objects.get_mut(&path) {
-                Some(object) => {
-                    merge_patch(object, patch);
-                    (StatusCode::OK, object.clone())
+            (&Method::PATCH, Some(patch)) => {
+                self.resource_version += 1;
+                let version = self.resource_version.to_string();
+                match self.objects.get_mut(&path) {
+                    Some(object) => {
+                        merge_patch(object, patch);
+                        object["metadata"]["resourceVersion"] = version.into();
+                        (StatusCode::OK, object.clone())
+                    }
+                    None => not_found(&path),
                 }
-                None => not_found(&path),
-            },
+            }
             (&Method::POST, Some(object)) => {
                 let name = object
                     .pointer("/metadata/name")
@@ -253,9 +284,12 @@ impl State {
     /// Server-side apply on the status subresource: the status is replaced by the applied one
     /// (the operator applies all of it, always).
     fn apply_status(&mut self, path: &str, patch: &Value) -> (StatusCode, Value) {
+        self.resource_version += 1;
+        let version = self.resource_version.to_string();
         match self.objects.get_mut(path) {
             Some(object) => {
                 object["status"] = patch.get("status").cloned().unwrap_or(Value::Null);
+                object["metadata"]["resourceVersion"] = version.into();
                 (StatusCode::OK, object.clone())
             }
             None => not_found(path),

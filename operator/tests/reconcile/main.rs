@@ -1,26 +1,34 @@
 //! Reconcile scenarios against an in-process fake API server ([`fake_api`]): for each, the
 //! exact requests one reconcile sends (method, path, query; the key parts of their bodies), what
 //! the API server holds afterwards, and the request counters of the layer on the client.
+//!
+//! The scenarios play the watches: [`Cluster::deliver`] brings every change the fake API server
+//! holds into the operator's caches, through the same trigger filter the controller uses, and
+//! says which ModelServers that triggers. Between deliveries the caches are stale, as they are
+//! right after a write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fake_api;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use modelserver_crds::ModelServer;
 use modelserver_crds::status::ConditionType;
 use modelserver_operator::controller::backoff::Backoff;
+use modelserver_operator::controller::cache::{Caches, Feed, Feeds, Triggers, Watched};
 use modelserver_operator::controller::{
-    Context, ControllerConfig, Error, Scope, apply::APPLIED_HASH_ANNOTATION, reconcile,
+    Context, ControllerConfig, Error, Scope, apply::APPLIED_HASH_ANNOTATION, pod_watch, reconcile,
 };
+use modelserver_operator::labels;
 use modelserver_operator::metrics::Metrics;
 use modelserver_operator::render::RenderConfig;
 use serde_json::{Value, json};
@@ -52,6 +60,9 @@ fn budget(name: &str) -> String {
 fn policy(name: &str) -> String {
     format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/{name}")
 }
+fn pod(name: &str) -> String {
+    format!("/api/v1/namespaces/{NS}/pods/{name}")
+}
 
 /// The status subresource of the ModelServer `name`.
 fn status(name: &str) -> String {
@@ -65,14 +76,106 @@ fn apply(path: &str) -> String {
     format!("PATCH {path}?{APPLY}")
 }
 
+/// One kind's watch, played by the scenario: its store's writer and the controller's trigger
+/// filter.
+struct Watch<K: Watched> {
+    feed: Feed<K>,
+    triggers: Triggers<K>,
+}
+
+impl<K: Watched> Watch<K> {
+    fn new(mut feed: Feed<K>) -> Self {
+        // The first list, of an empty namespace.
+        feed.writer.apply_watcher_event(&watcher::Event::Init);
+        feed.writer.apply_watcher_event(&watcher::Event::InitDone);
+        let triggers = Triggers::new(feed.seen.clone());
+        Self { feed, triggers }
+    }
+
+    /// Delivers what changed under `prefix` since the store last saw it, as the watch's events
+    /// (objects without the managed-by label excepted, as the watch's selector does, unless
+    /// `everything`); returns the objects that trigger a reconcile.
+    fn deliver(
+        &mut self,
+        api: &FakeApi,
+        prefix: &str,
+        store: &Store<K>,
+        everything: bool,
+    ) -> Vec<K> {
+        let mut events = Vec::new();
+        let mut live = BTreeSet::new();
+        for value in api.list(prefix) {
+            let mut object: K = serde_json::from_value(value).expect("an object");
+            let managed = object.labels().get(labels::MANAGED_BY).map(String::as_str)
+                == Some(labels::OPERATOR_NAME);
+            if !everything && !managed {
+                continue;
+            }
+            live.insert(object.name_any());
+            let key = ObjectRef::new(&object.name_any()).within(NS);
+            let cached = store.get(&key).and_then(|c| c.resource_version());
+            if cached != object.resource_version() {
+                object.trim();
+                events.push(watcher::Event::Apply(object));
+            }
+        }
+        for gone in store
+            .state()
+            .iter()
+            .filter(|o| !live.contains(&o.name_any()))
+        {
+            events.push(watcher::Event::Delete(K::clone(gone)));
+        }
+        let mut news = Vec::new();
+        for event in events {
+            self.feed.writer.apply_watcher_event(&event);
+            news.extend(self.triggers.news(event));
+        }
+        news
+    }
+}
+
+/// The ModelServer a child's controller reference names.
+fn owner<K: kube::Resource>(child: &K) -> Option<String> {
+    child
+        .owner_references()
+        .iter()
+        .find(|r| r.controller == Some(true) && r.kind == "ModelServer")
+        .map(|r| r.name.clone())
+}
+
+/// The watches of the controller, played by the scenario.
+struct Watches {
+    modelservers: Watch<ModelServer>,
+    deployments: Watch<k8s_openapi::api::apps::v1::Deployment>,
+    services: Watch<k8s_openapi::api::core::v1::Service>,
+    autoscalers: Watch<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
+    budgets: Watch<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
+    policies: Watch<k8s_openapi::api::networking::v1::NetworkPolicy>,
+    pods: Watch<Pod>,
+}
+
+impl Watches {
+    fn new(feeds: Feeds) -> Self {
+        Self {
+            modelservers: Watch::new(feeds.modelservers),
+            deployments: Watch::new(feeds.deployments),
+            services: Watch::new(feeds.services),
+            autoscalers: Watch::new(feeds.autoscalers),
+            budgets: Watch::new(feeds.budgets),
+            policies: Watch::new(feeds.policies),
+            pods: Watch::new(feeds.pods),
+        }
+    }
+}
+
 /// The operator's view of one namespace: the fake API server, and a reconcile context whose
 /// client talks to it.
 struct Cluster {
     api: FakeApi,
     metrics: Metrics,
     context: Arc<Context>,
-    pods: Writer<Pod>,
-    _models: Writer<ModelServer>,
+    watches: Watches,
 }
 
 impl Cluster {
@@ -80,10 +183,8 @@ impl Cluster {
         let api = FakeApi::default();
         let metrics = Metrics::new().expect("metrics");
         let client = api.client(&metrics, NS);
-        let (store, models) = reflector::store::<ModelServer>();
-        let (pods, mut pod_writer) = reflector::store::<Pod>();
-        pod_writer.apply_watcher_event(&watcher::Event::Init);
-        pod_writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (caches, feeds) = Caches::new();
+        let watches = Watches::new(feeds);
         let context = Arc::new(Context {
             recorder: Recorder::new(
                 client.clone(),
@@ -97,19 +198,98 @@ impl Cluster {
                 render: RenderConfig::default(),
                 scope: Scope::Namespace(NS.into()),
                 concurrency: 1,
+                debounce: Duration::ZERO,
             },
             metrics: metrics.clone(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-            store,
-            pods,
+            caches,
         });
         Self {
             api,
             metrics,
             context,
-            pods: pod_writer,
-            _models: models,
+            watches,
         }
+    }
+
+    /// The watches deliver every change since the last delivery: the caches catch up with the
+    /// API server. Returns the ModelServers whose reconcile that triggers.
+    fn deliver(&mut self) -> BTreeSet<String> {
+        let api = &self.api;
+        let caches = &self.context.caches;
+        let w = &mut self.watches;
+        let prefix = |kind: &str, group: &str| format!("{group}/namespaces/{NS}/{kind}/");
+        let mut triggered = BTreeSet::new();
+        triggered.extend(
+            w.modelservers
+                .deliver(
+                    api,
+                    &prefix("modelservers", "/apis/modelserver.dev/v1alpha1"),
+                    caches.modelservers.store(),
+                    true,
+                )
+                .iter()
+                .map(ResourceExt::name_any),
+        );
+        let children = [
+            w.deployments
+                .deliver(
+                    api,
+                    &prefix("deployments", "/apis/apps/v1"),
+                    caches.deployments.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect::<Vec<_>>(),
+            w.services
+                .deliver(
+                    api,
+                    &prefix("services", "/api/v1"),
+                    caches.services.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect(),
+            w.autoscalers
+                .deliver(
+                    api,
+                    &prefix("horizontalpodautoscalers", "/apis/autoscaling/v2"),
+                    caches.autoscalers.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect(),
+            w.budgets
+                .deliver(
+                    api,
+                    &prefix("poddisruptionbudgets", "/apis/policy/v1"),
+                    caches.budgets.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect(),
+            w.policies
+                .deliver(
+                    api,
+                    &prefix("networkpolicies", "/apis/networking.k8s.io/v1"),
+                    caches.policies.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect(),
+            w.pods
+                .deliver(api, &prefix("pods", "/api/v1"), caches.pods.store(), false)
+                .iter()
+                .filter_map(|p| pod_watch::owner(p).map(|o| o.name))
+                .collect(),
+        ];
+        triggered.extend(children.into_iter().flatten());
+        triggered
     }
 
     /// Creates the ModelServer `name` with `spec`, as `kubectl apply` would.
@@ -157,14 +337,19 @@ impl Cluster {
     }
 
     /// Brings the ModelServer `name` to Ready and forgets the requests that took.
-    async fn ready(&self, name: &str) {
+    /// The watches deliver everything first and after each reconcile.
+    async fn ready(&mut self, name: &str) {
+        self.deliver();
         self.reconcile(name).await.expect("reconcile");
+        self.deliver();
         self.roll_out(name);
+        self.deliver();
         self.reconcile(name).await.expect("reconcile");
         assert_eq!(
             self.condition(name, ConditionType::Ready),
             is("True", "Available")
         );
+        self.deliver();
         self.api.take_sent();
     }
 
@@ -257,6 +442,11 @@ fn events(sent: &[Sent]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A set of ModelServer names, as [`Cluster::deliver`] returns it.
+fn names(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
 fn event(type_: &str, reason: &str, head: &str) -> (String, String, String) {
     (type_.into(), reason.into(), head.into())
 }
@@ -270,8 +460,9 @@ fn body_of<'a>(sent: &'a [Sent], line: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_new_modelserver_gets_its_children_applied_and_its_status_written() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
+    assert_eq!(cluster.deliver(), names(&["iris"]));
 
     let action = cluster.reconcile("iris").await.expect("reconcile");
 
@@ -281,14 +472,10 @@ async fn a_new_modelserver_gets_its_children_applied_and_its_status_written() {
     assert_eq!(
         lines,
         [
-            get(&deployment("iris")),
+            // Compared with the caches, which hold no child: no GET.
             apply(&deployment("iris")),
-            get(&service("iris")),
             apply(&service("iris")),
             // No autoscaling, one replica: no HPA and no PDB, and none to delete.
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
             apply(&policy("iris")),
             apply(&status("iris")),
             format!("POST {EVENTS}"),
@@ -344,16 +531,7 @@ async fn a_new_modelserver_gets_its_children_applied_and_its_status_written() {
     let ones = |kinds: &[&str]| -> BTreeMap<String, u64> {
         kinds.iter().map(|k| ((*k).to_owned(), 1)).collect()
     };
-    assert_eq!(
-        reads,
-        ones(&[
-            "Deployment",
-            "HorizontalPodAutoscaler",
-            "NetworkPolicy",
-            "PodDisruptionBudget",
-            "Service"
-        ])
-    );
+    assert_eq!(reads, BTreeMap::new(), "no GET");
     let mut expected = ones(&[
         "Deployment/apply",
         "ModelServer/apply-status",
@@ -362,64 +540,55 @@ async fn a_new_modelserver_gets_its_children_applied_and_its_status_written() {
     ]);
     expected.insert("Event/create".into(), 2);
     assert_eq!(writes, expected);
+
+    // The echoes of those writes (three children, the status) trigger no reconcile.
+    assert_eq!(cluster.deliver(), names(&[]));
 }
 
 #[tokio::test]
-async fn an_unchanged_modelserver_is_read_and_not_written() {
-    let cluster = Cluster::new();
+async fn the_deployments_progress_triggers_the_status_and_at_rest_nothing_is_sent() {
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
+    cluster.deliver();
     cluster.reconcile("iris").await.expect("reconcile");
     cluster.api.take_sent();
-    cluster.roll_out("iris");
+    assert_eq!(
+        cluster.deliver(),
+        names(&[]),
+        "the echoes of its own writes"
+    );
 
-    // The Deployment rolled out: only the status changes (and its flips are announced).
+    // The Deployment controller reports the rollout: news, for the status.
+    cluster.roll_out("iris");
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
     let sent = cluster.api.take_sent();
-    let lines = lines(&sent);
+    // Only the status changes (and its flips are announced).
     assert_eq!(
-        lines,
-        [
-            get(&deployment("iris")),
-            get(&service("iris")),
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
-            apply(&status("iris")),
-            format!("POST {EVENTS}"),
-        ]
+        lines(&sent),
+        [apply(&status("iris")), format!("POST {EVENTS}")]
     );
     // Ready=True is news; Reconciling=False is quiet, Stalled did not flip.
     assert_eq!(events(&sent), [event("Normal", "Available", "Ready=True")]);
     let (reads_before, writes_before) = cluster.counters();
 
-    // At rest: one GET per child, no write at all.
+    // The echo of the status write triggers no reconcile; a reconcile at rest (the periodic
+    // resync) sends no request at all, whether the caches caught up or not.
+    assert_eq!(cluster.deliver(), names(&[]));
     for _ in 0..2 {
         cluster.reconcile("iris").await.expect("reconcile");
-        assert_eq!(
-            cluster.sent(),
-            [
-                get(&deployment("iris")),
-                get(&service("iris")),
-                get(&autoscaler("iris")),
-                get(&budget("iris")),
-                get(&policy("iris")),
-            ]
-        );
+        assert_eq!(cluster.sent(), Vec::<String>::new());
+        cluster.deliver();
     }
     let (reads, writes) = cluster.counters();
     assert_eq!(writes, writes_before, "no write counted at rest");
-    for (kind, count) in reads {
-        assert_eq!(
-            count,
-            reads_before[&kind] + 2,
-            "{kind}: one GET per reconcile"
-        );
-    }
+    assert_eq!(reads, reads_before, "no read counted at rest");
+    assert_eq!(reads, BTreeMap::new());
 }
 
 #[tokio::test]
-async fn drift_in_a_managed_field_is_set_back_and_fields_others_added_are_left_alone() {
-    let cluster = Cluster::new();
+async fn an_edited_child_triggers_a_reconcile_that_sets_its_managed_fields_back() {
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
     cluster.ready("iris").await;
 
@@ -431,21 +600,12 @@ async fn drift_in_a_managed_field_is_set_back_and_fields_others_added_are_left_a
     cluster.api.update(&service("iris"), |s| {
         s["spec"]["ports"][0]["port"] = 8081.into();
     });
+    // The watch events of the edits trigger the ModelServer's reconcile.
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
 
     let sent = cluster.api.take_sent();
-    let lines = lines(&sent);
-    assert_eq!(
-        lines,
-        [
-            get(&deployment("iris")),
-            get(&service("iris")),
-            apply(&service("iris")),
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
-        ]
-    );
+    assert_eq!(lines(&sent), [apply(&service("iris"))]);
     let port = &body_of(&sent, &apply(&service("iris")))["spec"]["ports"][0]["port"];
     assert_eq!(port, 80);
     let live = cluster.api.get(&deployment("iris")).expect("deployment");
@@ -453,17 +613,33 @@ async fn drift_in_a_managed_field_is_set_back_and_fields_others_added_are_left_a
         live["metadata"]["annotations"]["example.com/owner"],
         "team-a"
     );
+    assert_eq!(
+        cluster.api.get(&service("iris")).expect("service")["spec"]["ports"][0]["port"],
+        80
+    );
+    // Repaired: the echo of the repair is no news, and nothing more is sent.
+    assert_eq!(cluster.deliver(), names(&[]));
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert_eq!(cluster.sent(), Vec::<String>::new());
+
+    // A child deleted by someone is news too, and put back.
+    cluster.api.remove(&service("iris"));
+    assert_eq!(cluster.deliver(), names(&["iris"]));
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert_eq!(cluster.sent(), [apply(&service("iris"))]);
+    assert!(cluster.api.get(&service("iris")).is_some());
 }
 
 #[tokio::test]
 async fn a_spec_change_reapplies_what_it_changes_and_reports_the_rollout() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
     cluster.ready("iris").await;
 
     cluster.edit_spec("iris", |spec| {
         spec["image"] = "registry.example.com/acme/iris:1.5.0".into();
     });
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
 
     let sent = cluster.api.take_sent();
@@ -471,12 +647,7 @@ async fn a_spec_change_reapplies_what_it_changes_and_reports_the_rollout() {
     assert_eq!(
         lines,
         [
-            get(&deployment("iris")),
             apply(&deployment("iris")),
-            get(&service("iris")),
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
             apply(&status("iris")),
             format!("POST {EVENTS}"),
             // The Recorder counts a repeat of an Event it published before (Reconciling=True,
@@ -520,10 +691,14 @@ async fn a_missing_auth_secret_is_read_from_the_pods_and_stalls_without_reading_
     spec["server"] = json!({"auth": {"tokenSecretRef": {"name": "iris-token", "key": "token"}}});
     cluster.create("iris", spec);
     // The kubelet cannot start the model container: the Secret does not exist.
-    let pod: Pod = serde_json::from_value(json!({
+    cluster.api.insert(&pod("iris-7d9f-abcde"), json!({
+        "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "name": "iris-7d9f-abcde", "namespace": NS,
-            "labels": {"app.kubernetes.io/instance": "iris"},
+            "labels": {
+                "app.kubernetes.io/instance": "iris",
+                "app.kubernetes.io/managed-by": "modelserver-operator",
+            },
         },
         "spec": {"containers": [{"name": "model", "image": "registry.example.com/acme/iris:1.4.0"}]},
         "status": {
@@ -537,11 +712,9 @@ async fn a_missing_auth_secret_is_read_from_the_pods_and_stalls_without_reading_
                 }},
             }],
         },
-    }))
-    .expect("a pod");
-    cluster
-        .pods
-        .apply_watcher_event(&watcher::Event::Apply(pod));
+    }));
+    // The pod's problem is news.
+    assert_eq!(cluster.deliver(), names(&["iris"]));
 
     cluster.reconcile("iris").await.expect("reconcile");
 
@@ -588,11 +761,11 @@ async fn a_missing_auth_secret_is_read_from_the_pods_and_stalls_without_reading_
 
     // Once the Secret exists the kubelet starts the container; the next reconcile sees the pod
     // running and the rollout done.
-    cluster.pods.apply_watcher_event(&watcher::Event::Delete(
-        serde_json::from_value(json!({"metadata": {"name": "iris-7d9f-abcde", "namespace": NS}}))
-            .expect("a pod"),
-    ));
+    cluster.deliver();
+    cluster.api.remove(&pod("iris-7d9f-abcde"));
+    assert_eq!(cluster.deliver(), names(&["iris"]), "the problem is gone");
     cluster.roll_out("iris");
+    cluster.deliver();
     cluster.reconcile("iris").await.expect("reconcile");
     assert_eq!(
         cluster.condition("iris", ConditionType::Ready),
@@ -606,7 +779,7 @@ async fn a_missing_auth_secret_is_read_from_the_pods_and_stalls_without_reading_
 
 #[tokio::test]
 async fn adding_autoscaling_hands_the_replicas_over_without_a_scale_down_and_applies_the_hpa() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     let mut spec = iris();
     spec["replicas"] = 3.into();
     cluster.create("iris", spec);
@@ -616,6 +789,7 @@ async fn adding_autoscaling_hands_the_replicas_over_without_a_scale_down_and_app
         spec["autoscaling"] =
             json!({"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilization": 70});
     });
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
 
     let sent = cluster.api.take_sent();
@@ -623,16 +797,15 @@ async fn adding_autoscaling_hands_the_replicas_over_without_a_scale_down_and_app
     assert_eq!(
         lines,
         [
+            // The cache says the operator owns spec.replicas: the count to hand over is read
+            // from the API server, not from a cache that may hold an older one ...
             get(&deployment("iris")),
-            // The operator owns spec.replicas: a second manager takes it first ...
+            // ... a second manager takes it first ...
             format!("PATCH {}?{HANDOVER}", deployment("iris")),
             // ... so the apply without it does not reset the count.
             apply(&deployment("iris")),
-            get(&service("iris")),
-            get(&autoscaler("iris")),
             apply(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
+            // The PDB (replicas 3 before, minReplicas 2 now) is the same: not written.
             // The new generation is observed; nothing flipped, so no Event.
             apply(&status("iris")),
         ]
@@ -664,41 +837,46 @@ async fn adding_autoscaling_hands_the_replicas_over_without_a_scale_down_and_app
 
     // The HPA scales (through /scale: another manager); the operator leaves the count alone and,
     // owning no replicas any more, hands nothing over again.
+    assert_eq!(
+        cluster.deliver(),
+        names(&[]),
+        "the echoes of its own writes"
+    );
     cluster
         .api
         .update(&deployment("iris"), |d| d["spec"]["replicas"] = 5.into());
     cluster.roll_out("iris");
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
     let sent = cluster.api.take_sent();
     let writes: Vec<String> = sent
         .iter()
-        .filter(|s| s.method != http::Method::GET && !s.path.starts_with(EVENTS))
+        .filter(|s| !s.path.starts_with(EVENTS))
         .map(ToString::to_string)
         .collect();
-    assert_eq!(writes, [apply(&status("iris"))]);
+    assert_eq!(writes, [apply(&status("iris"))], "no GET, no handover");
     assert_eq!(
         cluster.api.get(&deployment("iris")).expect("deployment")["spec"]["replicas"],
         5
     );
+    cluster.deliver();
     cluster.reconcile("iris").await.expect("reconcile");
     assert_eq!(
         cluster.sent(),
-        [
-            // apply_deployment's look at the replicas' owner, then apply's own.
-            get(&deployment("iris")),
-            get(&deployment("iris")),
-            get(&service("iris")),
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
-        ],
-        "at rest with an autoscaler: no write"
+        Vec::<String>::new(),
+        "at rest with an autoscaler: no request (it was two GETs of the Deployment)"
+    );
+    let (reads, _) = cluster.counters();
+    assert_eq!(
+        reads,
+        BTreeMap::from([("Deployment".to_owned(), 1)]),
+        "the handover's"
     );
 }
 
 #[tokio::test]
 async fn removing_autoscaling_deletes_the_hpa_and_gives_the_replicas_back_to_the_spec() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     let mut spec = iris();
     spec["autoscaling"] = json!({"minReplicas": 2, "maxReplicas": 5});
     cluster.create("iris", spec);
@@ -713,6 +891,7 @@ async fn removing_autoscaling_deletes_the_hpa_and_gives_the_replicas_back_to_the
         spec.as_object_mut().expect("spec").remove("autoscaling");
         spec["replicas"] = 4.into();
     });
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     cluster.reconcile("iris").await.expect("reconcile");
 
     let sent = cluster.api.take_sent();
@@ -720,22 +899,22 @@ async fn removing_autoscaling_deletes_the_hpa_and_gives_the_replicas_back_to_the
     assert_eq!(
         lines,
         [
-            get(&deployment("iris")),
             apply(&deployment("iris")),
-            get(&service("iris")),
-            get(&autoscaler("iris")),
+            // Decided from the cache: it holds the HPA, controlled by this ModelServer.
             format!("DELETE {}", autoscaler("iris")),
             // minReplicas 2 before, replicas 4 now: the same budget, not written again.
-            get(&budget("iris")),
-            get(&policy("iris")),
             apply(&status("iris")),
             format!("POST {EVENTS}"),
             format!("PATCH {EVENTS}/*"),
         ]
     );
+    let delete = body_of(&sent, &format!("DELETE {}", autoscaler("iris")));
+    assert_eq!(delete["propagationPolicy"], "Background");
+    let hpa_uid = cluster.context.caches.autoscalers.store().state()[0].uid();
     assert_eq!(
-        body_of(&sent, &format!("DELETE {}", autoscaler("iris")))["propagationPolicy"],
-        "Background"
+        delete["preconditions"]["uid"].as_str(),
+        hpa_uid.as_deref(),
+        "only the HPA the cache holds, not a newer one of the same name"
     );
     assert_eq!(
         body_of(&sent, &apply(&deployment("iris")))["spec"]["replicas"],
@@ -746,35 +925,70 @@ async fn removing_autoscaling_deletes_the_hpa_and_gives_the_replicas_back_to_the
         cluster.api.get(&deployment("iris")).expect("deployment")["spec"]["replicas"],
         4
     );
+    // Before the watch tells, the cache already knows the HPA is gone: no second DELETE.
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert_eq!(cluster.sent(), Vec::<String>::new());
+    // The deletion's echo triggers a reconcile (a deletion is always news) that sends nothing.
+    assert_eq!(cluster.deliver(), names(&["iris"]));
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert_eq!(cluster.sent(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_hpa_applied_and_unwanted_again_before_the_watch_tells_is_deleted() {
+    let mut cluster = Cluster::new();
+    cluster.create("iris", iris());
+    cluster.ready("iris").await;
+
+    cluster.edit_spec("iris", |spec| {
+        spec["autoscaling"] = json!({"minReplicas": 1, "maxReplicas": 5});
+    });
+    cluster.deliver();
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert!(cluster.api.get(&autoscaler("iris")).is_some());
+    cluster.api.take_sent();
+
+    // The HPA's watch event has not arrived: its store does not hold it, the operator's own
+    // write does.
+    cluster.edit_spec("iris", |spec| {
+        spec.as_object_mut().expect("spec").remove("autoscaling");
+    });
+    cluster.reconcile("iris").await.expect("reconcile");
+    let sent = cluster.sent();
+    assert!(
+        sent.contains(&format!("DELETE {}", autoscaler("iris"))),
+        "{sent:?}"
+    );
+    assert_eq!(cluster.api.get(&autoscaler("iris")), None);
 }
 
 #[tokio::test]
 async fn a_child_of_the_same_name_that_the_modelserver_does_not_control_is_not_deleted() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
     let foreign = json!({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "iris", "namespace": NS, "ownerReferences": [{
+        // Labelled as the operator's (copied by hand, say): in the cache.
+        "metadata": {"name": "iris", "namespace": NS,
+            "labels": {"app.kubernetes.io/managed-by": "modelserver-operator"},
+            "ownerReferences": [{
             "apiVersion": "apps/v1", "kind": "Deployment", "name": "other",
             "uid": "uid-other", "controller": true,
         }]},
         "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "other"}},
     });
     cluster.api.insert(&autoscaler("iris"), foreign);
+    cluster.deliver();
+    assert_eq!(cluster.context.caches.autoscalers.store().len(), 1);
 
     cluster.reconcile("iris").await.expect("reconcile");
 
     assert_eq!(
         cluster.sent(),
         [
-            get(&deployment("iris")),
             apply(&deployment("iris")),
-            get(&service("iris")),
             apply(&service("iris")),
-            // Looked at, found to belong to someone else, left alone.
-            get(&autoscaler("iris")),
-            get(&budget("iris")),
-            get(&policy("iris")),
+            // The cached HPA belongs to someone else: left alone.
             apply(&policy("iris")),
             apply(&status("iris")),
             format!("POST {EVENTS}"),
@@ -786,7 +1000,7 @@ async fn a_child_of_the_same_name_that_the_modelserver_does_not_control_is_not_d
 
 #[tokio::test]
 async fn a_modelserver_being_deleted_is_left_to_garbage_collection() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     cluster.create("iris", iris());
     cluster.ready("iris").await;
     let (_, writes_before) = cluster.counters();
@@ -794,6 +1008,7 @@ async fn a_modelserver_being_deleted_is_left_to_garbage_collection() {
     cluster.api.update(&modelserver("iris"), |m| {
         m["metadata"]["deletionTimestamp"] = "2026-12-01T12:00:00Z".into();
     });
+    assert_eq!(cluster.deliver(), names(&["iris"]));
     let action = cluster.reconcile("iris").await.expect("reconcile");
 
     assert_eq!(action, Action::await_change());
