@@ -7,7 +7,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::http::auth::{AuthToken, require_token};
 use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
@@ -16,6 +16,7 @@ use crate::http::forward::forward;
 use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
 use crate::http::observe::{X_REQUEST_ID, observe};
 use crate::http::reply::ApiError;
+use crate::http::request_id::MakeRequestUuid;
 use crate::state::SharedState;
 
 /// What the public port serves besides forwarding.
