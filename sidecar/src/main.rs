@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     warn_unknown_variables(&cli);
-    match run(cli.command) {
+    let code = match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "modelserver-sidecar failed");
@@ -46,5 +46,8 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
-    }
+    };
+    // Access log lines still in the buffer.
+    logging::flush();
+    code
 }
