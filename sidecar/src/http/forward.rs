@@ -18,7 +18,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::sync::oneshot;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
@@ -120,16 +119,15 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         *upstream.uri_mut() = Uri::from(path_and_query);
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = headers;
-        // The exchange with the backend runs in its own task that owns the slot, so that a
-        // request this handler gives up on (504, or the client gone) keeps its slot for as long
-        // as the backend still works on it.
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(exchange(state.backend.send(backend, upstream), permit, tx));
-        match rx.await {
-            Ok(Ok(held)) => Ok(held),
-            Ok(Err(error)) => Err(Failure::Backend { backend, error }),
-            Err(_) => Err(Failure::Acquire(AcquireError::Closed)),
+        // The exchange runs in this task; when this handler gives up on it (504, or the client
+        // gone) before the response head, the rest moves to a task of its own that keeps the
+        // slot for as long as the backend still works on the request (see `Exchange`).
+        Exchange {
+            pending: Some(state.backend.send(backend, upstream)),
+            permit: Some(permit),
         }
+        .await
+        .map_err(|error| Failure::Backend { backend, error })
     };
 
     let outcome = tokio::time::timeout_at(deadline, attempt).await;
@@ -238,44 +236,71 @@ async fn discard(mut body: Body) {
     );
 }
 
-/// What the exchange task hands the handler: the slot and the response head, or the error.
+/// What the exchange hands the handler: the slot and the response head, or the error.
 type Exchanged = Result<(Permit, Response), BackendError>;
 
-/// Sends one request to a backend and hands the response (with the slot) to the handler. When
-/// the handler is no longer there to take it (it answered 504, or its client left), the slot
-/// stays taken until the backend has finished: the response is read to its end (and dropped),
-/// for at most [`ABANDONED_RESPONSE_DRAIN`], after which the connection to the backend is closed.
-async fn exchange(
-    pending: BoxFuture<BackendResult>,
-    permit: Permit,
-    tx: oneshot::Sender<Exchanged>,
-) {
-    match pending.await {
-        Ok(response) => {
-            if let Err(Ok((permit, response))) = tx.send(Ok((permit, response))) {
-                let backend = permit.backend();
-                let mut body = response.into_body();
-                let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
-                    while let Some(frame) = body.frame().await {
-                        if frame.is_err() {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                tracing::debug!(
-                    backend,
-                    finished = drained.is_ok(),
-                    "abandoned response read; slot freed"
-                );
-                drop(permit);
+/// Sends one request to a backend, in the handler's task, and resolves to the response head
+/// with the slot. Dropped before that (the handler answered 504, or its client left), it hands
+/// the request in progress and the slot to [`finish_abandoned`] in a task of its own, so the
+/// slot stays taken until the backend has finished.
+struct Exchange {
+    pending: Option<BoxFuture<BackendResult>>,
+    permit: Option<Permit>,
+}
+
+impl std::future::Future for Exchange {
+    type Output = Exchanged;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exchanged> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(Err("the exchange was polled after it ended".into()));
+        };
+        let result = std::task::ready!(pending.as_mut().poll(cx));
+        self.pending = None;
+        let permit = self.permit.take();
+        Poll::Ready(match (result, permit) {
+            (Ok(response), Some(permit)) => Ok((permit, response)),
+            (Ok(_), None) => Err("the exchange lost its slot".into()),
+            // The slot is freed here: the backend connection failed or was closed.
+            (Err(error), _) => Err(error),
+        })
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let (Some(pending), Some(permit)) = (self.pending.take(), self.permit.take()) {
+            // Outside a runtime (it is shutting down) there is nothing left to wait for.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(finish_abandoned(pending, permit));
             }
         }
-        // The slot is freed here: the backend connection failed or was closed.
-        Err(error) => {
-            let _ = tx.send(Err(error));
-        }
     }
+}
+
+/// Finishes a request its handler gave up on: waits for the response and reads it to its end
+/// (dropping it), for at most [`ABANDONED_RESPONSE_DRAIN`] after its head, after which the
+/// connection to the backend is closed; the slot is freed then, or when the exchange fails.
+async fn finish_abandoned(pending: BoxFuture<BackendResult>, permit: Permit) {
+    let Ok(response) = pending.await else {
+        return;
+    };
+    let backend = permit.backend();
+    let mut body = response.into_body();
+    let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    tracing::debug!(
+        backend,
+        finished = drained.is_ok(),
+        "abandoned response read; slot freed"
+    );
+    drop(permit);
 }
 
 fn too_large(limit: u64) -> Response {
