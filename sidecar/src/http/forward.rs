@@ -54,8 +54,20 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
+/// Removes hop-by-hop headers, including those the `Connection` header names. Runs twice per
+/// forwarded request, so it looks before it removes: one pass over the names present, and a
+/// lookup only for those that go (in the same order as removing every listed name would, so the
+/// headers left keep their order).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let present: Vec<HeaderName> = HOP_BY_HOP
+        .iter()
+        .filter(|name| headers.keys().any(|k| k == *name))
+        .cloned()
+        .collect();
+    // No hop-by-hop header, so no `Connection` header either: nothing to do.
+    if present.is_empty() {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -63,7 +75,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named.iter().chain(present.iter()) {
         headers.remove(name);
     }
 }
@@ -140,7 +152,10 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             let backend = permit.backend();
             let (mut parts, incoming) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            parts.extensions.insert(BackendId(backend));
+            // Only the access log reads it (an extension costs an allocation).
+            if state.access_log {
+                parts.extensions.insert(BackendId(backend));
+            }
             let body = Body::new(HeldBody {
                 inner: incoming,
                 _permit: permit,
@@ -355,6 +370,31 @@ impl http_body::Body for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaves_headers_without_hop_by_hop_ones_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.append("x-many", "1".parse().unwrap());
+        h.append("x-many", "2".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn strips_connection_named_headers_in_any_case() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, "Keep-Alive, X-One".parse().unwrap());
+        h.append(header::CONNECTION, "x-two".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-one", "1".parse().unwrap());
+        h.insert("x-two", "2".parse().unwrap());
+        h.insert("x-three", "3".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-three"]);
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
