@@ -11,7 +11,7 @@ functions (self cost). Needs a sidecar with symbols (make bench-callgrind builds
 
 Usage: SIDECAR=path [OHA=path] bench/callgrind.py
 Knobs: N1 (300), N2 (1300), PATHS ("503 fwd"), ACCESS_LOG ("false"; "true" counts the access log
-line too). Without OHA the requests go through one keep-alive connection of Python's http.client.
+line too), KEEP ("1" keeps the callgrind output files). Without OHA the requests go through one keep-alive connection of Python's http.client.
 """
 
 import collections
@@ -148,4 +148,7 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+        if os.environ.get("KEEP") == "1":
+            print(f"callgrind output kept in {WORK}", file=sys.stderr)
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)

@@ -18,7 +18,8 @@ nginx with a buffered access log (`access_log file buffer=64k`), in both modes.
 Usage (make bench-proxies sets these): SIDECAR=path QUEUE_PROXY=path bench/proxies.py
 Knobs (environment): ROUNDS (3), SECONDS (8), CONCURRENCY ("1 16"), PROXIES (all; names as in
 the tables' first column, comma separated), OUT (a directory for the raw wrk output; a temporary
-one by default), RUNTIME_THREADS (the sidecar's, 1).
+one by default), RUNTIME_THREADS (the sidecar's, 1), SIDECAR_BEFORE (another sidecar binary, say
+the previous release, measured in the same run as "sidecar before" rows).
 """
 
 import os
@@ -34,6 +35,7 @@ import time
 import urllib.request
 
 SIDECAR = os.environ.get("SIDECAR") or sys.exit("set SIDECAR to the sidecar binary")
+SIDECAR_BEFORE = os.environ.get("SIDECAR_BEFORE", "")
 QUEUE_PROXY = os.environ.get("QUEUE_PROXY", "")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECONDS = int(os.environ.get("SECONDS", "8"))
@@ -126,20 +128,20 @@ class Target:
         self.rounds = {c: [] for c in CONCURRENCY}
 
 
-def start_sidecar(name, mode, access_log):
+def start_sidecar(name, mode, access_log, binary):
     port, admin = free_port(), free_port()
     env = dict(os.environ, MODELSERVER_ACCESS_LOG="true" if access_log else "false")
     common = ["--bind", "127.0.0.1", "--port", str(port), "--admin-port", str(admin),
               "--executor-threads", str(max(CONCURRENCY) * 2), "--runtime-threads", RUNTIME_THREADS,
               "--drain-delay", "0s", "--readiness-path", "/"]
     if mode == "proxy":
-        argv = [SIDECAR, "proxy", "--upstream", f"127.0.0.1:{ORIGIN_PORT}"] + common
+        argv = [binary, "proxy", "--upstream", f"127.0.0.1:{ORIGIN_PORT}"] + common
     else:
         sockets = os.path.join(WORK, f"{name}-sockets")
         os.makedirs(sockets)
         env["MODELSERVER_SOCKET_DIR"] = sockets
         conf = nginx_conf(f"{name}-worker", origin_body(f"unix:{sockets}/worker-0.sock"))
-        argv = [SIDECAR, "serve", "--workers", "1"] + common + ["--", "nginx", "-e", "stderr", "-c", conf]
+        argv = [binary, "serve", "--workers", "1"] + common + ["--", "nginx", "-e", "stderr", "-c", conf]
     proc = start(name, argv, env=env)
     wait_http(f"http://127.0.0.1:{admin}/readyz")
     sock = os.path.join(WORK, f"{name}-sockets", "worker-0.sock") if mode == "serve" else None
@@ -159,8 +161,8 @@ def start_all():
         wait_http(f"http://127.0.0.1:{port}/")
         targets.append(Target(name, table, f"http://127.0.0.1:{port}/", proc))
 
-    def sidecar(name, table, mode, log):
-        url, proc, sock = start_sidecar(slug(name), mode, log)
+    def sidecar(name, table, mode, log, binary=SIDECAR):
+        url, proc, sock = start_sidecar(slug(name), mode, log, binary)
         targets.append(Target(name, table, url, proc))
         return sock
 
@@ -205,6 +207,11 @@ backend origin
     nginx("nginx, buffered log", "on", up, BUFFERED_LOG)
     sock = sidecar("sidecar, serve mode, log on", "on", "serve", True)
     nginx("nginx to the worker's socket, buffered log", "on", f"unix:{sock}", BUFFERED_LOG)
+    if SIDECAR_BEFORE:
+        sidecar("sidecar before, proxy mode", "off", "proxy", False, SIDECAR_BEFORE)
+        sidecar("sidecar before, serve mode", "off", "serve", False, SIDECAR_BEFORE)
+        sidecar("sidecar before, proxy mode, log on", "on", "proxy", True, SIDECAR_BEFORE)
+        sidecar("sidecar before, serve mode, log on", "on", "serve", True, SIDECAR_BEFORE)
     return [t for t in targets if not ONLY or t.name in ONLY]
 
 
@@ -261,7 +268,8 @@ def report(targets):
           f"{cpu_model()}; load generator, proxies and origin share them")
     print(f"- wrk -t1, {SECONDS} s per run, {ROUNDS} rounds interleaving every proxy, median of the rounds; "
           f"sidecar runtime threads {RUNTIME_THREADS}")
-    print(f"- versions: {version(['nginx', '-v'])}; {version(['haproxy', '-v'])}; sidecar {SIDECAR}")
+    print(f"- versions: {version(['nginx', '-v'])}; {version(['haproxy', '-v'])}; sidecar {SIDECAR}"
+          + (f"; sidecar before {SIDECAR_BEFORE}" if SIDECAR_BEFORE else ""))
     print()
     for table, title in (("off", "Access log off"), ("on", "Access log on (nginx: buffer=64k)")):
         rows = [t for t in targets if t.table == table]
@@ -278,6 +286,28 @@ def report(targets):
                 print(f"| {t.name} | {c} | {med(rs, 'rps'):.0f} | {med(rs, 'p50'):.0f} | {med(rs, 'p99'):.0f} "
                       f"| {med(rs, 'cpu_us'):.1f} | {t.rss / 1024:.1f} | {sum(r['errors'] for r in rs)} |")
         print()
+
+
+PAIRS = [("sidecar, proxy mode", "nginx"), ("sidecar, serve mode", "nginx to the worker's socket"),
+         ("sidecar, proxy mode, log on", "nginx, buffered log"),
+         ("sidecar, serve mode, log on", "nginx to the worker's socket, buffered log")]
+
+
+def against_nginx(targets):
+    """The issue's targets: CPU per request and p50 at or below nginx's, same mode and log."""
+    by_name = {t.name: t for t in targets}
+    print("### The sidecar against nginx (same mode, same log setting)\n")
+    print("| sidecar | conn. | CPU µs/req sidecar / nginx | ratio | p50 µs sidecar / nginx | difference |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for c in CONCURRENCY:
+        for ours, theirs in PAIRS:
+            a, b = by_name.get(ours), by_name.get(theirs)
+            if not a or not b or not a.rounds[c] or not b.rounds[c]:
+                continue
+            ca, cb = med(a.rounds[c], "cpu_us"), med(b.rounds[c], "cpu_us")
+            pa, pb = med(a.rounds[c], "p50"), med(b.rounds[c], "p50")
+            print(f"| {ours} | {c} | {ca:.1f} / {cb:.1f} | {ca / cb:.2f} | {pa:.0f} / {pb:.0f} | {pa - pb:+.0f} |")
+    print()
 
 
 def cpu_model():
@@ -304,6 +334,7 @@ def main():
     for t in targets:
         t.rss = hwm_kib(t.proc.pid)
     report(targets)
+    against_nginx(targets)
 
 
 def stop_all():
