@@ -17,7 +17,7 @@ nginx with a buffered access log (`access_log file buffer=64k`), in both modes.
 
 Usage (make bench-proxies sets these): SIDECAR=path QUEUE_PROXY=path bench/proxies.py
 Knobs (environment): ROUNDS (3), SECONDS (8), CONCURRENCY ("1 16"), PROXIES (all; names as in
-the tables' first column, comma separated), OUT (a directory for the raw wrk output; a temporary
+the tables' first column, separated by ";"), OUT (a directory for the raw wrk output; a temporary
 one by default), RUNTIME_THREADS (the sidecar's, 1), SIDECAR_BEFORE (another sidecar binary, say
 the previous release, measured in the same run as "sidecar before" rows).
 """
@@ -41,7 +41,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECONDS = int(os.environ.get("SECONDS", "8"))
 CONCURRENCY = [int(c) for c in os.environ.get("CONCURRENCY", "1 16").split()]
 RUNTIME_THREADS = os.environ.get("RUNTIME_THREADS", "1")
-ONLY = [p for p in os.environ.get("PROXIES", "").split(",") if p]
+ONLY = [p.strip() for p in os.environ.get("PROXIES", "").split(";") if p.strip()]
 WORK = tempfile.mkdtemp(prefix="bench-proxies-")
 OUT = os.environ.get("OUT") or WORK
 TICK = os.sysconf("SC_CLK_TCK")
