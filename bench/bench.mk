@@ -17,3 +17,21 @@ bench-callgrind: $(OHA) ## profile: the sidecar's instructions per request, refu
 		CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
 		$(CARGO) build --release --target $(SIDECAR_TARGET) -p modelserver-sidecar
 	SIDECAR=$(BENCH_PROFILE_SIDECAR) OHA=$(OHA) python3 bench/callgrind.py
+
+# The sidecar against nginx, HAProxy and Knative's queue-proxy, same origin, one run (issue: the
+# proxies comparison). nginx, haproxy and wrk come from Debian (installed with apt-get when
+# missing); queue-proxy is built once with `go install` into the tools cache.
+QUEUE_PROXY_VERSION ?= v0.48.0
+QUEUE_PROXY = $(TOOLS_DIR)/queue-proxy-$(QUEUE_PROXY_VERSION)/queue
+
+$(QUEUE_PROXY):
+	GOBIN=$(dir $(QUEUE_PROXY)) go install knative.dev/serving/cmd/queue@$(QUEUE_PROXY_VERSION)
+
+.PHONY: bench-proxies-tools bench-proxies
+bench-proxies-tools: $(QUEUE_PROXY)
+	@missing=""; for t in nginx:nginx-light haproxy:haproxy wrk:wrk; do \
+		command -v $${t%%:*} > /dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+bench-proxies: sidecar-static bench-proxies-tools ## report: the sidecar vs nginx, HAProxy, queue-proxy (ROUNDS=3 SECONDS=8, ~12 min; docs/benchmarks.md)
+	SIDECAR=$(SIDECAR_STATIC) QUEUE_PROXY=$(QUEUE_PROXY) python3 bench/proxies.py

@@ -9,10 +9,13 @@ Each path runs twice (N1 and N2 requests); the difference divided by N2-N1 is th
 request without start-up and shutdown. Prints the instructions per request by crate and the top
 functions (self cost). Needs a sidecar with symbols (make bench-callgrind builds one).
 
-Usage: SIDECAR=path OHA=path bench/callgrind.py     knobs: N1 (300), N2 (1300), PATHS ("503 fwd")
+Usage: SIDECAR=path [OHA=path] bench/callgrind.py
+Knobs: N1 (300), N2 (1300), PATHS ("503 fwd"), ACCESS_LOG ("false"; "true" counts the access log
+line too), KEEP ("1" keeps the callgrind output files). Without OHA the requests go through one keep-alive connection of Python's http.client.
 """
 
 import collections
+import http.client
 import json
 import os
 import re
@@ -25,7 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR = os.environ.get("SIDECAR") or sys.exit("set SIDECAR to a sidecar binary with symbols")
-OHA = os.environ.get("OHA") or sys.exit("set OHA to the oha binary")
+OHA = os.environ.get("OHA")
+ACCESS_LOG = os.environ.get("ACCESS_LOG", "false")
 N1, N2 = int(os.environ.get("N1", "300")), int(os.environ.get("N2", "1300"))
 PATHS = os.environ.get("PATHS", "503 fwd").split()
 BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'
@@ -37,7 +41,7 @@ def run(path, n):
     log_path = os.path.join(WORK, f"log-{path}-{n}.txt")
     worker = ["sleep", "600"] if path == "503" else [sys.executable, os.path.join(ROOT, "examples", "iris", "worker.py")]
     extra = ["--max-queue", "0"] if path == "503" else []
-    env = dict(os.environ, MODELSERVER_ACCESS_LOG="false", MODELSERVER_SOCKET_DIR=os.path.join(WORK, f"sock-{path}-{n}"))
+    env = dict(os.environ, MODELSERVER_ACCESS_LOG=ACCESS_LOG, MODELSERVER_SOCKET_DIR=os.path.join(WORK, f"sock-{path}-{n}"))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", SIDECAR, "serve",
                                  "--bind", "127.0.0.1", "--port", "0", "--admin-port", "0", "--workers", "1",
@@ -60,10 +64,13 @@ def run(path, n):
                 if r.returncode == 0:
                     break
                 time.sleep(0.2)
-        res = subprocess.run([OHA, "--no-tui", "-n", str(n), "-c", "1", "-m", "POST", "-T", "application/json",
-                              "-d", BODY, "--output-format", "json", f"http://{public}/predict"],
-                             capture_output=True, text=True, check=True, timeout=600)
-        codes = json.loads(res.stdout).get("statusCodeDistribution")
+        if OHA:
+            res = subprocess.run([OHA, "--no-tui", "-n", str(n), "-c", "1", "-m", "POST", "-T", "application/json",
+                                  "-d", BODY, "--output-format", "json", f"http://{public}/predict"],
+                                 capture_output=True, text=True, check=True, timeout=600)
+            codes = json.loads(res.stdout).get("statusCodeDistribution")
+        else:
+            codes = post_keep_alive(public, n)
         print(f"  {path} x{n}: status codes {codes}", file=sys.stderr, flush=True)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -75,6 +82,23 @@ def run(path, n):
     text = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", out],
                           capture_output=True, text=True, check=True).stdout
     return parse(text)
+
+
+def post_keep_alive(public, n):
+    """Sends n POSTs on one keep-alive connection; returns the status code counts."""
+    host, port = public.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    codes = collections.Counter()
+    for _ in range(n):
+        conn.request("POST", "/predict", body=BODY, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        codes[str(response.status)] += 1
+        if response.getheader("connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.close()
+    return dict(codes)
 
 
 def parse(text):
@@ -124,4 +148,7 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        shutil.rmtree(WORK, ignore_errors=True)
+        if os.environ.get("KEEP") == "1":
+            print(f"callgrind output kept in {WORK}", file=sys.stderr)
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)

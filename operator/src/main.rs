@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             cli::run_render(args, &mut std::io::stdout().lock()).map_err(|e| e.to_string())
         }
         Command::Run(args) => log_filter(&args.log_level).and_then(|filter| {
-            logging::init(&filter, args.log_format).map_err(|e| e.to_string())?;
+            logging::init(&filter, args.log_format, None).map_err(|e| e.to_string())?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

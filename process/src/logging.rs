@@ -1,10 +1,20 @@
 //! Log set-up: `tracing` lines to stderr, as text for people (coloured on a terminal) or one JSON
 //! object per line for log collectors, filtered by a level or `tracing` directives.
+//!
+//! Lines of one chosen target (the sidecar's access log) can be buffered and written in large
+//! chunks (one `write` per 64 KiB instead of one per request, as nginx's `access_log ...
+//! buffer=`), at most [`BUFFER_FLUSH_INTERVAL`] late and always before any other line, so the
+//! order on stderr is the order of the events.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use modelserver_contract::cli::LogFormat;
+use tracing::Metadata;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// A log filter that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +30,14 @@ pub struct LogLevelError {
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 /// Installs the global subscriber. `filter` is a level (`info`) or `tracing` directives
-/// (`info,hyper=debug`). A second call keeps the first subscriber (tests call it more than once).
-pub fn init(filter: &str, format: LogFormat) -> Result<(), LogLevelError> {
+/// (`info,hyper=debug`); lines whose target is `buffered_target` are buffered (see the module
+/// docs; call [`flush`] before the process exits). A second call keeps the first subscriber (tests
+/// call it more than once).
+pub fn init(
+    filter: &str,
+    format: LogFormat,
+    buffered_target: Option<&'static str>,
+) -> Result<(), LogLevelError> {
     check_levels(filter)?;
     let env_filter = EnvFilter::try_new(filter).map_err(|e| LogLevelError {
         input: filter.to_owned(),
@@ -29,15 +45,127 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), LogLevelError> {
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stderr);
+        .with_writer(LogWriter);
     let result = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    let _already_installed = result;
+    if result.is_ok()
+        && let Some(target) = buffered_target
+    {
+        start_flusher(target);
+    }
     Ok(())
+}
+
+/// Buffered lines gather here and reach stderr in large writes: when [`BUFFER_BYTES`] have
+/// gathered, before any other log line (so lines stay in order), every
+/// [`BUFFER_FLUSH_INTERVAL`], and at exit ([`flush`]).
+static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// The target whose lines are buffered, set once the flusher runs: without it, every line is
+/// written at once.
+static BUFFERED_TARGET: OnceLock<&'static str> = OnceLock::new();
+/// Set once the flusher runs (a cheaper check per line than the `OnceLock`).
+static BUFFERING: AtomicBool = AtomicBool::new(false);
+/// Size at which buffered lines are written out.
+pub const BUFFER_BYTES: usize = 64 * 1024;
+/// Longest time a buffered line waits (bar a stderr that blocks).
+pub const BUFFER_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+fn buffer() -> MutexGuard<'static, Vec<u8>> {
+    // Bytes in the buffer stay valid whatever a panicking holder did.
+    BUFFER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes buffered lines to stderr now. Call before the process exits.
+pub fn flush() {
+    write_out(&mut buffer());
+}
+
+/// Writes and empties `buffer` (keeping its allocation); called with the buffer locked, so
+/// chunks reach stderr in order.
+fn write_out(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() {
+        return;
+    }
+    // As with unbuffered lines: a log that cannot be written is dropped, never an error.
+    let _ = std::io::stderr().write_all(buffer);
+    buffer.clear();
+}
+
+/// Where `tracing` lines go: buffered lines to the buffer, every other line straight to stderr,
+/// after the buffered ones.
+#[derive(Debug, Clone, Copy, Default)]
+struct LogWriter;
+
+/// One line's writer (the fmt layer writes each formatted event with one `write_all`).
+enum LineWriter {
+    Direct,
+    Buffered,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Direct => {
+                flush();
+                std::io::stderr().write(line)
+            }
+            Self::Buffered => {
+                let mut buffer = buffer();
+                buffer.extend_from_slice(line);
+                if buffer.len() >= BUFFER_BYTES {
+                    write_out(&mut buffer);
+                }
+                Ok(line.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Direct => std::io::stderr().flush(),
+            Self::Buffered => Ok(()),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter::Direct
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        if BUFFERING.load(Ordering::Relaxed) && BUFFERED_TARGET.get() == Some(&meta.target()) {
+            LineWriter::Buffered
+        } else {
+            LineWriter::Direct
+        }
+    }
+}
+
+/// Starts the thread that writes out lines that have waited [`BUFFER_FLUSH_INTERVAL`] (it sleeps
+/// between runs; nothing to write costs nothing).
+fn start_flusher(target: &'static str) {
+    let spawned = std::thread::Builder::new()
+        .name("log-flush".to_string())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(BUFFER_FLUSH_INTERVAL);
+                flush();
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            let _first_wins = BUFFERED_TARGET.set(target);
+            BUFFERING.store(true, Ordering::Relaxed);
+        }
+        Err(e) => eprintln!("log lines of {target} are written unbuffered: {e}"),
+    }
 }
 
 /// A directive without `=` must be a level: `EnvFilter` would read `verbose` as a target name and

@@ -23,6 +23,8 @@ pub mod workers;
 
 /// The CORS policy built from the `MODELSERVER_CORS_*` settings (public for the fuzz target).
 pub use http::cors;
+/// The `tracing` target of access log lines (the binary buffers them).
+pub use http::observe::ACCESS_LOG_TARGET;
 
 use config::Command;
 use errors::SidecarError;

@@ -7,7 +7,7 @@ use clap::Parser;
 use modelserver_contract::pod_env::unknown_variables;
 use modelserver_process::logging;
 use modelserver_sidecar::config::Cli;
-use modelserver_sidecar::run;
+use modelserver_sidecar::{ACCESS_LOG_TARGET, run};
 
 /// Exit code for settings that cannot work (clap uses the same for bad flags).
 const EXIT_CONFIG: u8 = 2;
@@ -33,12 +33,16 @@ fn warn_unknown_variables(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(&cli.log.log_level, cli.log.log_format) {
+    if let Err(e) = logging::init(
+        &cli.log.log_level,
+        cli.log.log_format,
+        Some(ACCESS_LOG_TARGET),
+    ) {
         eprintln!("modelserver-sidecar: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
     warn_unknown_variables(&cli);
-    match run(cli.command) {
+    let code = match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "modelserver-sidecar failed");
@@ -47,5 +51,8 @@ fn main() -> ExitCode {
                 _ => ExitCode::FAILURE,
             }
         }
-    }
+    };
+    // Access log lines still in the buffer.
+    logging::flush();
+    code
 }

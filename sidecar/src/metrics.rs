@@ -3,6 +3,9 @@
 //! readiness) are set from that state when `/metrics` is scraped, so they can never drift from
 //! it.
 
+use std::sync::{Arc, OnceLock};
+
+use http::StatusCode;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -71,6 +74,9 @@ pub struct Metrics {
     registry: Registry,
     /// `requests_total{code}`: public requests by response status.
     pub requests_total: IntCounterVec,
+    /// `requests_total`'s counter per status code (100 to 999), looked up once per code: the
+    /// request path then increments an atomic without the label lookup (a lock and a hash).
+    requests_by_code: Arc<[OnceLock<IntCounter>]>,
     /// `request_duration_seconds`: time until the response head was ready.
     pub request_duration_seconds: Histogram,
     /// `inflight_requests`.
@@ -164,6 +170,7 @@ impl Metrics {
         Ok(Self {
             registry,
             requests_total,
+            requests_by_code: (100..=999).map(|_| OnceLock::new()).collect(),
             request_duration_seconds,
             inflight_requests,
             queue_depth,
@@ -174,6 +181,20 @@ impl Metrics {
             ready,
             draining,
         })
+    }
+
+    /// Counts a public response by its status code (`requests_total{code}`).
+    pub fn count_response(&self, status: StatusCode) {
+        let index = usize::from(status.as_u16()).saturating_sub(100);
+        match self.requests_by_code.get(index) {
+            Some(cell) => cell
+                .get_or_init(|| self.requests_total.with_label_values(&[status.as_str()]))
+                .inc(),
+            None => self
+                .requests_total
+                .with_label_values(&[status.as_str()])
+                .inc(),
+        }
     }
 
     /// Counts a refused request.
@@ -218,6 +239,8 @@ mod tests {
     fn renders_every_series_with_prefix() {
         let m = Metrics::new().unwrap();
         m.requests_total.with_label_values(&["200"]).inc();
+        m.count_response(StatusCode::OK);
+        m.count_response(StatusCode::IM_A_TEAPOT);
         m.request_duration_seconds.observe(0.01);
         m.reject(RejectReason::QueueFull);
         m.worker_restarts_total.inc();
@@ -230,7 +253,8 @@ mod tests {
             draining: false,
         });
         for needle in [
-            "modelserver_requests_total{code=\"200\"} 1",
+            "modelserver_requests_total{code=\"200\"} 2",
+            "modelserver_requests_total{code=\"418\"} 1",
             "modelserver_request_duration_seconds_count 1",
             "modelserver_inflight_requests 2",
             "modelserver_queue_depth 1",

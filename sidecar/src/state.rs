@@ -30,9 +30,30 @@ impl Mode {
 
     /// `worker N` or `upstream`, for messages and the access log.
     pub fn backend_name(self, backend: usize) -> String {
-        match self {
-            Self::Managed => format!("worker {backend}"),
-            Self::Proxy => "upstream".to_string(),
+        self.backend_label(backend).to_string()
+    }
+
+    /// [`Mode::backend_name`] without building a string (for the access log).
+    pub fn backend_label(self, backend: usize) -> BackendLabel {
+        BackendLabel {
+            mode: self,
+            backend,
+        }
+    }
+}
+
+/// Shows `worker N` or `upstream`.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendLabel {
+    mode: Mode,
+    backend: usize,
+}
+
+impl std::fmt::Display for BackendLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode {
+            Mode::Managed => write!(f, "worker {}", self.backend),
+            Mode::Proxy => f.write_str("upstream"),
         }
     }
 }

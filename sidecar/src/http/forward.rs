@@ -18,7 +18,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::sync::oneshot;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
@@ -55,8 +54,20 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
+/// Removes hop-by-hop headers, including those the `Connection` header names. Runs twice per
+/// forwarded request, so it looks before it removes: one pass over the names present, and a
+/// lookup only for those that go (in the same order as removing every listed name would, so the
+/// headers left keep their order).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let present: Vec<HeaderName> = HOP_BY_HOP
+        .iter()
+        .filter(|name| headers.keys().any(|k| k == *name))
+        .cloned()
+        .collect();
+    // No hop-by-hop header, so no `Connection` header either: nothing to do.
+    if present.is_empty() {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -64,7 +75,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named.iter().chain(present.iter()) {
         headers.remove(name);
     }
 }
@@ -120,16 +131,15 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         *upstream.uri_mut() = Uri::from(path_and_query);
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.headers_mut() = headers;
-        // The exchange with the backend runs in its own task that owns the slot, so that a
-        // request this handler gives up on (504, or the client gone) keeps its slot for as long
-        // as the backend still works on it.
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(exchange(state.backend.send(backend, upstream), permit, tx));
-        match rx.await {
-            Ok(Ok(held)) => Ok(held),
-            Ok(Err(error)) => Err(Failure::Backend { backend, error }),
-            Err(_) => Err(Failure::Acquire(AcquireError::Closed)),
+        // The exchange runs in this task; when this handler gives up on it (504, or the client
+        // gone) before the response head, the rest moves to a task of its own that keeps the
+        // slot for as long as the backend still works on the request (see `Exchange`).
+        Exchange {
+            pending: Some(state.backend.send(backend, upstream)),
+            permit: Some(permit),
         }
+        .await
+        .map_err(|error| Failure::Backend { backend, error })
     };
 
     let outcome = tokio::time::timeout_at(deadline, attempt).await;
@@ -142,7 +152,10 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             let backend = permit.backend();
             let (mut parts, incoming) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            parts.extensions.insert(BackendId(backend));
+            // Only the access log reads it (an extension costs an allocation).
+            if state.access_log {
+                parts.extensions.insert(BackendId(backend));
+            }
             let body = Body::new(HeldBody {
                 inner: incoming,
                 _permit: permit,
@@ -256,44 +269,71 @@ async fn discard(mut body: Body) {
     );
 }
 
-/// What the exchange task hands the handler: the slot and the response head, or the error.
+/// What the exchange hands the handler: the slot and the response head, or the error.
 type Exchanged = Result<(Permit, Response), BackendError>;
 
-/// Sends one request to a backend and hands the response (with the slot) to the handler. When
-/// the handler is no longer there to take it (it answered 504, or its client left), the slot
-/// stays taken until the backend has finished: the response is read to its end (and dropped),
-/// for at most [`ABANDONED_RESPONSE_DRAIN`], after which the connection to the backend is closed.
-async fn exchange(
-    pending: BoxFuture<BackendResult>,
-    permit: Permit,
-    tx: oneshot::Sender<Exchanged>,
-) {
-    match pending.await {
-        Ok(response) => {
-            if let Err(Ok((permit, response))) = tx.send(Ok((permit, response))) {
-                let backend = permit.backend();
-                let mut body = response.into_body();
-                let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
-                    while let Some(frame) = body.frame().await {
-                        if frame.is_err() {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                tracing::debug!(
-                    backend,
-                    finished = drained.is_ok(),
-                    "abandoned response read; slot freed"
-                );
-                drop(permit);
+/// Sends one request to a backend, in the handler's task, and resolves to the response head
+/// with the slot. Dropped before that (the handler answered 504, or its client left), it hands
+/// the request in progress and the slot to [`finish_abandoned`] in a task of its own, so the
+/// slot stays taken until the backend has finished.
+struct Exchange {
+    pending: Option<BoxFuture<BackendResult>>,
+    permit: Option<Permit>,
+}
+
+impl std::future::Future for Exchange {
+    type Output = Exchanged;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exchanged> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(Err("the exchange was polled after it ended".into()));
+        };
+        let result = std::task::ready!(pending.as_mut().poll(cx));
+        self.pending = None;
+        let permit = self.permit.take();
+        Poll::Ready(match (result, permit) {
+            (Ok(response), Some(permit)) => Ok((permit, response)),
+            (Ok(_), None) => Err("the exchange lost its slot".into()),
+            // The slot is freed here: the backend connection failed or was closed.
+            (Err(error), _) => Err(error),
+        })
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let (Some(pending), Some(permit)) = (self.pending.take(), self.permit.take()) {
+            // Outside a runtime (it is shutting down) there is nothing left to wait for.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(finish_abandoned(pending, permit));
             }
         }
-        // The slot is freed here: the backend connection failed or was closed.
-        Err(error) => {
-            let _ = tx.send(Err(error));
-        }
     }
+}
+
+/// Finishes a request its handler gave up on: waits for the response and reads it to its end
+/// (dropping it), for at most [`ABANDONED_RESPONSE_DRAIN`] after its head, after which the
+/// connection to the backend is closed; the slot is freed then, or when the exchange fails.
+async fn finish_abandoned(pending: BoxFuture<BackendResult>, permit: Permit) {
+    let Ok(response) = pending.await else {
+        return;
+    };
+    let backend = permit.backend();
+    let mut body = response.into_body();
+    let drained = tokio::time::timeout(ABANDONED_RESPONSE_DRAIN, async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    tracing::debug!(
+        backend,
+        finished = drained.is_ok(),
+        "abandoned response read; slot freed"
+    );
+    drop(permit);
 }
 
 fn too_large(limit: u64) -> Response {
@@ -333,6 +373,31 @@ impl http_body::Body for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaves_headers_without_hop_by_hop_ones_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.append("x-many", "1".parse().unwrap());
+        h.append("x-many", "2".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn strips_connection_named_headers_in_any_case() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, "Keep-Alive, X-One".parse().unwrap());
+        h.append(header::CONNECTION, "x-two".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-one", "1".parse().unwrap());
+        h.insert("x-two", "2".parse().unwrap());
+        h.insert("x-three", "3".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-three"]);
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {

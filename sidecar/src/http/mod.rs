@@ -13,6 +13,7 @@ pub mod loopback;
 pub mod observe;
 pub mod public;
 pub mod reply;
+pub mod request_id;
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,27 @@
-//! Per-request observation on the public port: `requests_total{code}`, the duration histogram,
-//! and the access log line (with the `X-Request-ID` that the request-id layers keep or add).
+//! Per-request observation on the public port, the outermost layer: the `X-Request-ID` (kept
+//! when the client sends one, generated otherwise, forwarded to the backend and returned),
+//! `requests_total{code}`, the duration histogram, and the access log line.
+//!
+//! One hand-written service where there were three layers (tower-http's `SetRequestId` and
+//! `PropagateRequestId`, and an axum `from_fn` middleware, which boxes the inner service and its
+//! future on every request): this runs on every request, so it allocates nothing itself.
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use http::HeaderName;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use http::{HeaderName, HeaderValue, Method, Uri};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
+use tower::{Layer, Service};
+use tower_http::request_id::MakeRequestId;
 
 use crate::http::forward::BackendId;
+use crate::http::request_id::MakeRequestUuid;
 use crate::state::SharedState;
 
 /// The request id header, kept when the client sends one and added otherwise.
@@ -16,59 +29,151 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `tracing` target of access log lines.
 pub const ACCESS_LOG_TARGET: &str = "access";
 
-/// Middleware: counts and times every public request and writes the access log line.
-pub async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let logged = state.access_log.then(|| {
-        let request_id = request
-            .headers()
-            .get(&X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.to_string())
-            .unwrap_or_default();
-        (
-            request.method().clone(),
-            request.uri().path().to_string(),
-            request_id,
-            peer,
-        )
-    });
+/// Layer: request id, metrics and access log for every request through it.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    state: SharedState,
+}
 
-    let response = next.run(request).await;
-
-    let elapsed = start.elapsed();
-    let status = response.status();
-    state
-        .metrics
-        .requests_total
-        .with_label_values(&[status.as_str()])
-        .inc();
-    state
-        .metrics
-        .request_duration_seconds
-        .observe(elapsed.as_secs_f64());
-    if let Some((method, path, request_id, peer)) = logged {
-        let backend = response
-            .extensions()
-            .get::<BackendId>()
-            .map(|b| state.mode.backend_name(b.0))
-            .unwrap_or_default();
-        tracing::info!(
-            target: ACCESS_LOG_TARGET,
-            request_id = %request_id,
-            method = %method,
-            path = %path,
-            status = status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            backend = %backend,
-            peer = %peer,
-            "request"
-        );
+impl ObserveLayer {
+    /// Observes with `state`'s metrics and access log setting.
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
     }
-    response
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service [`ObserveLayer`] makes.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    state: SharedState,
+}
+
+/// What the access log line needs, taken without copying strings: the URI and header value
+/// share the request's bytes, the address is a plain value.
+struct Logged {
+    method: Method,
+    uri: Uri,
+    peer: Option<SocketAddr>,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let start = Instant::now();
+        let request_id = match request.headers().get(&X_REQUEST_ID) {
+            Some(id) => Some(id.clone()),
+            None => MakeRequestUuid
+                .make_request_id(&request)
+                .map(|id| id.into_header_value())
+                .inspect(|id| {
+                    request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                }),
+        };
+        let logged = self.state.access_log.then(|| Logged {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            peer: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        });
+        ObserveFuture {
+            inner: self.inner.call(request),
+            state: self.state.clone(),
+            start,
+            request_id,
+            logged,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Observe`].
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        state: SharedState,
+        start: Instant,
+        request_id: Option<HeaderValue>,
+        logged: Option<Logged>,
+    }
+}
+
+impl<F> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = ready!(this.inner.poll(cx));
+        let elapsed = this.start.elapsed();
+        let status = response.status();
+        let state = &*this.state;
+        state.metrics.count_response(status);
+        state
+            .metrics
+            .request_duration_seconds
+            .observe(elapsed.as_secs_f64());
+        if let Some(Logged { method, uri, peer }) = this.logged.take() {
+            let backend = response
+                .extensions()
+                .get::<BackendId>()
+                .map(|b| state.mode.backend_label(b.0));
+            let request_id = this.request_id.as_ref().and_then(|v| v.to_str().ok());
+            tracing::info!(
+                target: ACCESS_LOG_TARGET,
+                request_id = %request_id.unwrap_or(""),
+                method = %method,
+                path = %uri.path(),
+                status = status.as_u16(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                backend = %OrEmpty(backend),
+                peer = %OrEmpty(peer),
+                "request"
+            );
+        }
+        // The id goes back to the client unless the response (the worker) set its own.
+        if let Some(id) = this.request_id.take()
+            && !response.headers().contains_key(&X_REQUEST_ID)
+        {
+            response.headers_mut().insert(X_REQUEST_ID, id);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// Shows the value, or nothing when there is none.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
 }

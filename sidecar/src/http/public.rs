@@ -1,5 +1,5 @@
 //! The public router: health endpoints, optional docs, and everything else forwarded; wrapped in
-//! request ids, metrics and access log, CORS and auth (outermost first).
+//! request ids, metrics and access log (one layer), CORS and auth (outermost first).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -7,14 +7,13 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::http::auth::{AuthToken, require_token};
 use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
 use crate::http::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
 use crate::http::forward::forward;
 use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
-use crate::http::observe::{X_REQUEST_ID, observe};
+use crate::http::observe::ObserveLayer;
 use crate::http::reply::ApiError;
 use crate::state::SharedState;
 
@@ -58,10 +57,8 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
                 hide_from_disallowed_origins,
             ));
     }
-    router
-        .layer(middleware::from_fn_with_state(state, observe))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+    // Outermost: request id, metrics and access log.
+    router.layer(ObserveLayer::new(state))
 }
 
 async fn method_not_allowed() -> Response {
