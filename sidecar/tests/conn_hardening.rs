@@ -80,6 +80,9 @@ async fn a_client_that_stops_reading_loses_its_slot_after_the_write_timeout() {
             "1s",
             "--request-timeout",
             "15s",
+            // The next request waits for the slot longer than the default queue bound (1s).
+            "--max-queue-wait",
+            "15s",
         ],
         &[],
     );
