@@ -42,11 +42,8 @@ test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, 
 fuzz: ## run every fuzz target in fuzz/ for FUZZ_SECONDS each (default 30); installs cargo-fuzz into the cache
 	./fuzz/run.sh
 
-bench: bench-sidecar bench-compare bench-operator ## every benchmark, one after the other (reports, never tests; run on a quiet machine)
+bench: bench-sidecar bench-proxies bench-compare bench-operator ## every benchmark, one after the other (reports, never tests; run on a quiet machine)
 
-bench-operator: ## report: N ModelServers (default 500) on a local control plane: time to Ready, API requests, RSS, writes at rest
-	$(CARGO) build --release -p modelserver-operator
-	./operator/bench/bench-operator.sh
 
 include sidecar/sidecar.mk
 include e2e/e2e.mk

@@ -1,8 +1,19 @@
-# Side by side (issue 7): modelserver-sidecar against uvicorn serving the same Python model.
-# Included by the top-level Makefile after sidecar/sidecar.mk, whose sidecar-static, SIDECAR_STATIC
-# and OHA (oha from crates.io, installed once into ~/.cache/modelserver/tools) it uses.
+# Every benchmark (reports, never tests): the scripts live next to this file. Included by the
+# top-level Makefile after sidecar/sidecar.mk, whose sidecar-static, SIDECAR_STATIC and OHA (oha
+# from crates.io, installed once into ~/.cache/modelserver/tools) it uses.
 
-.PHONY: bench-compare
+.PHONY: bench-sidecar bench-operator bench-compare
+
+bench-sidecar: sidecar-static $(OHA) ## report: throughput, latency and RSS through the sidecar vs. straight to the worker
+	$(CARGO) build --quiet --release --example trivial_worker -p modelserver-sidecar
+	SIDECAR=$(SIDECAR_STATIC) WORKER=$(SIDECAR_TARGET_DIR)/release/examples/trivial_worker OHA=$(OHA) \
+		./bench/sidecar.sh
+
+bench-operator: ## report: N ModelServers (default 500) on a local control plane: time to Ready, API requests, RSS, writes at rest
+	$(CARGO) build --release -p modelserver-operator
+	./bench/operator.sh
+
+# Side by side: modelserver-sidecar against uvicorn serving the same Python model.
 
 bench-compare: sidecar-static $(OHA) ## report: the sidecar vs uvicorn --workers 2, same FastAPI iris model (~13 min; docs/benchmarks.md)
 	py=$$(./hack/venv.sh); SIDECAR=$(SIDECAR_STATIC) OHA=$(OHA) PYTHON=$$py $$py bench/compare.py

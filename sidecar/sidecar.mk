@@ -1,4 +1,4 @@
-# Sidecar targets (demo, static release binary, benchmark); included by the top-level Makefile.
+# Sidecar targets (demo, static release binary, the load generator); included by the top-level Makefile.
 
 # The release sidecar is statically linked (glibc, crt-static) so the init container can copy it
 # into any model image. Built for an explicit target so its RUSTFLAGS never touch host builds.
@@ -12,7 +12,7 @@ TOOLS_DIR ?= $(HOME)/.cache/modelserver/tools
 OHA_VERSION ?= 1.16.0
 OHA = $(TOOLS_DIR)/bin/oha
 
-.PHONY: demo sidecar-static bench-sidecar
+.PHONY: demo sidecar-static
 
 sidecar-static: ## build the statically linked release sidecar (runs inside any model image)
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(SIDECAR_TARGET) -p modelserver-sidecar
@@ -34,7 +34,3 @@ demo: ## serve the iris example model on localhost:8080 through the sidecar
 $(OHA):
 	$(CARGO) install --locked oha --version $(OHA_VERSION) --root $(TOOLS_DIR)
 
-bench-sidecar: sidecar-static $(OHA) ## report: throughput, latency and RSS through the sidecar vs. straight to the worker
-	$(CARGO) build --quiet --release --example trivial_worker -p modelserver-sidecar
-	SIDECAR=$(SIDECAR_STATIC) WORKER=$(SIDECAR_TARGET_DIR)/release/examples/trivial_worker OHA=$(OHA) \
-		./sidecar/bench/bench.sh

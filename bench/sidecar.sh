@@ -4,7 +4,7 @@
 # worker's Unix socket, plus the sidecar's RSS idle and under load. Rounds alternate direct and
 # sidecar so both see the same machine state; the median round is reported.
 #
-# Usage (make bench-sidecar sets these): SIDECAR=path WORKER=path OHA=path sidecar/bench/bench.sh
+# Usage (make bench-sidecar sets these): SIDECAR=path WORKER=path OHA=path bench/sidecar.sh
 # Knobs: DURATION (10s), CONCURRENCY ("1 16": one connection shows the added latency, sixteen the
 # throughput), ROUNDS (3), SCENARIOS ("trivial iris"), RUNTIME_THREADS (the sidecar's, 1).
 set -euo pipefail
@@ -16,7 +16,7 @@ RUNTIME_THREADS=${RUNTIME_THREADS:-1}
 MAX_CONNECTIONS=$(printf '%s\n' $CONCURRENCY | sort -n | tail -1)
 ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-trivial iris}
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 sidecar_pid=""
 

@@ -9,7 +9,7 @@
 #
 # Knobs: N (ModelServers), REST_SECONDS (the at-rest window, default 60), OPERATOR (binary).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 N=${N:-500}
 REST_SECONDS=${REST_SECONDS:-60}
