@@ -201,8 +201,9 @@ if docs:
     expect("--sidecar-image=registry.example.com/acme/modelserver-sidecar:0.1.0-rc.1" in args, "everything: sidecar image")
     expect("--sidecar-image-pull-policy=Always" in args, "everything: sidecar image pull policy")
     expect(not kinds(docs, "CustomResourceDefinition"), "everything: crds.install=false renders no CRD")
-    expect("--concurrency=8" in args and "--log-format=text" in args and "--some-future-flag=1" in args,
-           "everything: --concurrency, --log-format, extraArgs")
+    expect("--concurrency=8" in args and "--debounce=250ms" in args and "--log-format=text" in args
+           and "--some-future-flag=1" in args,
+           "everything: --concurrency, --debounce, --log-format, extraArgs")
 
 for scenario in ("servicemonitor", "everything"):
     path = os.path.join(work, scenario + ".servicemonitor.yaml")

@@ -31,6 +31,8 @@ pub mod operator_env {
     pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
     /// `--concurrency`.
     pub const CONCURRENCY: &str = "MODELSERVER_CONCURRENCY";
+    /// `--debounce`.
+    pub const DEBOUNCE: &str = "MODELSERVER_DEBOUNCE";
 }
 
 /// The ModelServer operator.
@@ -85,7 +87,7 @@ pub struct RunArgs {
     /// How long a ModelServer's reconcile waits for more changes after one arrives (the wait
     /// restarts with each), so that a burst (a Deployment rolling out, several children
     /// changing) costs one reconcile. 0: none.
-    #[arg(long, env = "MODELSERVER_DEBOUNCE", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = operator_env::DEBOUNCE, default_value = "1s", value_parser = parse_duration)]
     pub debounce: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
