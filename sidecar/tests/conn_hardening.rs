@@ -292,3 +292,65 @@ async fn a_connection_flood_leaves_the_probes_answering() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 }
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body: (head, body).
+fn read_response(reader: &mut std::io::BufReader<TcpStream>) -> (String, String) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).unwrap();
+        assert!(read > 0, "connection closed after {head:?}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head:?}"));
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A request refused before it reaches a worker (503: nothing can take it) has its body read and
+/// dropped, so the client's keep-alive connection stays usable: the next request on it gets its
+/// answer, not a reset (which a client reusing the connection would see as an error, not a 503).
+#[test]
+fn a_refused_request_leaves_its_keep_alive_connection_usable() {
+    // A worker that never gets ready and no queue: every request is refused at once.
+    let sidecar = Sidecar::start(
+        &serve_command(&["--max-queue", "0"], &["sleep", "600"]),
+        &[],
+    );
+    let stream = TcpStream::connect(sidecar.public).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let body = vec![b'x'; 64 * 1024];
+    for request in 0..3 {
+        write!(
+            writer,
+            "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        writer.write_all(&body).unwrap();
+        let (head, answer) = read_response(&mut reader);
+        assert!(
+            head.starts_with("HTTP/1.1 503"),
+            "request {request}: {head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "request {request}: {head}"
+        );
+        assert!(answer.contains("queue"), "{answer}");
+    }
+}

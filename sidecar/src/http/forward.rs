@@ -16,12 +16,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, StatusCode, Uri, Version};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
-use crate::http::limits::{LimitedBody, declared_length};
+use crate::http::limits::{ClientFault, LimitedBody, declared_length};
 use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
@@ -116,37 +116,78 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    let waits_for_continue = expects_continue(&headers);
     // The sidecar already answered any `Expect: 100-continue` by reading the body.
     headers.remove(header::EXPECT);
 
     // The backend a request waits on, told to its supervisor when the request times out.
     let mut chosen = None;
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let attempt = async {
-        let permit = state.dispatcher.acquire().await.map_err(Failure::Acquire)?;
-        let backend = permit.backend();
-        chosen = Some(backend);
-        let mut upstream = http::Request::new(Body::new(body));
-        *upstream.method_mut() = parts.method;
-        *upstream.uri_mut() = Uri::from(path_and_query);
-        *upstream.version_mut() = Version::HTTP_11;
-        *upstream.headers_mut() = headers;
-        // The exchange runs in this task; when this handler gives up on it (504, or the client
-        // gone) before the response head, the rest moves to a task of its own that keeps the
-        // slot for as long as the backend still works on the request (see `Exchange`).
-        Exchange {
-            pending: Some(state.backend.send(backend, upstream)),
-            permit: Some(permit),
+    // A request refused before it reaches a backend (queue full, waited too long, timed out in
+    // the queue) still has its body on the connection: it is read and dropped in the background,
+    // so the connection stays usable for the client's next request.
+    let mut refused_body = None;
+    let outcome = match tokio::time::timeout_at(deadline, state.dispatcher.acquire()).await {
+        Ok(Ok(permit)) => {
+            let backend = permit.backend();
+            chosen = Some(backend);
+            let mut upstream = http::Request::new(Body::new(body));
+            *upstream.method_mut() = parts.method;
+            *upstream.uri_mut() = Uri::from(path_and_query);
+            *upstream.version_mut() = Version::HTTP_11;
+            *upstream.headers_mut() = headers;
+            // The exchange runs in this task; when this handler gives up on it (504, or the
+            // client gone) before the response head, the rest moves to a task of its own that
+            // keeps the slot for as long as the backend still works on the request (see
+            // `Exchange`).
+            let exchange = Exchange {
+                pending: Some(state.backend.send(backend, upstream)),
+                permit: Some(permit),
+            };
+            tokio::time::timeout_at(deadline, exchange)
+                .await
+                .map(|result| result.map_err(|error| Failure::Backend { backend, error }))
         }
-        .await
-        .map_err(|error| Failure::Backend { backend, error })
+        Ok(Err(error)) => {
+            refused_body = Some(body);
+            Ok(Err(Failure::Acquire(error)))
+        }
+        Err(elapsed) => {
+            refused_body = Some(body);
+            Err(elapsed)
+        }
     };
-
-    let outcome = tokio::time::timeout_at(deadline, attempt).await;
     if tripped.load(Ordering::Relaxed) {
         state.metrics.reject(RejectReason::TooLarge);
         return too_large(limits.max_upload_size);
     }
+    let mut response = answer(&state, outcome, chosen, &client_fault);
+    if let Some(body) = refused_body
+        && !body.is_end_stream()
+    {
+        if waits_for_continue {
+            // The client waits for `100 Continue` before it sends the body, which it will not
+            // get: the connection cannot be reused.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                HeaderValue::from_static(CONNECTION_CLOSE),
+            );
+        } else {
+            tokio::spawn(discard(Body::new(body)));
+        }
+    }
+    response
+}
+
+/// The response for a forwarding attempt's outcome: the backend's response, or the sidecar's
+/// refusal or error (each counted in `rejected_total` by its reason).
+fn answer(
+    state: &SharedState,
+    outcome: Result<Result<(Permit, Response), Failure>, tokio::time::error::Elapsed>,
+    chosen: Option<usize>,
+    client_fault: &ClientFault,
+) -> Response {
+    let limits = state.limits;
     match outcome {
         Ok(Ok((permit, response))) => {
             let backend = permit.backend();
