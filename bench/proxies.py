@@ -44,6 +44,7 @@ RUNTIME_THREADS = os.environ.get("RUNTIME_THREADS", "1")
 ONLY = [p.strip() for p in os.environ.get("PROXIES", "").split(";") if p.strip()]
 WORK = tempfile.mkdtemp(prefix="bench-proxies-")
 OUT = os.environ.get("OUT") or WORK
+os.makedirs(OUT, exist_ok=True)
 TICK = os.sysconf("SC_CLK_TCK")
 PROCS = []
 
