@@ -218,7 +218,8 @@ pub struct ServerArgs {
     #[arg(long, env = env::AUTH_PASSTHROUGH, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
           default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub auth_passthrough: bool,
-    /// Write one log line per request.
+    /// Write one log line per request (buffered: written at most 200ms late, before any other
+    /// line, and at exit).
     #[arg(long, env = env::ACCESS_LOG, action = ArgAction::Set, value_parser = BoolishValueParser::new(),
           default_value = if defaults::ACCESS_LOG { "true" } else { "false" }, num_args = 0..=1, default_missing_value = "true")]
     pub access_log: bool,

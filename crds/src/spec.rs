@@ -300,7 +300,9 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
 
-    /// Log every request (method, path, status, duration, X-Request-ID). Default true.
+    /// Log every request (method, path, status, duration, X-Request-ID). Default true. The lines
+    /// are written in batches, at most 200ms after the request (as nginx's buffered access log),
+    /// and always before any other log line; a sidecar killed with SIGKILL loses the last batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
 }
