@@ -12,7 +12,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use bytes::Buf;
 use bytes::Bytes;
+use futures::FutureExt;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, StatusCode, Uri, Version};
@@ -162,7 +164,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         return too_large(limits.max_upload_size);
     }
     let mut response = answer(&state, outcome, chosen, &client_fault);
-    if let Some(body) = refused_body
+    if let Some(mut body) = refused_body
         && !body.is_end_stream()
     {
         if waits_for_continue {
@@ -172,7 +174,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
                 header::CONNECTION,
                 HeaderValue::from_static(CONNECTION_CLOSE),
             );
-        } else {
+        } else if !discard_arrived(&mut body) {
             tokio::spawn(discard(Body::new(body)));
         }
     }
@@ -285,6 +287,31 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// Reads and drops what of a refused request's body has already arrived, without waiting.
+/// True when nothing is left to do: the body ended (a small body usually arrives with its head,
+/// so no task is needed to drain it), failed, or passed [`REFUSED_BODY_DRAIN_BYTES`] (dropping it
+/// then closes the connection).
+fn discard_arrived<B>(body: &mut B) -> bool
+where
+    B: http_body::Body + Unpin,
+{
+    let mut seen: u64 = 0;
+    loop {
+        match body.frame().now_or_never() {
+            Some(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    seen = seen.saturating_add(data.remaining() as u64);
+                    if seen > REFUSED_BODY_DRAIN_BYTES {
+                        return true;
+                    }
+                }
+            }
+            Some(Some(Err(_)) | None) => return true,
+            None => return false,
+        }
+    }
 }
 
 /// Reads and drops a refused request's body, at most [`REFUSED_BODY_DRAIN_BYTES`] for at most
