@@ -126,8 +126,9 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     let mut chosen = None;
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
     // A request refused before it reaches a backend (queue full, waited too long, timed out in
-    // the queue) still has its body on the connection: it is read and dropped in the background,
-    // so the connection stays usable for the client's next request.
+    // the queue) still has its body on the connection: it is read and dropped (what has arrived
+    // at once, the rest in the background), so the connection stays usable for the client's next
+    // request.
     let mut refused_body = None;
     let outcome = match tokio::time::timeout_at(deadline, state.dispatcher.acquire()).await {
         Ok(Ok(permit)) => {
