@@ -206,42 +206,24 @@ fn answer(
             });
             Response::from_parts(parts, body)
         }
-        Ok(Err(Failure::Acquire(AcquireError::QueueFull))) => {
-            state.metrics.reject(RejectReason::QueueFull);
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
+        Ok(Err(Failure::Acquire(error))) => {
+            let message = match error {
+                AcquireError::QueueFull => format!(
                     "all workers are busy and the queue is full ({} waiting); retry later",
                     limits.max_queue
                 ),
-            )
-            .retry_after(RETRY_AFTER_SECS)
-            .into_response()
+                AcquireError::Closed => error.to_string(),
+                AcquireError::Overloaded { .. } | AcquireError::QueueWait { .. } => {
+                    format!("{error}; retry later")
+                }
+            };
+            if let Some(reason) = reject_reason(&error) {
+                state.metrics.reject(reason);
+            }
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+                .retry_after(RETRY_AFTER_SECS)
+                .into_response()
         }
-        Ok(Err(Failure::Acquire(error @ AcquireError::Overloaded { .. }))) => {
-            state.metrics.reject(RejectReason::Overloaded);
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{error}; retry later"),
-            )
-            .retry_after(RETRY_AFTER_SECS)
-            .into_response()
-        }
-        Ok(Err(Failure::Acquire(error @ AcquireError::QueueWait { .. }))) => {
-            state.metrics.reject(RejectReason::QueueWait);
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{error}; retry later"),
-            )
-            .retry_after(RETRY_AFTER_SECS)
-            .into_response()
-        }
-        Ok(Err(Failure::Acquire(AcquireError::Closed))) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the sidecar is shutting down",
-        )
-        .retry_after(RETRY_AFTER_SECS)
-        .into_response(),
         Ok(Err(Failure::Backend { .. })) if client_fault.get().is_some() => {
             // The request failed because its body could not be read from the client: the
             // client's fault, not the worker's. (When the client is gone this answer is lost.)
@@ -279,6 +261,17 @@ fn answer(
             )
             .into_response()
         }
+    }
+}
+
+/// The `rejected_total` reason of a request the queue refused (none while shutting down: that
+/// is not a refusal by load).
+fn reject_reason(error: &AcquireError) -> Option<RejectReason> {
+    match error {
+        AcquireError::QueueFull => Some(RejectReason::QueueFull),
+        AcquireError::Overloaded { .. } => Some(RejectReason::Overloaded),
+        AcquireError::QueueWait { .. } => Some(RejectReason::QueueWait),
+        AcquireError::Closed => None,
     }
 }
 
