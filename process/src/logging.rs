@@ -7,7 +7,6 @@
 //! order on stderr is the order of the events.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -67,8 +66,6 @@ static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The target whose lines are buffered, set once the flusher runs: without it, every line is
 /// written at once.
 static BUFFERED_TARGET: OnceLock<&'static str> = OnceLock::new();
-/// Set once the flusher runs (a cheaper check per line than the `OnceLock`).
-static BUFFERING: AtomicBool = AtomicBool::new(false);
 /// Size at which buffered lines are written out.
 pub const BUFFER_BYTES: usize = 64 * 1024;
 /// Longest time a buffered line waits (bar a stderr that blocks).
@@ -140,7 +137,7 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        if BUFFERING.load(Ordering::Relaxed) && BUFFERED_TARGET.get() == Some(&meta.target()) {
+        if BUFFERED_TARGET.get() == Some(&meta.target()) {
             LineWriter::Buffered
         } else {
             LineWriter::Direct
@@ -162,7 +159,6 @@ fn start_flusher(target: &'static str) {
     match spawned {
         Ok(_) => {
             let _first_wins = BUFFERED_TARGET.set(target);
-            BUFFERING.store(true, Ordering::Relaxed);
         }
         Err(e) => eprintln!("log lines of {target} are written unbuffered: {e}"),
     }
