@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// unset.
     #[arg(long, env = env::SOCKET_DIR)]
     pub socket_dir: Option<PathBuf>,
+    /// Serve the workers over TCP instead of Unix sockets: worker `i` gets
+    /// `MODELSERVER_WORKER_PORT` = this port + `i` and must listen on 127.0.0.1 there (for
+    /// servers that cannot bind a Unix socket). The range may not hold the public or admin port.
+    #[arg(long, env = env::WORKER_PORT_BASE, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_port_base: Option<u16>,
     /// Worker restarts allowed within 10 minutes; one more ends the sidecar with a non-zero exit.
     #[arg(long, env = env::MAX_WORKER_RESTARTS, default_value_t = defaults::MAX_WORKER_RESTARTS)]
     pub max_worker_restarts: u32,

@@ -69,6 +69,11 @@ pub const RUNTIME_THREADS: &str = "MODELSERVER_RUNTIME_THREADS";
 pub const SOCKET_DIR: &str = "MODELSERVER_SOCKET_DIR";
 /// Set for each worker: its Unix socket path.
 pub const SOCKET: &str = "MODELSERVER_SOCKET";
+/// First TCP port of managed workers: worker `i` serves on 127.0.0.1 at this port + `i` instead
+/// of a Unix socket.
+pub const WORKER_PORT_BASE: &str = "MODELSERVER_WORKER_PORT_BASE";
+/// Set for each worker when workers serve on TCP: its port.
+pub const WORKER_PORT: &str = "MODELSERVER_WORKER_PORT";
 /// Set for each worker: its index, `0..workers`.
 pub const WORKER_ID: &str = "MODELSERVER_WORKER_ID";
 /// File for the termination message the kubelet reads (the pod's

@@ -31,6 +31,9 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
             if let Some(dir) = &serve.socket_dir {
                 vars.push((env::SOCKET_DIR, dir.display().to_string()));
             }
+            if let Some(base) = serve.worker_port_base {
+                vars.push((env::WORKER_PORT_BASE, base.to_string()));
+            }
             vars.push((
                 env::MAX_WORKER_RESTARTS,
                 serve.max_worker_restarts.to_string(),
@@ -143,7 +146,7 @@ pub fn unknown_variables<'a>(
 ) -> Vec<&'a str> {
     vars.into_iter()
         .filter(|name| name.starts_with(env::PREFIX))
-        .filter(|name| ![env::SOCKET, env::WORKER_ID].contains(name))
+        .filter(|name| ![env::SOCKET, env::WORKER_PORT, env::WORKER_ID].contains(name))
         .filter(|name| matches!(flag_for(subcommand, name), Ok(None)))
         .collect()
 }
@@ -219,6 +222,7 @@ mod tests {
         };
         serve.server.workers = 3;
         serve.socket_dir = Some(PathBuf::from("/modelserver/sockets"));
+        serve.worker_port_base = Some(8000);
         serve.max_worker_restarts = 0;
         serve.shutdown_timeout = Duration::from_secs(1);
         let vars = owned(render(&cli));
@@ -231,11 +235,10 @@ mod tests {
         let mut cli = Cli::proxy(&UpstreamAddr::loopback(8000)).unwrap();
         changed_everywhere(&mut cli);
         let vars = owned(render(&cli));
-        assert!(
-            vars.iter().all(|(k, _)| k != env::SHUTDOWN_TIMEOUT
-                && k != env::WORKERS
-                && k != env::SOCKET_DIR)
-        );
+        assert!(vars.iter().all(|(k, _)| k != env::SHUTDOWN_TIMEOUT
+            && k != env::WORKERS
+            && k != env::SOCKET_DIR
+            && k != env::WORKER_PORT_BASE));
         assert_eq!(parse(&[PROXY.to_owned()], &vars).unwrap(), cli);
     }
 
@@ -277,6 +280,7 @@ mod tests {
                 [
                     "MODELSERVER_SOCKET",
                     "MODELSERVER_WORKER_ID",
+                    "MODELSERVER_WORKER_PORT",
                     "MODELSERVER_PORTS",
                     "PATH"
                 ]

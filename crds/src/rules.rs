@@ -5,7 +5,7 @@
 //! depends on nothing in the crate, so the types can attach the rules without a cycle.
 
 use const_format::formatcp;
-use modelserver_contract::defaults::{ADMIN_PORT, PORT};
+use modelserver_contract::defaults::{ADMIN_PORT, PORT, WORKERS};
 
 /// One CEL rule: where it is attached, its expression, and the message a person reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,42 @@ pub const UPSTREAM_PORT_DIFFERS: CelRule = CelRule {
     ),
     message: formatcp!(
         "spec.model.upstream.port must differ from spec.server.port (default {PORT}) and from the admin port {ADMIN_PORT}: the sidecar listens on those"
+    ),
+};
+
+/// TCP workers belong to managed mode.
+pub const WORKER_PORT_BASE_NEEDS_COMMAND: CelRule = CelRule {
+    path: "spec.model",
+    rule: "!has(self.workerPortBase) || has(self.command)",
+    message: "spec.model.workerPortBase applies to spec.model.command (managed workers); with spec.model.upstream the model's own port is spec.model.upstream.port",
+};
+
+/// The workers' TCP ports, `workerPortBase` .. `workerPortBase + workers - 1`.
+macro_rules! worker_ports {
+    ($cmp:literal, $port:expr) => {
+        formatcp!(
+            "{} {} self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1",
+            $port,
+            $cmp
+        )
+    };
+}
+
+/// The public port in a rule at `spec`.
+const SPEC_PUBLIC_PORT: &str =
+    formatcp!("(has(self.server) && has(self.server.port) ? self.server.port : {PORT})");
+
+/// TCP workers' ports stay within 65535 and clear of the sidecar's own ports.
+pub const WORKER_PORTS_CLEAR: CelRule = CelRule {
+    path: "spec",
+    rule: formatcp!(
+        "!has(self.model.workerPortBase) || ({} && ({SPEC_PUBLIC_PORT} < self.model.workerPortBase || {}) && ({ADMIN_PORT} < self.model.workerPortBase || {}))",
+        worker_ports!(">=", u16::MAX),
+        worker_ports!(">", SPEC_PUBLIC_PORT),
+        worker_ports!(">", ADMIN_PORT),
+    ),
+    message: formatcp!(
+        "spec.model.workerPortBase .. workerPortBase + server.workers - 1 must end at or below 65535 and hold neither spec.server.port (default {PORT}) nor the admin port {ADMIN_PORT}: the sidecar listens on those"
     ),
 };
 
@@ -192,6 +228,8 @@ pub const ALL: &[CelRule] = &[
     UPSTREAM_READINESS_PATH_IS_ABSOLUTE,
     SERVER_PORT_NOT_ADMIN,
     UPSTREAM_PORT_DIFFERS,
+    WORKER_PORT_BASE_NEEDS_COMMAND,
+    WORKER_PORTS_CLEAR,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
     REQUEST_TIMEOUT_IS_DURATION,
     MAX_QUEUE_WAIT_IS_DURATION,
@@ -233,5 +271,9 @@ mod tests {
     fn the_port_rules_name_the_contracts_ports() {
         assert_eq!(SERVER_PORT_NOT_ADMIN.rule, "self != 9090");
         assert!(UPSTREAM_PORT_DIFFERS.rule.contains(": 8080)"));
+        assert_eq!(
+            WORKER_PORTS_CLEAR.rule,
+            "!has(self.model.workerPortBase) || (65535 >= self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : 1) - 1 && ((has(self.server) && has(self.server.port) ? self.server.port : 8080) < self.model.workerPortBase || (has(self.server) && has(self.server.port) ? self.server.port : 8080) > self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : 1) - 1) && (9090 < self.model.workerPortBase || 9090 > self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : 1) - 1))"
+        );
     }
 }

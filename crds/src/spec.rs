@@ -73,6 +73,7 @@ use crate::values::{ByteQuantity, K8sDuration};
     validation = Rule::new(rules::NAME_IS_DNS_LABEL.rule).message(rules::NAME_IS_DNS_LABEL.message)
 )]
 #[x_kube(validation = Rule::new(rules::UPSTREAM_PORT_DIFFERS.rule).message(rules::UPSTREAM_PORT_DIFFERS.message))]
+#[x_kube(validation = Rule::new(rules::WORKER_PORTS_CLEAR.rule).message(rules::WORKER_PORTS_CLEAR.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelServerSpec {
     /// The container image holding the model and its runtime (for example
@@ -170,11 +171,13 @@ impl ImagePullPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new(rules::MODEL_COMMAND_XOR_UPSTREAM.rule).message(rules::MODEL_COMMAND_XOR_UPSTREAM.message))]
 #[x_kube(validation = Rule::new(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.rule).message(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.message))]
+#[x_kube(validation = Rule::new(rules::WORKER_PORT_BASE_NEEDS_COMMAND.rule).message(rules::WORKER_PORT_BASE_NEEDS_COMMAND.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSpec {
     /// Managed mode: the worker command (for example ["python", "/app/worker.py"]). The
     /// sidecar starts server.workers copies, each serving HTTP/1.1 on the Unix socket named by
-    /// $MODELSERVER_SOCKET (uvicorn --uds, gunicorn --bind unix:, or the standard library).
+    /// $MODELSERVER_SOCKET (uvicorn --uds, gunicorn --bind unix:, or the standard library), or,
+    /// with workerPortBase set, on 127.0.0.1 at the port in $MODELSERVER_WORKER_PORT.
     /// $(VAR) references are expanded from the worker's environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
@@ -206,6 +209,15 @@ pub struct ModelSpec {
     #[x_kube(validation = Rule::new(rules::READINESS_PATH_IS_ABSOLUTE.rule).message(rules::READINESS_PATH_IS_ABSOLUTE.message))]
     #[schemars(length(max = 1024))]
     pub readiness_path: Option<String>,
+
+    /// Managed mode, for servers that bind TCP only (gunicorn, DRUM, KServe's ModelServer,
+    /// uvicorn without --uds): worker i serves on 127.0.0.1 at workerPortBase + i, given to it in
+    /// $MODELSERVER_WORKER_PORT (for example --port=$(MODELSERVER_WORKER_PORT)), instead of on a
+    /// Unix socket; readiness, restarts, slots and drain are the same. The range may not hold
+    /// server.port or the admin port 9090. Unset: Unix sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub worker_port_base: Option<i32>,
 
     /// Proxy mode: the image serves HTTP itself on this port; the sidecar runs beside it and
     /// forwards requests to 127.0.0.1:port.

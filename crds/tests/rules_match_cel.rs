@@ -185,6 +185,34 @@ fn model_rules_agree() {
 }
 
 #[test]
+fn worker_port_rules_agree() {
+    assert_same_verdict(&document(
+        "iris",
+        json!({"image": "i", "model": {"upstream": {"port": 8000}, "workerPortBase": 8000}}),
+    ));
+    // Around the public port (default and set), the admin port and the last TCP port, with the
+    // default worker count and with several workers.
+    for base in [
+        1, 8000, 8073, 8077, 8078, 8080, 8081, 9087, 9090, 9091, 65_534, 65_535,
+    ] {
+        for server in [
+            json!({}),
+            json!({"workers": 1}),
+            json!({"workers": 3}),
+            json!({"workers": 3, "port": 9000}),
+            json!({"port": 8000}),
+        ] {
+            let spec = json!({
+                "image": "i",
+                "model": {"command": ["p"], "workerPortBase": base},
+                "server": server,
+            });
+            assert_same_verdict(&document("iris", spec));
+        }
+    }
+}
+
+#[test]
 fn server_and_cors_rules_agree() {
     for port in [80, 8080, 9090, 9091] {
         assert_same_verdict(&document(

@@ -29,6 +29,9 @@ pub enum ConfigError {
         /// The limit.
         max: usize,
     },
+    /// The workers' TCP ports cannot be used.
+    #[error("MODELSERVER_WORKER_PORT_BASE: {0}")]
+    WorkerPorts(#[from] modelserver_contract::socket::WorkerPortsError),
     /// The worker command would expand a secret into the workers' command line.
     #[error(
         "the worker command refers to $({variable}) in argument {argument}, which holds the auth token: secrets are never expanded into a command line (anyone on the node can read it with ps); a worker that needs the token reads MODELSERVER_AUTH_TOKEN from its environment, which it gets with MODELSERVER_AUTH_PASSTHROUGH=true"

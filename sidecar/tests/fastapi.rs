@@ -9,16 +9,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-fn test_python() -> String {
-    match std::env::var("MODELSERVER_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => panic!(
-            "MODELSERVER_TEST_PYTHON is not set: run the tests via `make test`, or set it to the \
-             python that ./hack/venv.sh prints (a venv with fastapi and uvicorn)"
-        ),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fastapi_app_runs_as_managed_uvicorn_workers() {
     let python = test_python();

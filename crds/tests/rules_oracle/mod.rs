@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 23] = [
+    let checks: [(CelRule, bool); 25] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -52,6 +52,11 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
             optional(server.and_then(|s| s.port), |p| p != ADMIN_PORT),
         ),
         (UPSTREAM_PORT_DIFFERS, upstream_port_differs(spec)),
+        (
+            WORKER_PORT_BASE_NEEDS_COMMAND,
+            spec.model.worker_port_base.is_none() || spec.model.command.is_some(),
+        ),
+        (WORKER_PORTS_CLEAR, worker_ports_clear(spec)),
         (
             MAX_UPLOAD_SIZE_IS_QUANTITY,
             optional(
@@ -185,6 +190,17 @@ fn upstream_port_differs(spec: &ModelServerSpec) -> bool {
         .and_then(|s| s.port)
         .unwrap_or(SERVER_PORT);
     upstream.port != public && upstream.port != ADMIN_PORT
+}
+
+fn worker_ports_clear(spec: &ModelServerSpec) -> bool {
+    let Some(base) = spec.model.worker_port_base else {
+        return true;
+    };
+    let server = spec.server.as_ref();
+    let workers = server.and_then(|s| s.workers).unwrap_or(1);
+    let public = server.and_then(|s| s.port).unwrap_or(SERVER_PORT);
+    let ports = base..base + workers;
+    base + workers - 1 <= 65535 && !ports.contains(&public) && !ports.contains(&ADMIN_PORT)
 }
 
 /// The text CEL's `string()` gives an int-or-string value.

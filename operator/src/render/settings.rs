@@ -119,6 +119,8 @@ impl Settings {
         match &mut sidecar.command {
             Command::Serve(serve) => {
                 serve.socket_dir = Some(PathBuf::from(names::SOCKET_DIR));
+                serve.worker_port_base =
+                    number(spec.model.worker_port_base, "spec.model.workerPortBase")?;
                 if let Some(restarts) = number(
                     lifecycle.max_worker_restarts,
                     "spec.lifecycle.maxWorkerRestarts",

@@ -88,7 +88,8 @@ async fn status(State(state): State<SharedState>) -> Response {
                     "ready": load.backends.get(w.id).is_some_and(|b| b.ready),
                     "restarts": w.restarts,
                     "in_flight": in_flight,
-                    "socket": w.socket,
+                    "socket": w.endpoint.socket(),
+                    "port": w.endpoint.port(),
                     "last_exit": w.last_exit,
                     "last_exit_reason": w.last_exit_reason,
                 })

@@ -1,46 +1,35 @@
-//! Managed mode (`serve`): the worker sockets, the worker command's checks, and the supervisor
+//! Managed mode (`serve`): where the workers serve, the worker command's checks, and the supervisor
 //! behind the front door.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use modelserver_contract::socket::{socket_file_name, worker_ports};
+
 use super::{FrontDoor, dispatcher, readiness_path};
-use crate::backend::pooled::{BackendAddr, PooledBackends};
+use crate::backend::pooled::PooledBackends;
 use crate::config::{MAX_SOCKET_PATH_LEN, ServeArgs};
 use crate::errors::{ConfigError, SidecarError};
 use crate::shutdown::Model;
 use crate::state::Mode;
 use crate::termination;
-use crate::workers::WorkerTable;
 use crate::workers::cgroup::MemoryCgroup;
 use crate::workers::supervisor::{ProbeSettings, Supervisor, WorkerDeps, WorkerSpec};
+use crate::workers::{WorkerEndpoint, WorkerTable};
 
 /// Runs managed mode (`serve`) until drained (Ok) or a worker crash loop (Err).
 pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
-    let sockets: Vec<PathBuf> = (0..usize::from(server.workers))
-        .map(|i| socket_dir.join(modelserver_contract::socket::socket_file_name(i)))
-        .collect();
-    for path in &sockets {
-        let len = path.as_os_str().len();
-        if len > MAX_SOCKET_PATH_LEN {
-            return Err(ConfigError::SocketPathTooLong {
-                path: path.clone(),
-                len,
-                max: MAX_SOCKET_PATH_LEN,
-            }
-            .into());
-        }
-    }
+    let endpoints = endpoints(&args, &socket_dir)?;
     let backend = Arc::new(PooledBackends::new(
-        sockets.iter().cloned().map(BackendAddr::Unix).collect(),
+        endpoints.iter().map(WorkerEndpoint::backend).collect(),
     ));
     let spec = WorkerSpec {
         command: args.command.clone(),
-        sockets: sockets.clone(),
+        endpoints: endpoints.clone(),
         executor_threads: server.executor_threads,
         readiness_path: readiness_path(&server.readiness_path),
         max_restarts: args.max_worker_restarts,
@@ -69,8 +58,8 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         }
     }
     let per_backend = usize::from(server.executor_threads);
-    let dispatcher = dispatcher(server, sockets.len(), per_backend);
-    let table = Arc::new(WorkerTable::new(&sockets, dispatcher.clone()));
+    let dispatcher = dispatcher(server, endpoints.len(), per_backend);
+    let table = Arc::new(WorkerTable::new(&endpoints, dispatcher.clone()));
     let front = FrontDoor::start(
         Mode::Managed,
         server,
@@ -84,6 +73,7 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     info!(
         workers = server.workers,
         executor_threads = server.executor_threads,
+        worker_port_base = args.worker_port_base,
         socket_dir = %socket_dir.display(),
         command = ?args.command,
         "starting workers"
@@ -102,6 +92,30 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         termination::write(&args.termination_log, &message);
     }
     result
+}
+
+/// Where each worker serves: TCP ports from the port base when one is set, Unix sockets in the
+/// socket directory otherwise.
+fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>, ConfigError> {
+    let server = &args.server;
+    if let Some(base) = args.worker_port_base {
+        let ports = worker_ports(base, server.workers, server.port, server.admin_port)?;
+        return Ok(ports.map(WorkerEndpoint::Port).collect());
+    }
+    (0..usize::from(server.workers))
+        .map(|i| {
+            let path = socket_dir.join(socket_file_name(i));
+            let len = path.as_os_str().len();
+            if len > MAX_SOCKET_PATH_LEN {
+                return Err(ConfigError::SocketPathTooLong {
+                    path,
+                    len,
+                    max: MAX_SOCKET_PATH_LEN,
+                });
+            }
+            Ok(WorkerEndpoint::Socket(path))
+        })
+        .collect()
 }
 
 fn socket_dir(

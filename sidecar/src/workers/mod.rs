@@ -2,10 +2,12 @@
 //! their state.
 
 pub(crate) mod cgroup;
+pub(crate) mod endpoint;
 pub(crate) mod exit;
 pub mod expand;
 pub(crate) mod output;
 pub(crate) mod supervisor;
 mod table;
 
+pub(crate) use endpoint::WorkerEndpoint;
 pub(crate) use table::{WorkerState, WorkerTable};

@@ -9,7 +9,6 @@
 //! with SIGKILL and restarted like a worker that exited.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use super::cgroup::MemoryCgroup;
 use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
 use super::output::{SharedTail, pass_through};
-use super::{WorkerState, WorkerTable};
+use super::{WorkerEndpoint, WorkerState, WorkerTable};
 use crate::backend::Backend;
 use crate::config::env;
 use crate::dispatch::Dispatcher;
@@ -57,8 +56,8 @@ pub const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct WorkerSpec {
     /// Program and arguments, before `$(VAR)` expansion.
     pub command: Vec<String>,
-    /// One socket per worker.
-    pub sockets: Vec<PathBuf>,
+    /// Where each worker serves.
+    pub endpoints: Vec<WorkerEndpoint>,
     /// `MODELSERVER_EXECUTOR_THREADS` given to each worker.
     pub executor_threads: u16,
     /// Path that answers 200 once a worker has loaded.
@@ -138,7 +137,7 @@ impl WorkerSpec {
 pub struct WorkerDeps {
     /// Where requests to a worker that timed out are reported.
     pub dispatcher: Dispatcher,
-    /// The workers' sockets, for readiness probes.
+    /// The workers' connections, for readiness probes.
     pub backend: Arc<dyn Backend>,
     /// The workers' states (and so their place in rotation).
     pub table: Arc<WorkerTable>,
@@ -158,11 +157,11 @@ impl Supervisor {
     /// Starts every worker.
     pub fn start(spec: WorkerSpec, deps: WorkerDeps) -> Self {
         let stop = CancellationToken::new();
-        let (fatal_tx, fatal) = mpsc::channel(spec.sockets.len().max(1));
+        let (fatal_tx, fatal) = mpsc::channel(spec.endpoints.len().max(1));
         let (grace_tx, grace_rx) = tokio::sync::watch::channel(Duration::ZERO);
         let spec = Arc::new(spec);
         let mut tasks = JoinSet::new();
-        for id in 0..spec.sockets.len() {
+        for id in 0..spec.endpoints.len() {
             let worker = Worker {
                 id,
                 spec: spec.clone(),
@@ -331,11 +330,10 @@ impl Worker {
     }
 
     fn command(&self) -> Command {
-        let socket = self.spec.sockets[self.id].to_string_lossy().into_owned();
         let extra = [
-            (env::SOCKET, socket),
+            self.spec.endpoints[self.id].env(),
             (env::WORKER_ID, self.id.to_string()),
-            (env::WORKERS, self.spec.sockets.len().to_string()),
+            (env::WORKERS, self.spec.endpoints.len().to_string()),
             (
                 env::EXECUTOR_THREADS,
                 self.spec.executor_threads.to_string(),
@@ -385,8 +383,8 @@ impl Worker {
     }
 
     async fn run_once(&self) -> RunEnd {
-        let socket = &self.spec.sockets[self.id];
-        if let Err(e) = std::fs::remove_file(socket)
+        if let Some(socket) = self.spec.endpoints[self.id].socket()
+            && let Err(e) = std::fs::remove_file(socket)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             warn!(worker = self.id, socket = %socket.display(), error = %e, "cannot remove stale socket");
@@ -448,10 +446,10 @@ impl Worker {
     /// Waits for the worker to become ready, then watches it serve until it exits, hangs (it is
     /// killed) or the sidecar stops (it is stopped).
     async fn watch(&self, child: &mut Child, started: Instant) -> Watched {
-        let socket = &self.spec.sockets[self.id];
+        let endpoint = &self.spec.endpoints[self.id];
         let pid = child.id();
         self.deps.table.update(self.id, |w| w.pid = pid);
-        info!(worker = self.id, pid = pid.unwrap_or(0), socket = %socket.display(), "worker started");
+        info!(worker = self.id, pid = pid.unwrap_or(0), %endpoint, "worker started");
 
         let ready = async {
             loop {

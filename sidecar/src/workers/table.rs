@@ -3,13 +3,13 @@
 //! its state is [`WorkerState::Ready`], because the table tells the dispatcher whenever a row
 //! changes.
 
-use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use crate::dispatch::Dispatcher;
 
 use serde::Serialize;
 
+use super::WorkerEndpoint;
 use super::exit::ExitReason;
 
 /// What a worker is doing.
@@ -42,8 +42,8 @@ pub struct WorkerInfo {
     pub state: WorkerState,
     /// Times it was restarted since the sidecar started.
     pub restarts: u64,
-    /// Its Unix socket.
-    pub socket: PathBuf,
+    /// Where it serves.
+    pub endpoint: WorkerEndpoint,
     /// How its last run ended, if it did (`killed by SIGKILL, likely out of memory (limit
     /// 512Mi)`).
     pub last_exit: Option<String>,
@@ -58,17 +58,17 @@ pub struct WorkerTable {
 }
 
 impl WorkerTable {
-    /// A table with one `Starting` row per socket; worker `i` is the dispatcher's backend `i`.
-    pub fn new(sockets: &[PathBuf], dispatcher: Dispatcher) -> Self {
-        let rows = sockets
+    /// A table with one `Starting` row per endpoint; worker `i` is the dispatcher's backend `i`.
+    pub fn new(endpoints: &[WorkerEndpoint], dispatcher: Dispatcher) -> Self {
+        let rows = endpoints
             .iter()
             .enumerate()
-            .map(|(id, socket)| WorkerInfo {
+            .map(|(id, endpoint)| WorkerInfo {
                 id,
                 pid: None,
                 state: WorkerState::Starting,
                 restarts: 0,
-                socket: socket.clone(),
+                endpoint: endpoint.clone(),
                 last_exit: None,
                 last_exit_reason: None,
             })
@@ -107,7 +107,13 @@ mod tests {
     #[test]
     fn the_rotation_follows_the_worker_state() {
         let dispatcher = Dispatcher::new(2, 1, 1);
-        let table = WorkerTable::new(&["/a".into(), "/b".into()], dispatcher.clone());
+        let table = WorkerTable::new(
+            &[
+                WorkerEndpoint::Socket("/a".into()),
+                WorkerEndpoint::Port(8001),
+            ],
+            dispatcher.clone(),
+        );
         let ready = |d: &Dispatcher| -> Vec<bool> {
             d.snapshot().backends.iter().map(|b| b.ready).collect()
         };

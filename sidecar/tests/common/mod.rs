@@ -355,6 +355,33 @@ pub fn refuses_connections(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()
 }
 
+/// The test venv's python (fastapi, uvicorn, gunicorn from PyPI): `make test` exports
+/// MODELSERVER_TEST_PYTHON=$(./hack/venv.sh); without it the calling test fails and says so.
+pub fn test_python() -> String {
+    match std::env::var("MODELSERVER_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "MODELSERVER_TEST_PYTHON is not set: run the tests via `make test`, or set it to the \
+             python that ./hack/venv.sh prints (a venv with fastapi, uvicorn and gunicorn)"
+        ),
+    }
+}
+
+/// The first of `count` consecutive free TCP ports on loopback.
+pub fn free_port_range(count: u16) -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        let Some(last) = base.checked_add(count - 1) else {
+            continue;
+        };
+        let all_free = (base..=last).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports on loopback");
+}
+
 /// A free TCP port on loopback (for processes that cannot report the port they bound).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
