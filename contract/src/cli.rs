@@ -122,6 +122,16 @@ pub struct ProxyArgs {
     /// The upstream, `HOST:PORT` (for example `127.0.0.1:8000`).
     #[arg(long, env = env::UPSTREAM, value_parser = values::upstream)]
     pub upstream: UpstreamAddr,
+    /// A credential added to every request to the upstream, readiness probes included (for a
+    /// backend that wants its own token): `Authorization: Bearer <credential>`, or the raw value
+    /// in `--upstream-credential-header`. It replaces a client's header of that name, is never
+    /// logged, and that header is removed from the upstream's responses.
+    #[arg(long, env = env::UPSTREAM_CREDENTIAL, hide_env_values = true)]
+    pub upstream_credential: Option<String>,
+    /// The header that carries the upstream credential as is; unset: `Authorization` with
+    /// `Bearer `.
+    #[arg(long, env = env::UPSTREAM_CREDENTIAL_HEADER, value_parser = values::credential_header)]
+    pub upstream_credential_header: Option<http::HeaderName>,
     /// Settings shared with `serve`.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -402,6 +412,27 @@ mod tests {
         assert!(e.contains("absolute URL path"), "{e}");
         let e = text(err(&["proxy", "--upstream", "8000"]));
         assert!(e.contains("HOST:PORT"), "{e}");
+        let upstream = ["proxy", "--upstream", "127.0.0.1:8000"];
+        let e = text(err(&[
+            &upstream[..],
+            &["--upstream-credential-header", "Host"],
+        ]
+        .concat()));
+        assert!(e.contains("the proxy itself sets"), "{e}");
+        let e = text(err(&[
+            &upstream[..],
+            &["--upstream-credential-header", "X Key"],
+        ]
+        .concat()));
+        assert!(e.contains("not an HTTP header name"), "{e}");
+        let ok = parse(
+            &[
+                &upstream[..],
+                &["--upstream-credential-header", "X-Api-Key"],
+            ]
+            .concat(),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
         assert!(parse(&["serve"]).is_err(), "a command is required");
     }
 

@@ -33,6 +33,10 @@ pub const HEADER_READ_TIMEOUT: &str = "MODELSERVER_HEADER_READ_TIMEOUT";
 pub const READINESS_PATH: &str = "MODELSERVER_READINESS_PATH";
 /// Proxy mode upstream `HOST:PORT`.
 pub const UPSTREAM: &str = "MODELSERVER_UPSTREAM";
+/// Proxy mode: a credential sent to the upstream with every request.
+pub const UPSTREAM_CREDENTIAL: &str = "MODELSERVER_UPSTREAM_CREDENTIAL";
+/// Proxy mode: the header carrying that credential (`Authorization: Bearer` when unset).
+pub const UPSTREAM_CREDENTIAL_HEADER: &str = "MODELSERVER_UPSTREAM_CREDENTIAL_HEADER";
 /// Serve `/docs` and `/openapi.json`.
 pub const DOCS: &str = "MODELSERVER_DOCS";
 /// CORS allowed origins (comma list; empty turns CORS off).

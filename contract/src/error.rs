@@ -9,6 +9,14 @@ pub enum ContractError {
         /// The rejected value.
         input: String,
     },
+    /// A header name that cannot carry a credential.
+    #[error("{field}: {reason}")]
+    Header {
+        /// Where the name came from.
+        field: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A `MODELSERVER_*` variable that no flag of the subcommand reads.
     #[error("{name} is not a setting of `{subcommand}` (a misspelt or unsupported variable)")]
     UnknownVariable {

@@ -11,7 +11,8 @@
 //! - [`admin`]: the admin port's paths.
 //! - [`pod_env`]: the function that renders settings into a pod's environment, and the parser
 //!   that reads such an environment back with the sidecar's own definitions.
-//! - [`upstream`] and [`socket`]: the two addresses the sidecar forwards to.
+//! - [`upstream`] and [`socket`]: the addresses the sidecar forwards to.
+//! - [`values`]: how flag values are read, and the headers a credential may not use.
 
 pub mod admin;
 pub mod cli;
@@ -21,7 +22,7 @@ mod error;
 pub mod pod_env;
 pub mod socket;
 pub mod upstream;
-mod values;
+pub mod values;
 
 pub use error::ContractError;
 

@@ -41,7 +41,14 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
         }
         // `workers` is a managed-mode field of a ModelServer; in proxy mode the sidecar's
         // concurrency is executorThreads against the one upstream.
-        Command::Proxy(proxy) => vars.push((env::UPSTREAM, proxy.upstream.to_string())),
+        // The credential itself is a `secretKeyRef` the operator adds under
+        // [`env::UPSTREAM_CREDENTIAL`].
+        Command::Proxy(proxy) => {
+            vars.push((env::UPSTREAM, proxy.upstream.to_string()));
+            if let Some(header) = &proxy.upstream_credential_header {
+                vars.push((env::UPSTREAM_CREDENTIAL_HEADER, header.to_string()));
+            }
+        }
         Command::Drain(_) | Command::Install(_) => {}
     }
     vars.extend(server_vars(server));
@@ -234,6 +241,10 @@ mod tests {
     fn proxy_settings_survive_render_and_parse() {
         let mut cli = Cli::proxy(&UpstreamAddr::loopback(8000)).unwrap();
         changed_everywhere(&mut cli);
+        let Command::Proxy(proxy) = &mut cli.command else {
+            panic!()
+        };
+        proxy.upstream_credential_header = Some(http::HeaderName::from_static("x-api-key"));
         let vars = owned(render(&cli));
         assert!(vars.iter().all(|(k, _)| k != env::SHUTDOWN_TIMEOUT
             && k != env::WORKERS

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+/// A duration such as `60s` or `1m30s`.
 pub(crate) fn duration(input: &str) -> Result<Duration, String> {
     modelserver_units::parse_duration(input.trim()).map_err(|e| e.to_string())
 }
@@ -33,4 +34,30 @@ pub(crate) fn url_path(input: &str) -> Result<String, String> {
 
 pub(crate) fn upstream(input: &str) -> Result<crate::upstream::UpstreamAddr, String> {
     crate::upstream::UpstreamAddr::parse(input).map_err(|e| e.to_string())
+}
+
+/// Request headers a proxy owns (framing, routing, hop-by-hop): never a credential's header.
+pub const RESERVED_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+/// A header name that may carry a credential: not one of [`RESERVED_HEADERS`].
+pub fn credential_header(input: &str) -> Result<http::HeaderName, String> {
+    let name = http::HeaderName::from_bytes(input.trim().as_bytes())
+        .map_err(|_| format!("{input:?} is not an HTTP header name"))?;
+    if RESERVED_HEADERS.contains(&name.as_str()) {
+        return Err(format!(
+            "{input:?} is a header the proxy itself sets and cannot carry a credential"
+        ));
+    }
+    Ok(name)
 }

@@ -119,6 +119,13 @@ pub const WORKER_PORTS_CLEAR: CelRule = CelRule {
     ),
 };
 
+/// The upstream credential's header is a plain header name the proxy does not own.
+pub const UPSTREAM_AUTH_HEADER_IS_USABLE: CelRule = CelRule {
+    path: "spec.model.upstream.auth.header",
+    rule: "self.matches('^[A-Za-z0-9][A-Za-z0-9_-]*$') && !(self.lowerAscii() in ['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'])",
+    message: "spec.model.upstream.auth.header must be a header name of letters, digits, '-' and '_' (such as X-Api-Key), and not one the proxy itself sets (Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Expect)",
+};
+
 /// Upload limits are byte quantities.
 pub const MAX_UPLOAD_SIZE_IS_QUANTITY: CelRule = CelRule {
     path: "spec.server.maxUploadSize",
@@ -230,6 +237,7 @@ pub const ALL: &[CelRule] = &[
     UPSTREAM_PORT_DIFFERS,
     WORKER_PORT_BASE_NEEDS_COMMAND,
     WORKER_PORTS_CLEAR,
+    UPSTREAM_AUTH_HEADER_IS_USABLE,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
     REQUEST_TIMEOUT_IS_DURATION,
     MAX_QUEUE_WAIT_IS_DURATION,
@@ -265,6 +273,18 @@ mod tests {
         // The rule strings escape the pattern for CEL inside Rust; keep the readable copy honest.
         let unescaped = REQUEST_TIMEOUT_IS_DURATION.rule.replace("\\\\", "\\");
         assert!(unescaped.contains(DURATION_PATTERN), "{unescaped}");
+    }
+
+    #[test]
+    fn the_header_rule_refuses_every_header_the_sidecar_refuses() {
+        for name in modelserver_contract::values::RESERVED_HEADERS {
+            assert!(
+                UPSTREAM_AUTH_HEADER_IS_USABLE
+                    .rule
+                    .contains(&format!("'{name}'")),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -239,6 +239,29 @@ pub struct UpstreamSpec {
     #[x_kube(validation = Rule::new(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.rule).message(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.message))]
     #[schemars(length(max = 1024))]
     pub readiness_path: Option<String>,
+
+    /// A credential the sidecar sends the model's server, for a server that wants its own
+    /// token (the sidecar's own auth is spec.server.auth). Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<UpstreamAuthSpec>,
+}
+
+/// The credential of the model's own server, in proxy mode.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamAuthSpec {
+    /// The Secret key holding the credential. The sidecar adds it to every request to the
+    /// upstream, readiness probes included, as "Authorization: Bearer <value>" or as the raw
+    /// value in header. It replaces a client's header of that name, is never logged, and that
+    /// header is removed from the upstream's responses.
+    pub token_secret_ref: SecretKeyRef,
+
+    /// The header that carries the value as is (for example X-Api-Key). Default
+    /// Authorization, with the value after "Bearer ".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::UPSTREAM_AUTH_HEADER_IS_USABLE.rule).message(rules::UPSTREAM_AUTH_HEADER_IS_USABLE.message))]
+    #[schemars(length(max = 256))]
+    pub header: Option<String>,
 }
 
 /// The sidecar's HTTP front door.

@@ -213,6 +213,32 @@ fn worker_port_rules_agree() {
 }
 
 #[test]
+fn upstream_auth_header_rule_agrees() {
+    for header in [
+        "X-Api-Key",
+        "authorization",
+        "x_token",
+        "Host",
+        "HOST",
+        "content-length",
+        "TE",
+        "te-x",
+        "Expect",
+        "-x",
+        "X Key",
+        "X:Key",
+        "ключ",
+        "",
+    ] {
+        let spec = json!({
+            "image": "i",
+            "model": {"upstream": {"port": 8000, "auth": {"tokenSecretRef": {"name": "s", "key": "k"}, "header": header}}},
+        });
+        assert_same_verdict(&document("iris", spec));
+    }
+}
+
+#[test]
 fn server_and_cors_rules_agree() {
     for port in [80, 8080, 9090, 9091] {
         assert_same_verdict(&document(

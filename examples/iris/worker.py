@@ -13,7 +13,8 @@ Rows are lists of the four measurements (cm) or objects keyed by feature name. F
 --load-delay makes loading slow, --predict-delay makes answers slow, and --test-hooks adds
 endpoints that exercise the sidecar (echo a body's size with the request headers, argv and
 token variable the worker saw, answer with chosen headers, stream server-sent events, hold a
-response until released). With --port the worker serves TCP instead (proxy mode).
+response until released); --require-header NAME:VALUE turns away every request without that
+header (a backend with its own token). With --port the worker serves TCP instead (proxy mode).
 """
 
 import argparse
@@ -179,8 +180,21 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- endpoints ----------------------------------------------------------------------------
 
+    def denied(self):
+        """--require-header: answer 401 to a request without that header and value."""
+        required = self.state.args.require_header
+        if not required:
+            return False
+        name, _, value = required.partition(":")
+        if self.headers.get(name.strip()) == value.strip():
+            return False
+        self.send_json(HTTPStatus.UNAUTHORIZED, {"error": f"{name.strip()} required"})
+        return True
+
     def do_GET(self):
         path = self.route()
+        if self.denied():
+            return
         if path == "/ready":
             if self.state.model is None:
                 self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "worker": int(WORKER_ID)})
@@ -203,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
             # The sidecar cuts a request off when it crosses the upload limit.
             log(f"request body not read: {e}")
             self.close_connection = True
+            return
+        if self.denied():
             return
         if path == "/predict":
             self.predict(body)
@@ -340,6 +356,8 @@ def main():
                         help="seconds each prediction takes (default: $IRIS_PREDICT_DELAY or 0)")
     parser.add_argument("--test-hooks", action="store_true", default=bool(os.environ.get("IRIS_TEST_HOOKS")),
                         help="add /echo, /stream and /release, and ?delay= and ?gate= on /predict")
+    parser.add_argument("--require-header", metavar="NAME:VALUE",
+                        help="answer 401 to every request without this header (a backend with its own token)")
     parser.add_argument("--label", default="", help="free text, ignored (tests of $(VAR) expansion read it in argv)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args()

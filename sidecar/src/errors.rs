@@ -42,6 +42,9 @@ pub enum ConfigError {
         /// Its position in the command (0 is the program).
         argument: usize,
     },
+    /// The upstream credential cannot be used.
+    #[error("{0}")]
+    UpstreamCredential(&'static str),
     /// The auth token cannot appear in a header.
     #[error("MODELSERVER_AUTH_TOKEN contains characters that cannot appear in an HTTP header")]
     Token,

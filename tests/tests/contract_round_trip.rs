@@ -21,6 +21,8 @@ fn root() -> PathBuf {
 
 /// The token a test pod would read from the Secret.
 const TOKEN: &str = "token-from-the-secret";
+/// What the kubelet would put in the upstream credential's variable.
+const UPSTREAM_CREDENTIAL: &str = "credential-from-the-secret";
 
 /// The sidecar's container: the model container in managed mode, the native sidecar in proxy
 /// mode.
@@ -80,6 +82,9 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
                 let value = match (&v.value, &v.value_from) {
                     (Some(value), None) => value.clone(),
                     (None, Some(_)) if v.name == env::AUTH_TOKEN => TOKEN.to_owned(),
+                    (None, Some(_)) if v.name == env::UPSTREAM_CREDENTIAL => {
+                        UPSTREAM_CREDENTIAL.to_owned()
+                    }
                     other => panic!("{}: unexpected value {other:?}", v.name),
                 };
                 (v.name.clone(), value)
@@ -92,6 +97,11 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
         let mut expected = children.settings.sidecar.clone();
         if children.settings.auth_token.is_some() {
             expected.server_mut().unwrap().auth_token = Some(TOKEN.to_owned());
+        }
+        if children.settings.upstream_credential.is_some()
+            && let Command::Proxy(proxy) = &mut expected.command
+        {
+            proxy.upstream_credential = Some(UPSTREAM_CREDENTIAL.to_owned());
         }
         if let Command::Serve(serve) = &mut expected.command {
             serve

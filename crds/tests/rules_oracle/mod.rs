@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 25] = [
+    let checks: [(CelRule, bool); 26] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -57,6 +57,17 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
             spec.model.worker_port_base.is_none() || spec.model.command.is_some(),
         ),
         (WORKER_PORTS_CLEAR, worker_ports_clear(spec)),
+        (
+            UPSTREAM_AUTH_HEADER_IS_USABLE,
+            optional(
+                spec.model
+                    .upstream
+                    .as_ref()
+                    .and_then(|u| u.auth.as_ref())
+                    .and_then(|a| a.header.as_deref()),
+                usable_header,
+            ),
+        ),
         (
             MAX_UPLOAD_SIZE_IS_QUANTITY,
             optional(
@@ -190,6 +201,14 @@ fn upstream_port_differs(spec: &ModelServerSpec) -> bool {
         .and_then(|s| s.port)
         .unwrap_or(SERVER_PORT);
     upstream.port != public && upstream.port != ADMIN_PORT
+}
+
+fn usable_header(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !modelserver_contract::values::RESERVED_HEADERS
+            .contains(&name.to_ascii_lowercase().as_str())
 }
 
 fn worker_ports_clear(spec: &ModelServerSpec) -> bool {

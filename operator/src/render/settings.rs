@@ -62,6 +62,8 @@ pub struct Settings {
     pub sidecar: Cli,
     /// Where the bearer token is, if auth is on.
     pub auth_token: Option<SecretKeyRef>,
+    /// Where the upstream's own credential is (proxy mode), if it has one.
+    pub upstream_credential: Option<SecretKeyRef>,
     /// Model load budget.
     pub startup_timeout: Duration,
     /// Pod grace period: drainDelay + drainTimeout + shutdownTimeout + 5s, in whole seconds.
@@ -90,10 +92,13 @@ impl Settings {
             (None, Some(upstream)) => {
                 let port =
                     number(Some(upstream.port), "spec.model.upstream.port")?.unwrap_or_default();
-                (
-                    Mode::Proxy { port },
-                    Cli::proxy(&UpstreamAddr::loopback(port)),
-                )
+                let cli = Cli::proxy(&UpstreamAddr::loopback(port)).and_then(|mut cli| {
+                    if let Command::Proxy(proxy) = &mut cli.command {
+                        proxy.upstream_credential_header = upstream_credential_header(upstream)?;
+                    }
+                    Ok(cli)
+                });
+                (Mode::Proxy { port }, cli)
             }
             _ => {
                 return Err(RenderError::InvalidSpec {
@@ -212,6 +217,12 @@ impl Settings {
             mode,
             sidecar,
             auth_token: server.auth.map(|a| a.token_secret_ref),
+            upstream_credential: spec
+                .model
+                .upstream
+                .as_ref()
+                .and_then(|u| u.auth.as_ref())
+                .map(|a| a.token_secret_ref.clone()),
             startup_timeout,
             termination_grace_period_seconds: i64::try_from(grace.as_secs())
                 .unwrap_or(i64::MAX)
@@ -241,20 +252,45 @@ impl Settings {
                 value_from: None,
             })
             .collect();
-        if let Some(secret) = &self.auth_token {
-            vars.push(EnvVar {
-                name: env::AUTH_TOKEN.to_owned(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: secret.name.clone(),
-                        key: secret.key.clone(),
-                        optional: Some(false),
+        let secrets = [
+            (env::AUTH_TOKEN, &self.auth_token),
+            (env::UPSTREAM_CREDENTIAL, &self.upstream_credential),
+        ];
+        for (name, secret) in secrets {
+            if let Some(secret) = secret {
+                vars.push(EnvVar {
+                    name: name.to_owned(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.name.clone(),
+                            key: secret.key.clone(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
                     }),
-                    ..EnvVarSource::default()
-                }),
-            });
+                });
+            }
         }
         vars
     }
+}
+
+/// The header of the upstream's credential, read as the sidecar reads it.
+fn upstream_credential_header(
+    upstream: &modelserver_crds::spec::UpstreamSpec,
+) -> Result<Option<http::HeaderName>, modelserver_contract::ContractError> {
+    upstream
+        .auth
+        .as_ref()
+        .and_then(|a| a.header.as_deref())
+        .map(|name| {
+            modelserver_contract::values::credential_header(name).map_err(|reason| {
+                modelserver_contract::ContractError::Header {
+                    field: "spec.model.upstream.auth.header",
+                    reason,
+                }
+            })
+        })
+        .transpose()
 }

@@ -385,6 +385,59 @@ fn proxy_mode_runs_a_native_sidecar_and_keeps_the_model_entrypoint() {
 }
 
 #[test]
+fn the_upstream_credential_reaches_only_the_sidecar_and_from_the_secret() {
+    let children = rendered(json!({"model": {"upstream": {"port": 8000, "auth": {
+        "tokenSecretRef": {"name": "keys", "key": "model"}, "header": "X-Api-Key"}}}}));
+    let spec = pod(&children);
+    let sidecar = container(
+        spec.init_containers.as_deref().unwrap_or_default(),
+        "modelserver-sidecar",
+    );
+    let var = sidecar
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "MODELSERVER_UPSTREAM_CREDENTIAL")
+        .expect("credential env");
+    let reference = var
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("secret ref");
+    assert_eq!(
+        (reference.name.as_str(), reference.key.as_str()),
+        ("keys", "model")
+    );
+    assert!(var.value.is_none(), "never a literal value in the pod spec");
+    assert_eq!(
+        env_value(sidecar, "MODELSERVER_UPSTREAM_CREDENTIAL_HEADER").as_deref(),
+        Some("x-api-key")
+    );
+    let model = container(&spec.containers, "model");
+    assert!(
+        model
+            .env
+            .iter()
+            .flatten()
+            .all(|e| !e.name.starts_with("MODELSERVER_"))
+    );
+    // Without a header the sidecar's default (Authorization: Bearer) applies.
+    let children = rendered(json!({"model": {"upstream": {"port": 8000, "auth": {
+        "tokenSecretRef": {"name": "keys", "key": "model"}}}}}));
+    let sidecar = container(
+        pod(&children)
+            .init_containers
+            .as_deref()
+            .unwrap_or_default(),
+        "modelserver-sidecar",
+    );
+    assert_eq!(
+        env_value(sidecar, "MODELSERVER_UPSTREAM_CREDENTIAL_HEADER"),
+        None
+    );
+}
+
+#[test]
 fn children_carry_labels_and_a_controller_owner_reference() {
     let children =
         rendered(json!({"replicas": 2, "autoscaling": {"minReplicas": 2, "maxReplicas": 3}}));

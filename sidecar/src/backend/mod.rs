@@ -3,6 +3,7 @@
 //! routers run in tests against an in-memory fake ([`fake`]) and in the binary against the pooled
 //! HTTP/1.1 client over Unix sockets or TCP ([`pooled`]).
 
+pub mod credential;
 #[cfg(test)]
 pub mod fake;
 pub mod pooled;

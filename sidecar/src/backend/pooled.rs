@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::credential::UpstreamCredential;
 use super::{Backend, BackendResult, BoxFuture};
 use crate::config::UpstreamAddr;
 
@@ -245,6 +246,7 @@ type BackendClient = Client<BackendConnector, Body>;
 pub struct PooledBackends {
     backends: Arc<Backends>,
     client: BackendClient,
+    credential: Option<Arc<UpstreamCredential>>,
 }
 
 impl PooledBackends {
@@ -257,7 +259,17 @@ impl PooledBackends {
             .build(BackendConnector {
                 backends: backends.clone(),
             });
-        Self { backends, client }
+        Self {
+            backends,
+            client,
+            credential: None,
+        }
+    }
+
+    /// Adds `credential` to every request and probe, and removes its header from responses.
+    pub fn with_credential(mut self, credential: Option<UpstreamCredential>) -> Self {
+        self.credential = credential.map(Arc::new);
+        self
     }
 
     /// Number of backends.
@@ -277,10 +289,19 @@ impl Backend for PooledBackends {
             Ok(uri) => *request.uri_mut() = uri,
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         }
+        let credential = self.credential.clone();
+        if let Some(credential) = &credential {
+            credential.add_to(request.headers_mut());
+        }
         let pending = self.client.request(request);
         Box::pin(async move {
             match pending.await {
-                Ok(response) => Ok(response.map(Body::new)),
+                Ok(mut response) => {
+                    if let Some(credential) = credential {
+                        credential.strip_from(response.headers_mut());
+                    }
+                    Ok(response.map(Body::new))
+                }
                 Err(e) => Err(e.into()),
             }
         })
@@ -289,6 +310,7 @@ impl Backend for PooledBackends {
     fn probe(&self, i: usize, path: PathAndQuery, timeout: Duration) -> BoxFuture<bool> {
         let uri = self.backends.uri(i, &path);
         let client = self.client.clone();
+        let credential = self.credential.clone();
         Box::pin(async move {
             let Ok(uri) = uri else {
                 return false;
@@ -298,6 +320,9 @@ impl Backend for PooledBackends {
             request
                 .headers_mut()
                 .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
+            if let Some(credential) = &credential {
+                credential.add_to(request.headers_mut());
+            }
             let attempt = async {
                 let response = client.request(request).await.ok()?;
                 let ok = response.status() == http::StatusCode::OK;

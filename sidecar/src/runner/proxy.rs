@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::{FrontDoor, dispatcher, readiness_path};
 use crate::backend::Backend;
+use crate::backend::credential::UpstreamCredential;
 use crate::backend::pooled::{BackendAddr, PooledBackends};
 use crate::config::ProxyArgs;
 use crate::dispatch::Dispatcher;
@@ -27,9 +28,13 @@ const UPSTREAM_POLL_READY: Duration = Duration::from_secs(1);
 pub async fn proxy_mode(args: ProxyArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let upstream = args.upstream.clone();
-    let backend = Arc::new(PooledBackends::new(vec![BackendAddr::Tcp(
-        upstream.clone(),
-    )]));
+    let credential = UpstreamCredential::new(
+        args.upstream_credential.as_deref(),
+        args.upstream_credential_header.as_ref(),
+    )?;
+    let backend = Arc::new(
+        PooledBackends::new(vec![BackendAddr::Tcp(upstream.clone())]).with_credential(credential),
+    );
     let per_backend = usize::from(server.workers) * usize::from(server.executor_threads);
     let dispatcher = dispatcher(server, 1, per_backend);
     let front = FrontDoor::start(
