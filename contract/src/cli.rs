@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// Worker restarts allowed within 10 minutes; one more ends the sidecar with a non-zero exit.
     #[arg(long, env = env::MAX_WORKER_RESTARTS, default_value_t = defaults::MAX_WORKER_RESTARTS)]
     pub max_worker_restarts: u32,
+    /// Replace a worker once it has been sent this many requests (its replacement starts first
+    /// and takes new requests once ready; the old one finishes its requests, then stops). Unset:
+    /// never recycle.
+    #[arg(long, env = env::MAX_REQUESTS_PER_WORKER, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_worker: Option<u64>,
+    /// Each worker run's request limit is `--max-requests-per-worker` plus a random number from
+    /// 0 to this (drawn per run), so workers do not all recycle at once.
+    #[arg(long, env = env::MAX_REQUESTS_JITTER, default_value_t = defaults::MAX_REQUESTS_JITTER)]
+    pub max_requests_jitter: u64,
     /// Time between SIGTERM and SIGKILL when stopping workers.
     #[arg(long, env = env::SHUTDOWN_TIMEOUT, default_value = defaults::SHUTDOWN_TIMEOUT, value_parser = values::duration)]
     pub shutdown_timeout: Duration,

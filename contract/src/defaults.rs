@@ -50,6 +50,8 @@ pub const DRAIN_TIMEOUT: &str = "30s";
 pub const SHUTDOWN_TIMEOUT: &str = "10s";
 /// Worker restarts allowed within the restart window.
 pub const MAX_WORKER_RESTARTS: u32 = 5;
+/// Requests added at random to each worker run's request limit, at most.
+pub const MAX_REQUESTS_JITTER: u64 = 0;
 /// Threads of the sidecar's own async runtime.
 pub const RUNTIME_THREADS: u16 = 1;
 /// The kubelet's default `terminationMessagePath`.

@@ -67,6 +67,10 @@ pub const DRAIN_TIMEOUT: &str = "MODELSERVER_DRAIN_TIMEOUT";
 pub const SHUTDOWN_TIMEOUT: &str = "MODELSERVER_SHUTDOWN_TIMEOUT";
 /// Worker restarts allowed within the restart window.
 pub const MAX_WORKER_RESTARTS: &str = "MODELSERVER_MAX_WORKER_RESTARTS";
+/// Requests a worker is sent before it is replaced (unset: never).
+pub const MAX_REQUESTS_PER_WORKER: &str = "MODELSERVER_MAX_REQUESTS_PER_WORKER";
+/// Up to this many requests added at random to each worker run's request limit.
+pub const MAX_REQUESTS_JITTER: &str = "MODELSERVER_MAX_REQUESTS_JITTER";
 /// Threads of the sidecar's own async runtime (not in the CRD; 1 unless tuned).
 pub const RUNTIME_THREADS: &str = "MODELSERVER_RUNTIME_THREADS";
 /// Directory for the workers' Unix sockets.

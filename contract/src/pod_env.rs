@@ -38,6 +38,13 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
                 env::MAX_WORKER_RESTARTS,
                 serve.max_worker_restarts.to_string(),
             ));
+            if let Some(max) = serve.max_requests_per_worker {
+                vars.push((env::MAX_REQUESTS_PER_WORKER, max.to_string()));
+                vars.push((
+                    env::MAX_REQUESTS_JITTER,
+                    serve.max_requests_jitter.to_string(),
+                ));
+            }
         }
         // `workers` is a managed-mode field of a ModelServer; in proxy mode the sidecar's
         // concurrency is executorThreads against the one upstream.
@@ -231,6 +238,8 @@ mod tests {
         serve.socket_dir = Some(PathBuf::from("/modelserver/sockets"));
         serve.worker_port_base = Some(8000);
         serve.max_worker_restarts = 0;
+        serve.max_requests_per_worker = Some(1000);
+        serve.max_requests_jitter = 50;
         serve.shutdown_timeout = Duration::from_secs(1);
         let vars = owned(render(&cli));
         let args: Vec<String> = [SERVE, "--", "python", "w.py"].map(String::from).to_vec();
@@ -249,7 +258,9 @@ mod tests {
         assert!(vars.iter().all(|(k, _)| k != env::SHUTDOWN_TIMEOUT
             && k != env::WORKERS
             && k != env::SOCKET_DIR
-            && k != env::WORKER_PORT_BASE));
+            && k != env::WORKER_PORT_BASE
+            && k != env::MAX_REQUESTS_PER_WORKER
+            && k != env::MAX_REQUESTS_JITTER));
         assert_eq!(parse(&[PROXY.to_owned()], &vars).unwrap(), cli);
     }
 
