@@ -90,6 +90,13 @@ pub const WORKER_PORT_BASE_NEEDS_COMMAND: CelRule = CelRule {
     message: "spec.model.workerPortBase applies to spec.model.command (managed workers); with spec.model.upstream the model's own port is spec.model.upstream.port",
 };
 
+/// Jitter spreads a request limit; alone it means nothing.
+pub const MAX_REQUESTS_JITTER_NEEDS_MAX: CelRule = CelRule {
+    path: "spec.server",
+    rule: "!has(self.maxRequestsJitter) || has(self.maxRequestsPerWorker)",
+    message: "spec.server.maxRequestsJitter needs spec.server.maxRequestsPerWorker: the jitter is added to that limit",
+};
+
 /// The workers' TCP ports, `workerPortBase` .. `workerPortBase + workers - 1`.
 macro_rules! worker_ports {
     ($cmp:literal, $port:expr) => {
@@ -237,6 +244,7 @@ pub const ALL: &[CelRule] = &[
     UPSTREAM_PORT_DIFFERS,
     WORKER_PORT_BASE_NEEDS_COMMAND,
     WORKER_PORTS_CLEAR,
+    MAX_REQUESTS_JITTER_NEEDS_MAX,
     UPSTREAM_AUTH_HEADER_IS_USABLE,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
     REQUEST_TIMEOUT_IS_DURATION,

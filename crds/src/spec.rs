@@ -266,6 +266,7 @@ pub struct UpstreamAuthSpec {
 
 /// The sidecar's HTTP front door.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(rules::MAX_REQUESTS_JITTER_NEEDS_MAX.rule).message(rules::MAX_REQUESTS_JITTER_NEEDS_MAX.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSpec {
     /// The public HTTP port of each pod, which the Service targets. Default 8080; 9090 is the
@@ -280,6 +281,23 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub workers: Option<i32>,
+
+    /// Recycle a worker once it has been sent this many requests (managed mode), at least 1;
+    /// unset (the default) never recycles. Like gunicorn's max_requests, for models that leak
+    /// memory: a replacement starts first and takes new requests once ready, then the old worker
+    /// finishes its requests and is stopped, so no request is lost (a worker on TCP,
+    /// model.workerPortBase, keeps its port: it finishes its requests first and is then
+    /// restarted in place). Recycles do not count toward lifecycle.maxWorkerRestarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_requests_per_worker: Option<i32>,
+
+    /// Up to this many requests added at random to maxRequestsPerWorker, drawn for each worker
+    /// run (like gunicorn's max_requests_jitter), so workers do not recycle all at once; at
+    /// least 0, default 0. Needs maxRequestsPerWorker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_requests_jitter: Option<i32>,
 
     /// Concurrent requests given to each worker (and its thread-pool size, passed as
     /// $MODELSERVER_EXECUTOR_THREADS), 1 to 256, default 4.

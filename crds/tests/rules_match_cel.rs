@@ -268,6 +268,20 @@ fn server_and_cors_rules_agree() {
 }
 
 #[test]
+fn recycling_rule_agrees() {
+    for server in [
+        json!({}),
+        json!({"maxRequestsPerWorker": 1000}),
+        json!({"maxRequestsJitter": 50}),
+        json!({"maxRequestsJitter": 0}),
+        json!({"maxRequestsPerWorker": 1000, "maxRequestsJitter": 50}),
+        json!({"maxRequestsPerWorker": 1, "maxRequestsJitter": 0}),
+    ] {
+        assert_same_verdict(&document("iris", managed(json!({"server": server}))));
+    }
+}
+
+#[test]
 fn scaling_rules_agree() {
     for autoscaling in [
         json!({"maxReplicas": 1}),

@@ -57,6 +57,7 @@ fn without_empty_list_entries(cli: &mut modelserver_contract::cli::Cli) {
 fn every_example_survives_render_and_the_sidecars_own_parser() {
     let mut modes = Vec::new();
     let mut examples = 0;
+    let mut recycling = false;
     for entry in std::fs::read_dir(root().join("examples")).unwrap() {
         let file = entry.unwrap().path().join("modelserver.yaml");
         if !file.is_file() {
@@ -138,12 +139,30 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
                     serve.socket_dir.as_deref(),
                     Some(Path::new(names::SOCKET_DIR))
                 );
+                assert_eq!(
+                    serve.max_requests_per_worker,
+                    spec_server
+                        .max_requests_per_worker
+                        .map(|m| u64::try_from(m).unwrap()),
+                    "{}",
+                    file.display()
+                );
+                assert_eq!(
+                    serve.max_requests_jitter,
+                    spec_server
+                        .max_requests_jitter
+                        .map_or(0, |j| u64::try_from(j).unwrap()),
+                    "{}",
+                    file.display()
+                );
+                recycling |= serve.max_requests_per_worker.is_some();
             }
             other => panic!("{}: mode mismatch {other:?}", file.display()),
         }
         modes.push(parsed.subcommand());
     }
     assert!(examples >= 3, "{examples}");
+    assert!(recycling, "an example recycles workers");
     assert!(
         modes.contains(&SERVE) && modes.contains(&PROXY),
         "{modes:?}"

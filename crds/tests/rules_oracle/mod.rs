@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 26] = [
+    let checks: [(CelRule, bool); 27] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -57,6 +57,12 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
             spec.model.worker_port_base.is_none() || spec.model.command.is_some(),
         ),
         (WORKER_PORTS_CLEAR, worker_ports_clear(spec)),
+        (
+            MAX_REQUESTS_JITTER_NEEDS_MAX,
+            optional(server, |s| {
+                s.max_requests_jitter.is_none() || s.max_requests_per_worker.is_some()
+            }),
+        ),
         (
             UPSTREAM_AUTH_HEADER_IS_USABLE,
             optional(

@@ -135,6 +135,15 @@ impl Settings {
                 if let Some(timeout) = shutdown_timeout {
                     serve.shutdown_timeout = timeout;
                 }
+                serve.max_requests_per_worker = number(
+                    server.max_requests_per_worker,
+                    "spec.server.maxRequestsPerWorker",
+                )?;
+                if let Some(jitter) =
+                    number(server.max_requests_jitter, "spec.server.maxRequestsJitter")?
+                {
+                    serve.max_requests_jitter = jitter;
+                }
                 if let Some(workers) = number(server.workers, "spec.server.workers")? {
                     serve.server.workers = workers;
                 }
