@@ -12,6 +12,13 @@
 //! wait about two service slots' time ([`overload_wait`]), so the requests that are accepted
 //! keep a latency close to the unloaded one and the refused ones are answered at once.
 //! `max_queue` stays as a bound on the memory the queue may hold.
+//!
+//! Worker recycling: each backend has a generation (the run of the worker behind it) and,
+//! optionally, a request limit for it. A permit remembers the generation it was granted in and
+//! [`Permit::target`] names that generation's address (generations alternate between two
+//! addresses per backend), so when the backend moves to a new generation the requests already
+//! sent finish on the old process, counted apart ([`Dispatcher::held`]) until they are done, while
+//! new requests go to the new one. Both count against the backend's slots.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,6 +29,8 @@ use tokio::time::Instant;
 
 /// The least a request may wait in an overloaded queue (a timer's resolution, about).
 const OVERLOAD_WAIT_FLOOR: Duration = Duration::from_millis(1);
+/// How often [`Dispatcher::drained`] looks at a generation's requests.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// A new service-time sample's weight in the running average is 2^-SHIFT.
 const SERVICE_AVERAGE_SHIFT: u32 = 4;
 
@@ -92,7 +101,23 @@ impl LoadSnapshot {
 
 struct Slot {
     ready: bool,
+    /// Requests held by the current generation.
     in_flight: usize,
+    /// The current generation (worker run) behind the backend.
+    generation: u64,
+    /// Requests still held by the previous generation.
+    draining: usize,
+    /// Requests granted to the current generation.
+    sent: u64,
+    /// After this many requests the current generation is due for recycling.
+    limit: Option<u64>,
+}
+
+impl Slot {
+    /// Requests held by either generation.
+    fn held(&self) -> usize {
+        self.in_flight + self.draining
+    }
 }
 
 /// A request waiting for a slot.
@@ -118,6 +143,8 @@ struct Inner {
     state: Mutex<State>,
     /// Per backend: woken when a request to it ran past the request timeout.
     stuck: Vec<Notify>,
+    /// Per backend: woken when its current generation was sent its request limit.
+    recycle: Vec<Notify>,
     per_backend: usize,
     max_queue: usize,
     max_queue_wait: Option<Duration>,
@@ -133,6 +160,7 @@ pub struct Dispatcher {
 pub struct Permit {
     inner: Arc<Inner>,
     backend: usize,
+    generation: u64,
     armed: bool,
     since: Instant,
 }
@@ -142,6 +170,21 @@ impl Permit {
     pub fn backend(&self) -> usize {
         self.backend
     }
+
+    /// The address index to send it to: [`target`] of its backend and generation.
+    pub fn target(&self) -> usize {
+        target(self.backend, self.generation, self.inner.stuck.len())
+    }
+}
+
+/// The address index of `backend`'s `generation` among `backends` backends: generations alternate
+/// between the address `backend` (even) and `backends + backend` (odd).
+pub fn target(backend: usize, generation: u64, backends: usize) -> usize {
+    if generation.is_multiple_of(2) {
+        backend
+    } else {
+        backends + backend
+    }
 }
 
 impl Drop for Permit {
@@ -150,7 +193,11 @@ impl Drop for Permit {
             let held = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let mut state = lock(&self.inner.state);
             if let Some(slot) = state.slots.get_mut(self.backend) {
-                slot.in_flight = slot.in_flight.saturating_sub(1);
+                if slot.generation == self.generation {
+                    slot.in_flight = slot.in_flight.saturating_sub(1);
+                } else {
+                    slot.draining = slot.draining.saturating_sub(1);
+                }
             }
             state.service_nanos = match state.service_nanos {
                 0 => held.max(1),
@@ -184,15 +231,35 @@ fn pick(inner: &Inner, state: &mut State) -> Option<usize> {
         let i = (state.next + k) % n;
         let slot = &state.slots[i];
         if slot.ready
-            && slot.in_flight < inner.per_backend
-            && best.is_none_or(|(_, load)| slot.in_flight < load)
+            && slot.held() < inner.per_backend
+            && best.is_none_or(|(_, load)| slot.held() < load)
         {
-            best = Some((i, slot.in_flight));
+            best = Some((i, slot.held()));
         }
     }
     let (i, _) = best?;
     state.next = (i + 1) % n;
     Some(i)
+}
+
+/// Claims a slot on `backend` for the current generation, counting the request towards its
+/// limit (and waking the backend's supervisor when the limit is reached).
+fn grant(inner: &Arc<Inner>, state: &mut State, backend: usize, since: Instant) -> Permit {
+    let slot = &mut state.slots[backend];
+    slot.in_flight += 1;
+    slot.sent = slot.sent.saturating_add(1);
+    if slot.limit.is_some_and(|limit| slot.sent >= limit)
+        && let Some(notify) = inner.recycle.get(backend)
+    {
+        notify.notify_one();
+    }
+    Permit {
+        inner: inner.clone(),
+        backend,
+        generation: slot.generation,
+        armed: true,
+        since,
+    }
 }
 
 /// Slots a request can be served by at once: ready backends times slots per backend.
@@ -271,17 +338,13 @@ fn hand_off(inner: &Arc<Inner>, state: &mut State) {
         let Some(waiter) = state.waiters.pop_front() else {
             return;
         };
-        state.slots[backend].in_flight += 1;
-        let permit = Permit {
-            inner: inner.clone(),
-            backend,
-            armed: true,
-            since: Instant::now(),
-        };
+        let permit = grant(inner, state, backend, Instant::now());
         if let Err(Ok(mut unused)) = waiter.tx.send(Ok(permit)) {
             // The waiter gave up (timeout or client gone): take the slot back without re-locking.
             unused.armed = false;
-            state.slots[backend].in_flight -= 1;
+            let slot = &mut state.slots[backend];
+            slot.in_flight -= 1;
+            slot.sent = slot.sent.saturating_sub(1);
         }
     }
     // The queue ran empty: the overload is over.
@@ -315,11 +378,16 @@ impl Dispatcher {
             .map(|_| Slot {
                 ready: false,
                 in_flight: 0,
+                generation: 0,
+                draining: 0,
+                sent: 0,
+                limit: None,
             })
             .collect();
         Self {
             inner: Arc::new(Inner {
                 stuck: (0..backends).map(|_| Notify::new()).collect(),
+                recycle: (0..backends).map(|_| Notify::new()).collect(),
                 state: Mutex::new(State {
                     started: false,
                     slots,
@@ -360,13 +428,7 @@ impl Dispatcher {
             if state.waiters.is_empty() {
                 state.overloaded = false;
                 if let Some(backend) = pick(&self.inner, &mut state) {
-                    state.slots[backend].in_flight += 1;
-                    return Ok(Permit {
-                        inner: self.inner.clone(),
-                        backend,
-                        armed: true,
-                        since: now,
-                    });
+                    return Ok(grant(&self.inner, &mut state, backend, now));
                 }
             }
             if state.waiters.len() >= self.inner.max_queue {
@@ -431,6 +493,74 @@ impl Dispatcher {
         }
     }
 
+    /// Moves `backend` to `generation`: the requests its previous generation holds finish there,
+    /// counted apart until done ([`Self::held`]); new requests go to the new generation, whose
+    /// request count starts at 0. Nothing changes when it is already the current one.
+    pub fn set_generation(&self, backend: usize, generation: u64) {
+        let mut state = lock(&self.inner.state);
+        if let Some(slot) = state.slots.get_mut(backend)
+            && slot.generation != generation
+        {
+            slot.draining += slot.in_flight;
+            slot.in_flight = 0;
+            slot.generation = generation;
+            slot.sent = 0;
+        }
+    }
+
+    /// Sets the request limit of `backend`'s current generation (`None`: no limit) and starts its
+    /// count afresh.
+    pub fn set_request_limit(&self, backend: usize, limit: Option<u64>) {
+        let mut state = lock(&self.inner.state);
+        if let Some(slot) = state.slots.get_mut(backend) {
+            slot.limit = limit;
+            slot.sent = 0;
+        }
+    }
+
+    /// Requests sent to `backend`'s current generation, and its limit.
+    pub fn requests(&self, backend: usize) -> (u64, Option<u64>) {
+        let state = lock(&self.inner.state);
+        state
+            .slots
+            .get(backend)
+            .map_or((0, None), |slot| (slot.sent, slot.limit))
+    }
+
+    /// Resolves once `backend`'s current generation has been sent its request limit (never
+    /// without a limit, or for an unknown backend).
+    pub async fn recycle_due(&self, backend: usize) {
+        let Some(notify) = self.inner.recycle.get(backend) else {
+            return std::future::pending().await;
+        };
+        loop {
+            let (sent, limit) = self.requests(backend);
+            if limit.is_some_and(|limit| sent >= limit) {
+                return;
+            }
+            // A notification from an earlier generation is checked against the count above.
+            notify.notified().await;
+        }
+    }
+
+    /// Requests `backend`'s `generation` holds: its in-flight requests when it is the current
+    /// generation, the draining ones when it is the previous one, none for any other.
+    pub fn held(&self, backend: usize, generation: u64) -> usize {
+        let state = lock(&self.inner.state);
+        match state.slots.get(backend) {
+            Some(slot) if slot.generation == generation => slot.in_flight,
+            Some(slot) if slot.generation == generation.wrapping_add(1) => slot.draining,
+            _ => 0,
+        }
+    }
+
+    /// Resolves once `backend`'s `generation` holds no request ([`Self::held`]).
+    pub async fn drained(&self, backend: usize, generation: u64) {
+        while self.held(backend, generation) > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
     /// Reports that a request to `backend` got no response head within the request timeout: a
     /// sign the backend may hang, which its supervisor checks at once ([`Self::stuck`]).
     pub fn report_stuck(&self, backend: usize) {
@@ -456,7 +586,7 @@ impl Dispatcher {
                 .iter()
                 .map(|s| BackendLoad {
                     ready: s.ready,
-                    in_flight: s.in_flight,
+                    in_flight: s.held(),
                 })
                 .collect(),
             queued: state.waiters.iter().filter(|w| !w.tx.is_closed()).count(),
@@ -684,5 +814,63 @@ mod tests {
         );
         d.set_ready(0, true);
         assert_eq!(waiting.await.unwrap(), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_takes_new_requests_while_the_old_one_finishes_its_own() {
+        let d = Dispatcher::new(2, 2, 8);
+        d.set_ready(0, true);
+        d.set_request_limit(0, Some(2));
+        let first = d.acquire().await.unwrap();
+        assert_eq!((first.backend(), first.target()), (0, 0));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), d.recycle_due(0))
+                .await
+                .is_err(),
+            "one request of two: not due"
+        );
+        let second = d.acquire().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), d.recycle_due(0))
+            .await
+            .expect("due after its limit");
+
+        d.set_generation(0, 1);
+        assert_eq!(d.held(0, 0), 2, "the old generation still holds both");
+        assert_eq!(d.requests(0).0, 0, "the new generation starts its count");
+        drop(first);
+        let third = d.acquire_ready_only(0).await;
+        assert_eq!(third.target(), 2, "odd generations use the second address");
+        assert_eq!((d.held(0, 0), d.held(0, 1)), (1, 1));
+        assert_eq!(d.snapshot().backends[0].in_flight, 2, "both count as load");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), d.drained(0, 0))
+            .await
+            .expect("the old generation drains");
+        drop(third);
+        assert_eq!(d.held(0, 1), 0);
+    }
+
+    #[tokio::test]
+    async fn without_a_limit_no_recycle_is_due() {
+        let d = Dispatcher::new(1, 4, 8);
+        d.set_ready(0, true);
+        for _ in 0..10 {
+            drop(d.acquire().await.unwrap());
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), d.recycle_due(0))
+                .await
+                .is_err()
+        );
+        assert_eq!(d.requests(0), (10, None));
+    }
+
+    impl Dispatcher {
+        /// A permit that must go to `backend` (the only ready one in the test).
+        async fn acquire_ready_only(&self, backend: usize) -> Permit {
+            let permit = self.acquire().await.unwrap();
+            assert_eq!(permit.backend(), backend);
+            permit
+        }
     }
 }

@@ -144,7 +144,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             // keeps the slot for as long as the backend still works on the request (see
             // `Exchange`).
             let exchange = Exchange {
-                pending: Some(state.backend.send(backend, upstream)),
+                pending: Some(state.backend.send(permit.target(), upstream)),
                 permit: Some(permit),
             };
             tokio::time::timeout_at(deadline, exchange)

@@ -1,6 +1,8 @@
 //! Where one managed worker serves: its Unix socket (the default) or a TCP port on 127.0.0.1
 //! (`--worker-port-base`, for servers that bind TCP only). The worker learns it from its
-//! environment; the sidecar connects to it and probes it there.
+//! environment; the sidecar connects to it and probes it there. A recycled worker's replacement
+//! serves on a second socket path ([`WorkerEndpoint::for_generation`]) while the old run finishes;
+//! a TCP worker keeps its port.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +11,9 @@ use serde::Serialize;
 
 use crate::backend::pooled::BackendAddr;
 use crate::config::{UpstreamAddr, env};
+
+/// The extension of a worker's second socket path: `worker-<i>.sock` becomes `worker-<i>.1.sock`.
+pub const ALTERNATE_SOCKET_EXTENSION: &str = "1.sock";
 
 /// A worker's address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,6 +39,17 @@ impl WorkerEndpoint {
         match self {
             Self::Socket(path) => BackendAddr::Unix(path.clone()),
             Self::Port(port) => BackendAddr::Tcp(UpstreamAddr::loopback(*port)),
+        }
+    }
+
+    /// Where run `generation` of this worker serves: the endpoint itself for even generations; for
+    /// odd ones the second socket path next to it, or the same port (a TCP worker's port is fixed).
+    pub fn for_generation(&self, generation: u64) -> Self {
+        match self {
+            Self::Socket(path) if !generation.is_multiple_of(2) => {
+                Self::Socket(path.with_extension(ALTERNATE_SOCKET_EXTENSION))
+            }
+            other => other.clone(),
         }
     }
 
@@ -77,5 +93,11 @@ mod tests {
         assert_eq!(port.env(), ("MODELSERVER_WORKER_PORT", "8001".to_owned()));
         assert_eq!(port.to_string(), "127.0.0.1:8001");
         assert_eq!((port.socket(), port.port()), (None, Some(8001)));
+        assert_eq!(
+            socket.for_generation(1),
+            WorkerEndpoint::Socket(PathBuf::from("/s/worker-0.1.sock"))
+        );
+        assert_eq!(socket.for_generation(2), socket);
+        assert_eq!(port.for_generation(1), port, "a TCP worker keeps its port");
     }
 }

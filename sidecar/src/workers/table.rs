@@ -1,9 +1,11 @@
 //! The table of the workers' state, shown by `/status`. It is the one owner of a worker's state:
 //! a worker is in rotation (the dispatcher sends it requests, readiness counts it) exactly while
 //! its state is [`WorkerState::Ready`], because the table tells the dispatcher whenever a row
-//! changes.
+//! changes. The row's generation (which run of the worker takes new requests) reaches the
+//! dispatcher the same way, so a recycled worker's replacement enters the rotation in one step.
 
 use std::sync::{Mutex, PoisonError};
+use tokio::time::Instant;
 
 use crate::dispatch::Dispatcher;
 
@@ -25,6 +27,9 @@ pub enum WorkerState {
     Unresponsive,
     /// Exited; waiting out the backoff before the next start.
     Restarting,
+    /// Reached its request limit on a fixed TCP port: takes no new requests, finishes its own,
+    /// then is stopped and started again in place.
+    Recycling,
     /// Being stopped (SIGTERM sent).
     Stopping,
     /// Stopped for good.
@@ -40,8 +45,18 @@ pub struct WorkerInfo {
     pub pid: Option<u32>,
     /// State.
     pub state: WorkerState,
-    /// Times it was restarted since the sidecar started.
+    /// Times it was restarted since the sidecar started (after an exit or a hang).
     pub restarts: u64,
+    /// Times it was recycled (replaced after its request limit), apart from restarts.
+    pub recycles: u64,
+    /// The run that takes new requests (0 at start, one more per recycle).
+    pub generation: u64,
+    /// When the current run's process started.
+    #[serde(skip)]
+    pub started_at: Option<Instant>,
+    /// Seconds from the current run's start to its first 200 on the readiness path; `None`
+    /// while it loads.
+    pub load_seconds: Option<f64>,
     /// Where it serves.
     pub endpoint: WorkerEndpoint,
     /// How its last run ended, if it did (`killed by SIGKILL, likely out of memory (limit
@@ -68,6 +83,10 @@ impl WorkerTable {
                 pid: None,
                 state: WorkerState::Starting,
                 restarts: 0,
+                recycles: 0,
+                generation: 0,
+                started_at: None,
+                load_seconds: None,
                 endpoint: endpoint.clone(),
                 last_exit: None,
                 last_exit_reason: None,
@@ -86,9 +105,19 @@ impl WorkerTable {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(row) = rows.get_mut(id) {
             f(row);
+            self.dispatcher.set_generation(id, row.generation);
             self.dispatcher
                 .set_ready(id, row.state == WorkerState::Ready);
         }
+    }
+
+    /// A copy of worker `id`'s row.
+    pub fn row(&self, id: usize) -> Option<WorkerInfo> {
+        self.rows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// A copy of every row.
@@ -128,6 +157,7 @@ mod tests {
         for out in [
             WorkerState::Unresponsive,
             WorkerState::Restarting,
+            WorkerState::Recycling,
             WorkerState::Stopping,
             WorkerState::Stopped,
             WorkerState::Starting,
