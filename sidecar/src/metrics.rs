@@ -16,6 +16,13 @@ use crate::workers::exit::ExitReason;
 /// Metric name prefix.
 pub const NAMESPACE: &str = "modelserver";
 
+/// Buckets of `worker_load_seconds`, in seconds: from a small model (0.1 s) to a large one
+/// loaded from remote storage (30 min).
+pub const LOAD_BUCKETS: [f64; 16] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0,
+    1800.0,
+];
+
 /// Why the sidecar refused a request (`rejected_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -87,6 +94,11 @@ pub struct Metrics {
     pub rejected_total: IntCounterVec,
     /// `worker_restarts_total`.
     pub worker_restarts_total: IntCounter,
+    /// `worker_recycles_total`: workers replaced after their request limit (not restarts).
+    pub worker_recycles_total: IntCounter,
+    /// `worker_load_seconds`: per worker start, the time from the process start to its first
+    /// 200 on the readiness path.
+    pub worker_load_seconds: Histogram,
     /// `worker_exits_total{reason}`: worker runs that ended on their own, by
     /// [`ExitReason`] (`exit`, `signal`, `oom`, `start_failed`).
     pub worker_exits_total: IntCounterVec,
@@ -128,6 +140,17 @@ impl Metrics {
         )?;
         let worker_restarts_total =
             IntCounter::new("worker_restarts_total", "Worker processes restarted")?;
+        let worker_recycles_total = IntCounter::new(
+            "worker_recycles_total",
+            "Workers replaced after their request limit (not counted as restarts)",
+        )?;
+        let worker_load_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "worker_load_seconds",
+                "Time from a worker process's start to its first 200 on the readiness path",
+            )
+            .buckets(LOAD_BUCKETS.to_vec()),
+        )?;
         let worker_exits_total = IntCounterVec::new(
             Opts::new(
                 "worker_exits_total",
@@ -146,6 +169,8 @@ impl Metrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(rejected_total.clone()))?;
         registry.register(Box::new(worker_restarts_total.clone()))?;
+        registry.register(Box::new(worker_recycles_total.clone()))?;
+        registry.register(Box::new(worker_load_seconds.clone()))?;
         registry.register(Box::new(worker_exits_total.clone()))?;
         registry.register(Box::new(workers_ready.clone()))?;
         registry.register(Box::new(ready.clone()))?;
@@ -176,6 +201,8 @@ impl Metrics {
             queue_depth,
             rejected_total,
             worker_restarts_total,
+            worker_recycles_total,
+            worker_load_seconds,
             worker_exits_total,
             workers_ready,
             ready,
@@ -245,6 +272,8 @@ mod tests {
         m.reject(RejectReason::QueueFull);
         m.worker_restarts_total.inc();
         m.worker_exited(ExitReason::Oom);
+        m.worker_recycles_total.inc();
+        m.worker_load_seconds.observe(42.0);
         let text = m.render(StateSnapshot {
             inflight: 2,
             queued: 1,
@@ -261,6 +290,11 @@ mod tests {
             "modelserver_rejected_total{reason=\"queue_full\"} 1",
             "modelserver_rejected_total{reason=\"timeout\"} 0",
             "modelserver_worker_restarts_total 1",
+            "modelserver_worker_recycles_total 1",
+            "modelserver_worker_load_seconds_bucket{le=\"30\"} 0",
+            "modelserver_worker_load_seconds_bucket{le=\"60\"} 1",
+            "modelserver_worker_load_seconds_bucket{le=\"1800\"} 1",
+            "modelserver_worker_load_seconds_count 1",
             "modelserver_worker_exits_total{reason=\"oom\"} 1",
             "modelserver_worker_exits_total{reason=\"exit\"} 0",
             "modelserver_workers_ready 3",

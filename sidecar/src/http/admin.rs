@@ -87,6 +87,13 @@ async fn status(State(state): State<SharedState>) -> Response {
                     "state": w.state,
                     "ready": load.backends.get(w.id).is_some_and(|b| b.ready),
                     "restarts": w.restarts,
+                    "recycles": w.recycles,
+                    "generation": w.generation,
+                    "load_seconds": w.load_seconds,
+                    "loading_seconds": w
+                        .started_at
+                        .filter(|_| w.load_seconds.is_none() && w.pid.is_some())
+                        .map(|t| t.elapsed().as_secs_f64()),
                     "in_flight": in_flight,
                     "socket": w.endpoint.socket(),
                     "port": w.endpoint.port(),

@@ -16,6 +16,7 @@ use crate::shutdown::Model;
 use crate::state::Mode;
 use crate::termination;
 use crate::workers::cgroup::MemoryCgroup;
+use crate::workers::recycle::RecyclePolicy;
 use crate::workers::supervisor::{ProbeSettings, Supervisor, WorkerDeps, WorkerSpec};
 use crate::workers::{WorkerEndpoint, WorkerTable};
 
@@ -24,8 +25,14 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let endpoints = endpoints(&args, &socket_dir)?;
+    // Addresses `0..n` are the workers' endpoints, `n..2n` their second ones (for a replacement
+    // that starts while the run it replaces finishes; `dispatch::target`).
     let backend = Arc::new(PooledBackends::new(
-        endpoints.iter().map(WorkerEndpoint::backend).collect(),
+        endpoints
+            .iter()
+            .map(WorkerEndpoint::backend)
+            .chain(endpoints.iter().map(|e| e.for_generation(1).backend()))
+            .collect(),
     ));
     let spec = WorkerSpec {
         command: args.command.clone(),
@@ -33,6 +40,11 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         executor_threads: server.executor_threads,
         readiness_path: readiness_path(&server.readiness_path),
         max_restarts: args.max_worker_restarts,
+        recycle: RecyclePolicy {
+            max_requests: args.max_requests_per_worker,
+            jitter: args.max_requests_jitter,
+        },
+        shutdown_timeout: args.shutdown_timeout,
         cgroup: MemoryCgroup::new(&args.cgroup_root),
         auth_token: server.token().map(str::to_string),
         auth_passthrough: server.auth_passthrough,
@@ -104,16 +116,18 @@ fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>,
     }
     (0..usize::from(server.workers))
         .map(|i| {
-            let path = socket_dir.join(socket_file_name(i));
-            let len = path.as_os_str().len();
+            let endpoint = WorkerEndpoint::Socket(socket_dir.join(socket_file_name(i)));
+            // The second path of a recycled worker is the longer one.
+            let longest = endpoint.for_generation(1);
+            let len = longest.socket().map_or(0, |p| p.as_os_str().len());
             if len > MAX_SOCKET_PATH_LEN {
                 return Err(ConfigError::SocketPathTooLong {
-                    path,
+                    path: longest.socket().cloned().unwrap_or_default(),
                     len,
                     max: MAX_SOCKET_PATH_LEN,
                 });
             }
-            Ok(WorkerEndpoint::Socket(path))
+            Ok(endpoint)
         })
         .collect()
 }

@@ -5,7 +5,9 @@ pub(crate) mod cgroup;
 pub(crate) mod endpoint;
 pub(crate) mod exit;
 pub mod expand;
+pub(crate) mod loading;
 pub(crate) mod output;
+pub(crate) mod recycle;
 pub(crate) mod supervisor;
 mod table;
 

@@ -6,11 +6,14 @@
 //! serves is probed on its readiness path every probe period: one failed probe takes it out of
 //! rotation until a probe succeeds; `failures` in a row (a request reported stuck past the
 //! request timeout counts as one, and triggers a probe at once) and it is called hung, killed
-//! with SIGKILL and restarted like a worker that exited.
+//! with SIGKILL and restarted like a worker that exited. A worker sent its request limit is
+//! recycled ([`super::recycle`]): not a restart, counted apart. Loading is logged as it goes
+//! ([`super::loading`]) and its time recorded.
 
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -26,11 +29,13 @@ use tracing::{debug, error, info, warn};
 use super::cgroup::MemoryCgroup;
 use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
+use super::loading::LoadProgress;
 use super::output::{SharedTail, pass_through};
+use super::recycle::{RECYCLE_REASON, RecyclePolicy, Retirement, Run};
 use super::{WorkerEndpoint, WorkerState, WorkerTable};
 use crate::backend::Backend;
 use crate::config::env;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, target};
 use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
 use modelserver_units::format_duration;
@@ -73,6 +78,10 @@ pub struct WorkerSpec {
     pub auth_passthrough: bool,
     /// How serving workers are watched for hangs.
     pub probe: ProbeSettings,
+    /// When workers are recycled (replaced after a number of requests).
+    pub recycle: RecyclePolicy,
+    /// Time between SIGTERM and SIGKILL when a recycled run is stopped.
+    pub shutdown_timeout: Duration,
 }
 
 /// Readiness probes of serving workers, like a kubelet probe.
@@ -170,6 +179,8 @@ impl Supervisor {
                 grace: grace_rx.clone(),
                 fatal: fatal_tx.clone(),
                 tail: SharedTail::default(),
+                generation: AtomicU64::new(0),
+                retiring: Mutex::new(None),
             };
             tasks.spawn(worker.run());
         }
@@ -210,6 +221,10 @@ struct Worker {
     fatal: mpsc::Sender<SidecarError>,
     /// The last stderr output of the current (or last) run.
     tail: SharedTail,
+    /// The run that takes new requests: 0 at start, one more per recycle of a socket worker.
+    generation: AtomicU64,
+    /// The task finishing the run a recycle replaced, if any.
+    retiring: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// How watching a running worker ended.
@@ -218,6 +233,8 @@ enum Watched {
     Exited(std::io::Result<ExitStatus>),
     /// It hung and was killed; how, in words.
     Hung(String),
+    /// It reached its request limit on a fixed port, finished its requests and was stopped.
+    Recycled,
     /// The sidecar is stopping (the worker was stopped).
     Stopped,
 }
@@ -225,20 +242,40 @@ enum Watched {
 /// How one run of a worker ended.
 enum RunEnd {
     /// It exited (or could not start) on its own.
-    Exited { exit: WorkerExit, uptime: Duration },
+    Exited {
+        exit: WorkerExit,
+        uptime: Duration,
+        /// It had answered its readiness path.
+        was_ready: bool,
+    },
+    /// It was recycled in place (TCP): start it again at once, no restart counted.
+    Recycled,
     /// The sidecar is stopping.
     Stopped,
 }
 
+/// What a recycle of a serving run led to.
+enum Recycle {
+    /// The worker serves on (replaced, or kept when its replacement failed).
+    Serving,
+    /// Watching this run is over.
+    Done(Watched),
+}
+
 impl Worker {
     async fn run(self) {
+        self.supervise().await;
+        self.finish_retiring().await;
+    }
+
+    async fn supervise(&self) {
         let mut exits: VecDeque<Instant> = VecDeque::new();
         let mut consecutive: u32 = 0;
         loop {
             // Every branch below sets a state other than `Ready` before the next await, which
             // takes the worker out of rotation.
             let end = self.run_once().await;
-            let (how, uptime) = match end {
+            let (how, uptime, was_ready) = match end {
                 RunEnd::Stopped => {
                     self.deps.table.update(self.id, |w| {
                         w.state = WorkerState::Stopped;
@@ -246,7 +283,26 @@ impl Worker {
                     });
                     return;
                 }
-                RunEnd::Exited { exit, uptime } => (exit, uptime),
+                RunEnd::Recycled => {
+                    self.deps.metrics.worker_recycles_total.inc();
+                    self.deps.table.update(self.id, |w| {
+                        w.state = WorkerState::Starting;
+                        w.pid = None;
+                        w.recycles += 1;
+                    });
+                    info!(
+                        worker = self.id,
+                        reason = RECYCLE_REASON,
+                        "worker {} recycled: {RECYCLE_REASON}; starting it again on its port",
+                        self.id
+                    );
+                    continue;
+                }
+                RunEnd::Exited {
+                    exit,
+                    uptime,
+                    was_ready,
+                } => (exit, uptime, was_ready),
             };
             self.deps.metrics.worker_exited(how.reason);
             if self.stop.is_cancelled() {
@@ -257,6 +313,19 @@ impl Worker {
                     w.last_exit_reason = Some(how.reason);
                 });
                 return;
+            }
+            if !was_ready {
+                // Its stderr went to the sidecar's as it came; this line puts the end of it next
+                // to the exit, for a log reader that filters on the sidecar's lines.
+                error!(
+                    worker = self.id,
+                    exit = %how.text,
+                    loading_ms = u64::try_from(uptime.as_millis()).unwrap_or(u64::MAX),
+                    last_output = %self.tail.with(|t| t.lines()).join("\n"),
+                    "worker {} failed to start: {} before it was ready",
+                    self.id,
+                    how.text
+                );
             }
 
             let now = Instant::now();
@@ -329,9 +398,24 @@ impl Worker {
         }
     }
 
-    fn command(&self) -> Command {
+    /// The current generation.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Where run `generation` serves.
+    fn endpoint(&self, generation: u64) -> WorkerEndpoint {
+        self.spec.endpoints[self.id].for_generation(generation)
+    }
+
+    /// The backend address index of run `generation`.
+    fn target(&self, generation: u64) -> usize {
+        target(self.id, generation, self.spec.endpoints.len())
+    }
+
+    fn command(&self, generation: u64) -> Command {
         let extra = [
-            self.spec.endpoints[self.id].env(),
+            self.endpoint(generation).env(),
             (env::WORKER_ID, self.id.to_string()),
             (env::WORKERS, self.spec.endpoints.len().to_string()),
             (
@@ -382,53 +466,83 @@ impl Worker {
         cmd
     }
 
-    async fn run_once(&self) -> RunEnd {
-        if let Some(socket) = self.spec.endpoints[self.id].socket()
+    /// Starts run `generation` (removing a stale socket first); the error says why it could not.
+    fn spawn(&self, generation: u64) -> Result<Run, String> {
+        let endpoint = self.endpoint(generation);
+        if let Some(socket) = endpoint.socket()
             && let Err(e) = std::fs::remove_file(socket)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             warn!(worker = self.id, socket = %socket.display(), error = %e, "cannot remove stale socket");
         }
-        self.deps
-            .table
-            .update(self.id, |w| w.state = WorkerState::Starting);
-        self.tail.with(|t| t.clear());
-        let oom_kills_before = self.spec.cgroup.oom_kills();
         let started = Instant::now();
-        let mut child = match self.command().spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let how = format!(
-                    "could not start {:?}: {e}",
-                    self.spec.command.first().map(String::as_str).unwrap_or("")
-                );
-                error!(worker = self.id, error = %how, "worker failed to start");
-                return RunEnd::Exited {
-                    exit: WorkerExit::start_failed(how),
-                    uptime: Duration::ZERO,
-                };
-            }
-        };
+        let mut child = self.command(generation).spawn().map_err(|e| {
+            format!(
+                "could not start {:?}: {e}",
+                self.spec.command.first().map(String::as_str).unwrap_or("")
+            )
+        })?;
         let output = child
             .stderr
             .take()
             .map(|stderr| pass_through(self.id, stderr, self.tail.clone()));
-        let status = match self.watch(&mut child, started).await {
+        let pid = child.id();
+        info!(worker = self.id, pid = pid.unwrap_or(0), %endpoint, generation, "worker started");
+        Ok(Run {
+            child,
+            output,
+            pid,
+            started,
+        })
+    }
+
+    async fn run_once(&self) -> RunEnd {
+        self.deps.table.update(self.id, |w| {
+            w.state = WorkerState::Starting;
+            w.started_at = None;
+            w.load_seconds = None;
+        });
+        self.tail.with(|t| t.clear());
+        let oom_kills_before = self.spec.cgroup.oom_kills();
+        let mut run = match self.spawn(self.generation()) {
+            Ok(run) => run,
+            Err(how) => {
+                error!(worker = self.id, error = %how, "worker failed to start");
+                return RunEnd::Exited {
+                    exit: WorkerExit::start_failed(how),
+                    uptime: Duration::ZERO,
+                    was_ready: false,
+                };
+            }
+        };
+        self.deps.table.update(self.id, |w| {
+            w.pid = run.pid;
+            w.started_at = Some(run.started);
+        });
+        let watched = self.watch(&mut run).await;
+        let was_ready = self
+            .deps
+            .table
+            .row(self.id)
+            .is_some_and(|w| w.load_seconds.is_some());
+        let status = match watched {
             Watched::Exited(status) => status,
             Watched::Stopped => return RunEnd::Stopped,
+            Watched::Recycled => return RunEnd::Recycled,
             Watched::Hung(text) => {
-                if let Some(task) = output {
+                if let Some(task) = run.output {
                     finish_output(self.id, task).await;
                 }
                 return RunEnd::Exited {
                     exit: WorkerExit::hung(text),
-                    uptime: started.elapsed(),
+                    uptime: run.started.elapsed(),
+                    was_ready,
                 };
             }
         };
-        let uptime = started.elapsed();
+        let uptime = run.started.elapsed();
         // The traceback is usually the last thing a crashing worker writes.
-        if let Some(task) = output {
+        if let Some(task) = run.output {
             finish_output(self.id, task).await;
         }
         let memory = MemoryEvidence {
@@ -440,49 +554,211 @@ impl Worker {
         RunEnd::Exited {
             exit: classify(status, memory),
             uptime,
+            was_ready,
         }
     }
 
     /// Waits for the worker to become ready, then watches it serve until it exits, hangs (it is
-    /// killed) or the sidecar stops (it is stopped).
-    async fn watch(&self, child: &mut Child, started: Instant) -> Watched {
-        let endpoint = &self.spec.endpoints[self.id];
-        let pid = child.id();
-        self.deps.table.update(self.id, |w| w.pid = pid);
-        info!(worker = self.id, pid = pid.unwrap_or(0), %endpoint, "worker started");
-
-        let ready = async {
-            loop {
-                if self
-                    .deps
-                    .backend
-                    .probe(self.id, self.spec.readiness_path.clone(), PROBE_TIMEOUT)
-                    .await
-                {
-                    return;
-                }
-                tokio::time::sleep(READINESS_POLL).await;
-            }
+    /// killed), is recycled in place, or the sidecar stops (it is stopped). A recycle that
+    /// replaces it with a new run swaps `run` and watches on.
+    async fn watch(&self, run: &mut Run) -> Watched {
+        let target = self.target(self.generation());
+        let load = tokio::select! {
+            status = run.child.wait() => return Watched::Exited(status),
+            () = self.stop.cancelled() => return self.terminate(&mut run.child).await,
+            load = self.load(target, run.pid, run.started) => load,
         };
-        tokio::select! {
-            status = child.wait() => return Watched::Exited(status),
-            () = self.stop.cancelled() => return self.terminate(child).await,
-            () = ready => {}
+        self.deps
+            .dispatcher
+            .set_request_limit(self.id, self.spec.recycle.draw());
+        self.deps.table.update(self.id, |w| {
+            w.state = WorkerState::Ready;
+            w.load_seconds = Some(load.as_secs_f64());
+        });
+        loop {
+            let pid = run.pid;
+            let hung = tokio::select! {
+                status = run.child.wait() => return Watched::Exited(status),
+                () = self.stop.cancelled() => return self.terminate(&mut run.child).await,
+                hung = self.monitor(pid) => hung,
+                () = self.deps.dispatcher.recycle_due(self.id) => match self.recycle(run).await {
+                    Recycle::Serving => continue,
+                    Recycle::Done(watched) => return watched,
+                },
+            };
+            return self.kill_hung(&mut run.child, pid, hung).await;
         }
+    }
+
+    /// Waits until run `target` answers its readiness path with 200, logging progress while it
+    /// loads; records and returns the load time.
+    async fn load(&self, target: usize, pid: Option<u32>, started: Instant) -> Duration {
+        let mut progress = LoadProgress::default();
+        while !self
+            .deps
+            .backend
+            .probe(target, self.spec.readiness_path.clone(), PROBE_TIMEOUT)
+            .await
+        {
+            tokio::time::sleep(READINESS_POLL).await;
+            if let Some(mark) = progress.due(started.elapsed()) {
+                info!(
+                    worker = self.id,
+                    pid = pid.unwrap_or(0),
+                    loading_seconds = mark.as_secs(),
+                    "worker {} still loading after {}",
+                    self.id,
+                    format_duration(mark)
+                );
+            }
+        }
+        let load = started.elapsed();
+        self.deps
+            .metrics
+            .worker_load_seconds
+            .observe(load.as_secs_f64());
         info!(
             worker = self.id,
             pid = pid.unwrap_or(0),
-            load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            load_ms = u64::try_from(load.as_millis()).unwrap_or(u64::MAX),
             "worker ready"
         );
-        self.deps
-            .table
-            .update(self.id, |w| w.state = WorkerState::Ready);
-        let hung = tokio::select! {
-            status = child.wait() => return Watched::Exited(status),
-            () = self.stop.cancelled() => return self.terminate(child).await,
-            hung = self.monitor(pid) => hung,
+        load
+    }
+
+    /// The run was sent its request limit. A socket worker gets a replacement on its other
+    /// socket, which takes new requests once ready while this run finishes its own
+    /// ([`Retirement`]); a TCP worker (fixed port) takes no new requests, finishes its own and is
+    /// stopped, to be started again in place.
+    async fn recycle(&self, run: &mut Run) -> Recycle {
+        let (sent, limit) = self.deps.dispatcher.requests(self.id);
+        let old_generation = self.generation();
+        let pid = run.pid.unwrap_or(0);
+        if self.spec.endpoints[self.id].socket().is_none() {
+            info!(
+                worker = self.id,
+                pid,
+                sent,
+                limit,
+                "worker {} was sent its limit of requests; it keeps its port, so it finishes its requests before it is started again",
+                self.id
+            );
+            self.deps
+                .table
+                .update(self.id, |w| w.state = WorkerState::Recycling);
+            tokio::select! {
+                status = run.child.wait() => return Recycle::Done(Watched::Exited(status)),
+                () = self.stop.cancelled() => return Recycle::Done(self.terminate(&mut run.child).await),
+                () = self.deps.dispatcher.drained(self.id, old_generation) => {}
+            }
+            stop_child(self.id, &mut run.child, self.spec.shutdown_timeout).await;
+            return Recycle::Done(Watched::Recycled);
+        }
+
+        // The replacement uses the address the run before this one used: that one must be gone.
+        self.finish_retiring().await;
+        let generation = old_generation.wrapping_add(1);
+        info!(
+            worker = self.id,
+            pid,
+            sent,
+            limit,
+            "worker {} was sent its limit of requests; starting its replacement",
+            self.id
+        );
+        let mut next = match self.spawn(generation) {
+            Ok(next) => next,
+            Err(how) => {
+                warn!(worker = self.id, error = %how, "cannot start the replacement of worker {}; it serves on and is recycled after another limit of requests", self.id);
+                self.deps
+                    .dispatcher
+                    .set_request_limit(self.id, self.spec.recycle.draw());
+                return Recycle::Serving;
+            }
         };
+        let load = tokio::select! {
+            status = run.child.wait() => {
+                // The serving run ended first: it is restarted as any exit, without the half-loaded replacement.
+                stop_child(self.id, &mut next.child, Duration::ZERO).await;
+                return Recycle::Done(Watched::Exited(status));
+            }
+            () = self.stop.cancelled() => {
+                stop_child(self.id, &mut next.child, self.spec.shutdown_timeout).await;
+                return Recycle::Done(self.terminate(&mut run.child).await);
+            }
+            status = next.child.wait() => {
+                let exit = classify(status, MemoryEvidence::default());
+                self.deps.metrics.worker_exited(exit.reason);
+                if let Some(task) = next.output.take() {
+                    finish_output(self.id, task).await;
+                }
+                warn!(
+                    worker = self.id,
+                    exit = %exit.text,
+                    reason = exit.reason.as_str(),
+                    last_output = %self.tail.with(|t| t.lines()).join("\n"),
+                    "the replacement of worker {} exited before it was ready ({}); the worker serves on and is recycled after another limit of requests",
+                    self.id,
+                    exit.text
+                );
+                self.deps.dispatcher.set_request_limit(self.id, self.spec.recycle.draw());
+                return Recycle::Serving;
+            }
+            load = self.load(self.target(generation), next.pid, next.started) => load,
+        };
+
+        self.generation.store(generation, Ordering::Release);
+        self.deps
+            .dispatcher
+            .set_request_limit(self.id, self.spec.recycle.draw());
+        let endpoint = self.endpoint(generation);
+        self.deps.table.update(self.id, |w| {
+            w.generation = generation;
+            w.pid = next.pid;
+            w.endpoint = endpoint;
+            w.recycles += 1;
+            w.started_at = Some(next.started);
+            w.load_seconds = Some(load.as_secs_f64());
+            w.state = WorkerState::Ready;
+        });
+        self.deps.metrics.worker_recycles_total.inc();
+        info!(
+            worker = self.id,
+            old_pid = pid,
+            pid = next.pid.unwrap_or(0),
+            reason = RECYCLE_REASON,
+            "worker {} recycled: {RECYCLE_REASON}; its replacement takes new requests, the old run finishes its own",
+            self.id
+        );
+        let old = std::mem::replace(run, next);
+        let retirement = Retirement {
+            worker: self.id,
+            generation: old_generation,
+            dispatcher: self.deps.dispatcher.clone(),
+            stop: self.stop.clone(),
+            shutdown_timeout: self.spec.shutdown_timeout,
+        };
+        let task = tokio::spawn(retirement.run(old));
+        *self.retiring.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        Recycle::Serving
+    }
+
+    /// Waits for the run a recycle replaced to be stopped, if there is one.
+    async fn finish_retiring(&self) {
+        let task = self
+            .retiring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            error!(worker = self.id, error = %e, "the task stopping a replaced worker run failed");
+        }
+    }
+
+    /// Kills a hung worker (SIGKILL also ends a stopped process) and says why.
+    async fn kill_hung(&self, child: &mut Child, pid: Option<u32>, hung: String) -> Watched {
         self.deps
             .table
             .update(self.id, |w| w.state = WorkerState::Unresponsive);
@@ -528,7 +804,11 @@ impl Worker {
             let answered = self
                 .deps
                 .backend
-                .probe(self.id, path.clone(), settings.timeout)
+                .probe(
+                    self.target(self.generation()),
+                    path.clone(),
+                    settings.timeout,
+                )
                 .await;
             if answered {
                 if failures > 0 {
@@ -589,33 +869,38 @@ impl Worker {
             .table
             .update(self.id, |w| w.state = WorkerState::Stopping);
         let grace = *self.grace.borrow();
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
-            && let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM)
-        {
-            warn!(worker = self.id, pid, error = %e, "cannot send SIGTERM");
-        }
-        match tokio::time::timeout(grace, child.wait()).await {
-            Ok(status) => {
-                let exit = classify(status, MemoryEvidence::default());
-                info!(worker = self.id, exit = %exit.text, "worker stopped");
-            }
-            Err(_) => {
-                warn!(
-                    worker = self.id,
-                    grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-                    "worker still running after the shutdown timeout; sending SIGKILL"
-                );
-                if let Err(e) = child.kill().await {
-                    error!(worker = self.id, error = %e, "cannot kill worker");
-                }
-            }
-        }
+        stop_child(self.id, child, grace).await;
         Watched::Stopped
     }
 }
 
+/// Stops one worker process: SIGTERM, then SIGKILL when it still runs after `grace`.
+pub async fn stop_child(worker: usize, child: &mut Child, grace: Duration) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
+        && let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM)
+    {
+        warn!(worker, pid, error = %e, "cannot send SIGTERM");
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            let exit = classify(status, MemoryEvidence::default());
+            info!(worker, exit = %exit.text, "worker stopped");
+        }
+        Err(_) => {
+            warn!(
+                worker,
+                grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                "worker still running after the shutdown timeout; sending SIGKILL"
+            );
+            if let Err(e) = child.kill().await {
+                error!(worker, error = %e, "cannot kill worker");
+            }
+        }
+    }
+}
+
 /// Waits briefly for the copy of a worker's stderr to reach the end of the pipe.
-async fn finish_output(worker: usize, task: JoinHandle<()>) {
+pub async fn finish_output(worker: usize, task: JoinHandle<()>) {
     if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, task)
         .await
         .is_err()
