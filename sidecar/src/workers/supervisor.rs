@@ -52,6 +52,8 @@ pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 pub const READINESS_POLL: Duration = Duration::from_millis(100);
 /// Budget of one readiness probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// While a replaced run still finishes its requests, how often to look whether it is gone.
+pub const RETIRE_POLL: Duration = Duration::from_millis(50);
 /// After a worker exits, how long to wait for the rest of its stderr (a process it started may
 /// still hold the pipe open).
 pub const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -581,7 +583,7 @@ impl Worker {
                 status = run.child.wait() => return Watched::Exited(status),
                 () = self.stop.cancelled() => return self.terminate(&mut run.child).await,
                 hung = self.monitor(pid) => hung,
-                () = self.deps.dispatcher.recycle_due(self.id) => match self.recycle(run).await {
+                () = self.recycle_due() => match self.recycle(run).await {
                     Recycle::Serving => continue,
                     Recycle::Done(watched) => return watched,
                 },
@@ -655,7 +657,8 @@ impl Worker {
             return Recycle::Done(Watched::Recycled);
         }
 
-        // The replacement uses the address the run before this one used: that one must be gone.
+        // The replacement uses the address the run before this one used: that one is gone
+        // (`recycle_due`); collect its task.
         self.finish_retiring().await;
         let generation = old_generation.wrapping_add(1);
         info!(
@@ -741,6 +744,21 @@ impl Worker {
         let task = tokio::spawn(retirement.run(old));
         *self.retiring.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         Recycle::Serving
+    }
+
+    /// Resolves once the current run was sent its request limit and the run it replaced (whose
+    /// address its replacement will use) is gone; the serving run stays watched meanwhile.
+    async fn recycle_due(&self) {
+        self.deps.dispatcher.recycle_due(self.id).await;
+        while self
+            .retiring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            tokio::time::sleep(RETIRE_POLL).await;
+        }
     }
 
     /// Waits for the run a recycle replaced to be stopped, if there is one.

@@ -173,4 +173,21 @@ mod tests {
             "unknown worker ignored"
         );
     }
+
+    #[tokio::test]
+    async fn the_generation_reaches_the_dispatcher_with_the_row() {
+        let dispatcher = Dispatcher::new(1, 2, 1);
+        let table = WorkerTable::new(&[WorkerEndpoint::Socket("/a".into())], dispatcher.clone());
+        table.update(0, |w| w.state = WorkerState::Ready);
+        let old = dispatcher.acquire().await.unwrap();
+        assert_eq!(old.target(), 0);
+        table.update(0, |w| {
+            w.generation = 1;
+            w.recycles += 1;
+        });
+        let new = dispatcher.acquire().await.unwrap();
+        assert_eq!(new.target(), 1, "the replacement's address");
+        assert_eq!((dispatcher.held(0, 0), dispatcher.held(0, 1)), (1, 1));
+        assert_eq!(table.row(0).map(|w| (w.restarts, w.recycles)), Some((0, 1)));
+    }
 }
