@@ -34,4 +34,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Where backend `i` is, as `/status` shows it (`127.0.0.1:8000`, `unix:/path`).
     fn address(&self, i: usize) -> Option<String>;
+
+    /// A new process is about to serve at backend `i`: later requests and probes must not reuse
+    /// a kept-alive connection to the process that served there before (a request written to a
+    /// connection whose close has not been noticed yet would fail). Nothing to do by default.
+    fn renew(&self, _i: usize) {}
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -60,18 +60,27 @@ impl std::fmt::Display for BackendAddr {
 #[derive(Debug)]
 struct Backends {
     addrs: Vec<BackendAddr>,
-    authorities: Vec<Authority>,
+    /// Per backend, the authority of its current process: `backend-<i>`, then
+    /// `backend-<i>-<epoch>` after each [`Backend::renew`], so the pool (keyed by authority)
+    /// never hands a request a connection to a process that was there before.
+    authorities: Vec<RwLock<(u64, Authority)>>,
+}
+
+/// The authority of backend `i` in `epoch` (always valid: a prefix and digits).
+fn authority(i: usize, epoch: u64) -> Authority {
+    let text = if epoch == 0 {
+        format!("{AUTHORITY_PREFIX}{i}")
+    } else {
+        format!("{AUTHORITY_PREFIX}{i}-{epoch}")
+    };
+    Authority::try_from(text).unwrap_or_else(|_| Authority::from_static("backend-invalid"))
 }
 
 impl Backends {
     /// Backends for these addresses.
     fn new(addrs: Vec<BackendAddr>) -> Self {
         let authorities = (0..addrs.len())
-            .map(|i| {
-                // `backend-<digits>` is always a valid authority.
-                Authority::try_from(format!("{AUTHORITY_PREFIX}{i}"))
-                    .unwrap_or_else(|_| Authority::from_static("backend-invalid"))
-            })
+            .map(|i| RwLock::new((0, authority(i, 0))))
             .collect();
         Self { addrs, authorities }
     }
@@ -88,11 +97,10 @@ impl Backends {
 
     /// The absolute URI the pooled client uses for `path_and_query` on backend `i`.
     fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
-        let authority = self
-            .authorities
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| Authority::from_static("backend-invalid"));
+        let authority = self.authorities.get(i).map_or_else(
+            || Authority::from_static("backend-invalid"),
+            |a| a.read().unwrap_or_else(PoisonError::into_inner).1.clone(),
+        );
         Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(authority)
@@ -101,7 +109,17 @@ impl Backends {
     }
 
     fn index_of(&self, uri: &Uri) -> Option<usize> {
-        uri.host()?.strip_prefix(AUTHORITY_PREFIX)?.parse().ok()
+        let rest = uri.host()?.strip_prefix(AUTHORITY_PREFIX)?;
+        rest.split('-').next()?.parse().ok()
+    }
+
+    /// Moves backend `i` to a new epoch (see [`Self::authorities`]).
+    fn renew(&self, i: usize) {
+        if let Some(entry) = self.authorities.get(i) {
+            let mut entry = entry.write().unwrap_or_else(PoisonError::into_inner);
+            let epoch = entry.0.wrapping_add(1);
+            *entry = (epoch, authority(i, epoch));
+        }
     }
 }
 
@@ -337,6 +355,10 @@ impl Backend for PooledBackends {
     fn address(&self, i: usize) -> Option<String> {
         self.backends.addr(i).map(ToString::to_string)
     }
+
+    fn renew(&self, i: usize) {
+        self.backends.renew(i);
+    }
 }
 
 #[cfg(test)]
@@ -386,5 +408,19 @@ mod tests {
         assert_eq!(uri.to_string(), "http://backend-1/predict?x=1");
         assert_eq!(b.index_of(&uri), Some(1));
         assert_eq!(b.index_of(&Uri::from_static("http://elsewhere/")), None);
+        b.renew(1);
+        let renewed = b.uri(1, &PathAndQuery::from_static("/")).unwrap();
+        assert_eq!(renewed.to_string(), "http://backend-1-1/");
+        assert_eq!(
+            b.index_of(&renewed),
+            Some(1),
+            "a new pool key, the same address"
+        );
+        assert_eq!(
+            b.uri(0, &PathAndQuery::from_static("/"))
+                .unwrap()
+                .to_string(),
+            "http://backend-0/"
+        );
     }
 }

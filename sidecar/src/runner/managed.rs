@@ -25,13 +25,20 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let endpoints = endpoints(&args, &socket_dir)?;
-    // Addresses `0..n` are the workers' endpoints, `n..2n` their second ones (for a replacement
-    // that starts while the run it replaces finishes; `dispatch::target`).
+    // Addresses `0..n` are the workers' endpoints; when socket workers are recycled, `n..2n` are
+    // their second sockets (for a replacement that starts while the run it replaces finishes;
+    // `dispatch::target`). A TCP worker keeps its one port.
+    let alternates = args.max_requests_per_worker.is_some() && args.worker_port_base.is_none();
     let backend = Arc::new(PooledBackends::new(
         endpoints
             .iter()
             .map(WorkerEndpoint::backend)
-            .chain(endpoints.iter().map(|e| e.for_generation(1).backend()))
+            .chain(
+                endpoints
+                    .iter()
+                    .filter(|_| alternates)
+                    .map(|e| e.for_generation(1).backend()),
+            )
             .collect(),
     ));
     let spec = WorkerSpec {
@@ -118,7 +125,11 @@ fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>,
         .map(|i| {
             let endpoint = WorkerEndpoint::Socket(socket_dir.join(socket_file_name(i)));
             // The second path of a recycled worker is the longer one.
-            let longest = endpoint.for_generation(1);
+            let longest = if args.max_requests_per_worker.is_some() {
+                endpoint.for_generation(1)
+            } else {
+                endpoint.clone()
+            };
             let len = longest.socket().map_or(0, |p| p.as_os_str().len());
             if len > MAX_SOCKET_PATH_LEN {
                 return Err(ConfigError::SocketPathTooLong {

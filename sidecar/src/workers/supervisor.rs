@@ -20,7 +20,7 @@ use http::uri::PathAndQuery;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedMutexGuard, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -171,6 +171,7 @@ impl Supervisor {
         let (fatal_tx, fatal) = mpsc::channel(spec.endpoints.len().max(1));
         let (grace_tx, grace_rx) = tokio::sync::watch::channel(Duration::ZERO);
         let spec = Arc::new(spec);
+        let in_place = Arc::new(tokio::sync::Mutex::new(()));
         let mut tasks = JoinSet::new();
         for id in 0..spec.endpoints.len() {
             let worker = Worker {
@@ -183,6 +184,8 @@ impl Supervisor {
                 tail: SharedTail::default(),
                 generation: AtomicU64::new(0),
                 retiring: Mutex::new(None),
+                in_place: in_place.clone(),
+                in_place_turn: Mutex::new(None),
             };
             tasks.spawn(worker.run());
         }
@@ -227,6 +230,11 @@ struct Worker {
     generation: AtomicU64,
     /// The task finishing the run a recycle replaced, if any.
     retiring: Mutex<Option<JoinHandle<()>>>,
+    /// Shared by the workers: one TCP worker at a time is recycled in place, so recycles never
+    /// take every worker out of rotation at once.
+    in_place: Arc<tokio::sync::Mutex<()>>,
+    /// This worker's turn at an in-place recycle, held until its next run is ready (or ends).
+    in_place_turn: Mutex<Option<OwnedMutexGuard<()>>>,
 }
 
 /// How watching a running worker ended.
@@ -477,6 +485,7 @@ impl Worker {
         {
             warn!(worker = self.id, socket = %socket.display(), error = %e, "cannot remove stale socket");
         }
+        self.deps.backend.renew(self.target(generation));
         let started = Instant::now();
         let mut child = self.command(generation).spawn().map_err(|e| {
             format!(
@@ -509,6 +518,7 @@ impl Worker {
         let mut run = match self.spawn(self.generation()) {
             Ok(run) => run,
             Err(how) => {
+                self.end_in_place_turn();
                 error!(worker = self.id, error = %how, "worker failed to start");
                 return RunEnd::Exited {
                     exit: WorkerExit::start_failed(how),
@@ -522,6 +532,9 @@ impl Worker {
             w.started_at = Some(run.started);
         });
         let watched = self.watch(&mut run).await;
+        if !matches!(watched, Watched::Recycled) {
+            self.end_in_place_turn();
+        }
         let was_ready = self
             .deps
             .table
@@ -577,6 +590,7 @@ impl Worker {
             w.state = WorkerState::Ready;
             w.load_seconds = Some(load.as_secs_f64());
         });
+        self.end_in_place_turn();
         loop {
             let pid = run.pid;
             let hung = tokio::select! {
@@ -645,6 +659,16 @@ impl Worker {
                 "worker {} was sent its limit of requests; it keeps its port, so it finishes its requests before it is started again",
                 self.id
             );
+            // Serving on (over its limit) until no other worker is being recycled in place.
+            let turn = tokio::select! {
+                status = run.child.wait() => return Recycle::Done(Watched::Exited(status)),
+                () = self.stop.cancelled() => return Recycle::Done(self.terminate(&mut run.child).await),
+                turn = self.in_place.clone().lock_owned() => turn,
+            };
+            *self
+                .in_place_turn
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(turn);
             self.deps
                 .table
                 .update(self.id, |w| w.state = WorkerState::Recycling);
@@ -759,6 +783,14 @@ impl Worker {
         {
             tokio::time::sleep(RETIRE_POLL).await;
         }
+    }
+
+    /// Lets the next TCP worker be recycled in place (when this one held the turn).
+    fn end_in_place_turn(&self) {
+        self.in_place_turn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// Waits for the run a recycle replaced to be stopped, if there is one.
