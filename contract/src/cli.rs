@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// 0 to this (drawn per run), so workers do not all recycle at once.
     #[arg(long, env = env::MAX_REQUESTS_JITTER, default_value_t = defaults::MAX_REQUESTS_JITTER)]
     pub max_requests_jitter: u64,
+    /// Replace a worker whose resident memory (its process's RSS, checked every worker probe
+    /// period) is over this many bytes (`512Mi`, `2Gi`), the same way as after its request
+    /// limit. Unset: no ceiling.
+    #[arg(long, env = env::MAX_WORKER_MEMORY, value_parser = values::bytes)]
+    pub max_worker_memory: Option<u64>,
     /// Time between SIGTERM and SIGKILL when stopping workers.
     #[arg(long, env = env::SHUTDOWN_TIMEOUT, default_value = defaults::SHUTDOWN_TIMEOUT, value_parser = values::duration)]
     pub shutdown_timeout: Duration,

@@ -71,6 +71,8 @@ pub const MAX_WORKER_RESTARTS: &str = "MODELSERVER_MAX_WORKER_RESTARTS";
 pub const MAX_REQUESTS_PER_WORKER: &str = "MODELSERVER_MAX_REQUESTS_PER_WORKER";
 /// Up to this many requests added at random to each worker run's request limit.
 pub const MAX_REQUESTS_JITTER: &str = "MODELSERVER_MAX_REQUESTS_JITTER";
+/// Resident memory over which a worker is replaced (unset: no ceiling).
+pub const MAX_WORKER_MEMORY: &str = "MODELSERVER_MAX_WORKER_MEMORY";
 /// Threads of the sidecar's own async runtime (not in the CRD; 1 unless tuned).
 pub const RUNTIME_THREADS: &str = "MODELSERVER_RUNTIME_THREADS";
 /// Directory for the workers' Unix sockets.

@@ -45,6 +45,9 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
                     serve.max_requests_jitter.to_string(),
                 ));
             }
+            if let Some(bytes) = serve.max_worker_memory {
+                vars.push((env::MAX_WORKER_MEMORY, format_bytes(bytes)));
+            }
         }
         // `workers` is a managed-mode field of a ModelServer; in proxy mode the sidecar's
         // concurrency is executorThreads against the one upstream.
@@ -240,6 +243,7 @@ mod tests {
         serve.max_worker_restarts = 0;
         serve.max_requests_per_worker = Some(1000);
         serve.max_requests_jitter = 50;
+        serve.max_worker_memory = Some(3 << 30);
         serve.shutdown_timeout = Duration::from_secs(1);
         let vars = owned(render(&cli));
         let args: Vec<String> = [SERVE, "--", "python", "w.py"].map(String::from).to_vec();
@@ -260,7 +264,8 @@ mod tests {
             && k != env::SOCKET_DIR
             && k != env::WORKER_PORT_BASE
             && k != env::MAX_REQUESTS_PER_WORKER
-            && k != env::MAX_REQUESTS_JITTER));
+            && k != env::MAX_REQUESTS_JITTER
+            && k != env::MAX_WORKER_MEMORY));
         assert_eq!(parse(&[PROXY.to_owned()], &vars).unwrap(), cli);
     }
 

@@ -134,11 +134,16 @@ pub const UPSTREAM_AUTH_HEADER_IS_USABLE: CelRule = CelRule {
 };
 
 /// Upload limits are byte quantities.
-pub const MAX_UPLOAD_SIZE_IS_QUANTITY: CelRule = CelRule {
-    path: "spec.server.maxUploadSize",
-    rule: r"self.matches('^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && quantity(self).isGreaterThan(quantity('0'))",
-    message: "spec.server.maxUploadSize must be a byte quantity greater than zero, such as 100Mi, 1Gi or 500M",
-};
+pub const MAX_UPLOAD_SIZE_IS_QUANTITY: CelRule = quantity_rule(
+    "spec.server.maxUploadSize",
+    "spec.server.maxUploadSize must be a byte quantity greater than zero, such as 100Mi, 1Gi or 500M",
+);
+
+/// The worker memory ceiling is a byte quantity.
+pub const MAX_WORKER_MEMORY_IS_QUANTITY: CelRule = quantity_rule(
+    "spec.server.maxWorkerMemory",
+    "spec.server.maxWorkerMemory must be a byte quantity greater than zero, such as 512Mi, 2Gi or 500M",
+);
 
 /// The request timeout is a positive duration.
 pub const REQUEST_TIMEOUT_IS_DURATION: CelRule = duration_rule(
@@ -247,6 +252,7 @@ pub const ALL: &[CelRule] = &[
     MAX_REQUESTS_JITTER_NEEDS_MAX,
     UPSTREAM_AUTH_HEADER_IS_USABLE,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
+    MAX_WORKER_MEMORY_IS_QUANTITY,
     REQUEST_TIMEOUT_IS_DURATION,
     MAX_QUEUE_WAIT_IS_DURATION,
     CORS_MAX_AGE_IS_DURATION,
@@ -262,6 +268,15 @@ pub const ALL: &[CelRule] = &[
     ROLLOUT_CAN_PROGRESS,
     NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY,
 ];
+
+/// A positive-byte-quantity rule for the field at `path`.
+const fn quantity_rule(path: &'static str, message: &'static str) -> CelRule {
+    CelRule {
+        path,
+        rule: r"self.matches('^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && quantity(self).isGreaterThan(quantity('0'))",
+        message,
+    }
+}
 
 /// A positive-duration rule for the field at `path`.
 const fn duration_rule(path: &'static str, message: &'static str) -> CelRule {

@@ -299,6 +299,15 @@ pub struct ServerSpec {
     #[schemars(range(min = 0))]
     pub max_requests_jitter: Option<i32>,
 
+    /// Recycle a worker whose resident memory (the RSS of its process, checked every 5s) is over
+    /// this byte quantity (for example 2Gi), the same way as after maxRequestsPerWorker, before
+    /// the container's memory limit kills the whole pod's model (managed mode). Unset (the
+    /// default): no ceiling. Keep it under resources.limits.memory divided by server.workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::MAX_WORKER_MEMORY_IS_QUANTITY.rule).message(rules::MAX_WORKER_MEMORY_IS_QUANTITY.message))]
+    #[schemars(length(max = 32))]
+    pub max_worker_memory: Option<ByteQuantity>,
+
     /// Concurrent requests given to each worker (and its thread-pool size, passed as
     /// $MODELSERVER_EXECUTOR_THREADS), 1 to 256, default 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -135,10 +135,12 @@ fn quantity_rule_agrees() {
         "100Mi", "1", "0", "0Mi", "0.5", "1.5Gi", "100MB", "1e3", ".5Ki", "Mi", "-1", "1k", "2E",
         "10m",
     ] {
-        assert_same_verdict(&document(
-            "iris",
-            managed(json!({"server": {"maxUploadSize": value}})),
-        ));
+        for field in ["maxUploadSize", "maxWorkerMemory"] {
+            assert_same_verdict(&document(
+                "iris",
+                managed(json!({"server": {field: value}})),
+            ));
+        }
     }
 }
 

@@ -155,6 +155,12 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
                     "{}",
                     file.display()
                 );
+                assert_eq!(
+                    serve.max_worker_memory,
+                    spec_server.max_worker_memory.as_ref().map(|q| q.bytes()),
+                    "{}",
+                    file.display()
+                );
                 recycling |= serve.max_requests_per_worker.is_some();
             }
             other => panic!("{}: mode mismatch {other:?}", file.display()),

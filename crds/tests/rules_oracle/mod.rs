@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 27] = [
+    let checks: [(CelRule, bool); 28] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -78,6 +78,16 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
             MAX_UPLOAD_SIZE_IS_QUANTITY,
             optional(
                 server.and_then(|s| s.max_upload_size.as_ref().map(|q| q.as_str())),
+                |q| {
+                    is_plain_quantity(q)
+                        && modelserver_units::parse_quantity_bytes(q).is_ok_and(|b| b > 0)
+                },
+            ),
+        ),
+        (
+            MAX_WORKER_MEMORY_IS_QUANTITY,
+            optional(
+                server.and_then(|s| s.max_worker_memory.as_ref().map(|q| q.as_str())),
                 |q| {
                     is_plain_quantity(q)
                         && modelserver_units::parse_quantity_bytes(q).is_ok_and(|b| b > 0)

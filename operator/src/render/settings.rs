@@ -139,6 +139,7 @@ impl Settings {
                     server.max_requests_per_worker,
                     "spec.server.maxRequestsPerWorker",
                 )?;
+                serve.max_worker_memory = server.max_worker_memory.as_ref().map(|q| q.bytes());
                 if let Some(jitter) =
                     number(server.max_requests_jitter, "spec.server.maxRequestsJitter")?
                 {
