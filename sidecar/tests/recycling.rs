@@ -247,6 +247,53 @@ async fn a_held_request_finishes_on_its_worker_after_the_replacement_takes_new_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_over_the_memory_ceiling_is_recycled_without_losing_a_request() {
+    // Every Python process is over 1 MiB: each run is replaced once it has been checked.
+    let sc = Sidecar::serve(
+        &[
+            "--workers",
+            "1",
+            "--executor-threads",
+            "2",
+            "--max-worker-memory",
+            "1Mi",
+            "--worker-probe-period",
+            "200ms",
+        ],
+        &["--predict-delay", "0.01"],
+    );
+    let c = client();
+    sc.wait_ready(&c).await;
+    let (mut requests, mut failures) = (0, Vec::new());
+    let mut pids = BTreeSet::new();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while sum_field(&sc.status(&c).await, "recycles") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recycles:\n{}",
+            sc.logs()
+        );
+        let (p, f) = load(&c, &sc, 2, 10).await;
+        requests += 20;
+        pids.extend(p);
+        failures.extend(f);
+    }
+    eprintln!(
+        "memory ceiling: {requests} requests, {} failures, {} worker pids answered",
+        failures.len(),
+        pids.len()
+    );
+    assert_eq!(failures, Vec::<String>::new(), "every request succeeds");
+    let status = sc.status(&c).await;
+    assert_eq!(sum_field(&status, "restarts"), 0, "{status}");
+    assert!(
+        sc.logged("recycled: memory ceiling reached"),
+        "log:\n{}",
+        sc.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_workers_are_recycled_in_place_without_losing_a_request() {
     let base = free_port_range(2).to_string();
     let worker_py = worker_py();

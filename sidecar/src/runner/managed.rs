@@ -24,11 +24,12 @@ use crate::workers::{WorkerEndpoint, WorkerTable};
 pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
-    let endpoints = endpoints(&args, &socket_dir)?;
+    let recycling = args.max_requests_per_worker.is_some() || args.max_worker_memory.is_some();
+    let endpoints = endpoints(&args, &socket_dir, recycling)?;
     // Addresses `0..n` are the workers' endpoints; when socket workers are recycled, `n..2n` are
     // their second sockets (for a replacement that starts while the run it replaces finishes;
     // `dispatch::target`). A TCP worker keeps its one port.
-    let alternates = args.max_requests_per_worker.is_some() && args.worker_port_base.is_none();
+    let alternates = recycling && args.worker_port_base.is_none();
     let backend = Arc::new(PooledBackends::new(
         endpoints
             .iter()
@@ -50,6 +51,7 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         recycle: RecyclePolicy {
             max_requests: args.max_requests_per_worker,
             jitter: args.max_requests_jitter,
+            memory_ceiling: args.max_worker_memory,
         },
         shutdown_timeout: args.shutdown_timeout,
         cgroup: MemoryCgroup::new(&args.cgroup_root),
@@ -114,8 +116,12 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
 }
 
 /// Where each worker serves: TCP ports from the port base when one is set, Unix sockets in the
-/// socket directory otherwise.
-fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>, ConfigError> {
+/// socket directory otherwise (whose second paths must fit too when workers are `recycling`).
+fn endpoints(
+    args: &ServeArgs,
+    socket_dir: &Path,
+    recycling: bool,
+) -> Result<Vec<WorkerEndpoint>, ConfigError> {
     let server = &args.server;
     if let Some(base) = args.worker_port_base {
         let ports = worker_ports(base, server.workers, server.port, server.admin_port)?;
@@ -125,7 +131,7 @@ fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>,
         .map(|i| {
             let endpoint = WorkerEndpoint::Socket(socket_dir.join(socket_file_name(i)));
             // The second path of a recycled worker is the longer one.
-            let longest = if args.max_requests_per_worker.is_some() {
+            let longest = if recycling {
                 endpoint.for_generation(1)
             } else {
                 endpoint.clone()

@@ -6,6 +6,7 @@ pub(crate) mod endpoint;
 pub(crate) mod exit;
 pub mod expand;
 pub(crate) mod loading;
+pub(crate) mod memory;
 pub(crate) mod output;
 pub(crate) mod recycle;
 pub(crate) mod supervisor;

@@ -1,6 +1,6 @@
 //! Worker recycling: the request limit of each worker run (`--max-requests-per-worker` plus a
 //! random jitter drawn per run, like gunicorn's `max_requests` and `max_requests_jitter`), and
-//! the end of a replaced run: it takes no new requests, finishes the ones it holds, then is
+//! the memory ceiling (`--max-worker-memory`), and the end of a replaced run: it takes no new requests, finishes the ones it holds, then is
 //! stopped (SIGTERM, SIGKILL after the shutdown timeout).
 
 use std::collections::hash_map::RandomState;
@@ -17,7 +17,7 @@ use super::exit::{MemoryEvidence, classify};
 use super::supervisor::{finish_output, stop_child};
 use crate::dispatch::Dispatcher;
 
-/// Why a worker is recycled, in its log line.
+/// Why a worker is recycled after its request limit, in its log line.
 pub const RECYCLE_REASON: &str = "max requests reached";
 
 /// When workers are recycled.
@@ -27,6 +27,8 @@ pub struct RecyclePolicy {
     pub max_requests: Option<u64>,
     /// Up to this many requests added to each run's limit, at random.
     pub jitter: u64,
+    /// Resident memory (bytes) over which a run is replaced; `None`: no ceiling.
+    pub memory_ceiling: Option<u64>,
 }
 
 impl RecyclePolicy {
@@ -125,6 +127,7 @@ mod tests {
         let policy = RecyclePolicy {
             max_requests: Some(100),
             jitter: 10,
+            memory_ceiling: None,
         };
         for r in [0, 1, 9, 10, 11, 12345, u64::MAX] {
             let limit = policy.limit_with(r).unwrap();
@@ -141,12 +144,14 @@ mod tests {
         let exact = RecyclePolicy {
             max_requests: Some(5),
             jitter: 0,
+            memory_ceiling: None,
         };
         assert!((0..50).all(|_| exact.draw() == Some(5)));
         assert_eq!(RecyclePolicy::default().draw(), None);
         let wide = RecyclePolicy {
             max_requests: Some(u64::MAX),
             jitter: u64::MAX,
+            memory_ceiling: None,
         };
         assert_eq!(wide.limit_with(7), Some(u64::MAX), "saturates");
     }

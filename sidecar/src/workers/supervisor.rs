@@ -30,6 +30,7 @@ use super::cgroup::MemoryCgroup;
 use super::exit::{ExitReason, MemoryEvidence, WorkerExit, classify};
 use super::expand::{expand, references};
 use super::loading::LoadProgress;
+use super::memory::resident_bytes;
 use super::output::{SharedTail, pass_through};
 use super::recycle::{RECYCLE_REASON, RecyclePolicy, Retirement, Run};
 use super::{WorkerEndpoint, WorkerState, WorkerTable};
@@ -38,7 +39,7 @@ use crate::config::env;
 use crate::dispatch::{Dispatcher, target};
 use crate::errors::{ConfigError, SidecarError};
 use crate::metrics::Metrics;
-use modelserver_units::format_duration;
+use modelserver_units::{format_bytes, format_duration};
 
 /// Exits are counted within this window against `max_restarts`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
@@ -243,8 +244,9 @@ enum Watched {
     Exited(std::io::Result<ExitStatus>),
     /// It hung and was killed; how, in words.
     Hung(String),
-    /// It reached its request limit on a fixed port, finished its requests and was stopped.
-    Recycled,
+    /// It was due for recycling on a fixed port (why, in words), finished its requests and was
+    /// stopped.
+    Recycled(String),
     /// The sidecar is stopping (the worker was stopped).
     Stopped,
 }
@@ -258,8 +260,9 @@ enum RunEnd {
         /// It had answered its readiness path.
         was_ready: bool,
     },
-    /// It was recycled in place (TCP): start it again at once, no restart counted.
-    Recycled,
+    /// It was recycled in place (TCP; why, in words): start it again at once, no restart
+    /// counted.
+    Recycled(String),
     /// The sidecar is stopping.
     Stopped,
 }
@@ -293,7 +296,7 @@ impl Worker {
                     });
                     return;
                 }
-                RunEnd::Recycled => {
+                RunEnd::Recycled(reason) => {
                     self.deps.metrics.worker_recycles_total.inc();
                     self.deps.table.update(self.id, |w| {
                         w.state = WorkerState::Starting;
@@ -302,8 +305,8 @@ impl Worker {
                     });
                     info!(
                         worker = self.id,
-                        reason = RECYCLE_REASON,
-                        "worker {} recycled: {RECYCLE_REASON}; starting it again on its port",
+                        reason = %reason,
+                        "worker {} recycled: {reason}; starting it again on its port",
                         self.id
                     );
                     continue;
@@ -532,7 +535,7 @@ impl Worker {
             w.started_at = Some(run.started);
         });
         let watched = self.watch(&mut run).await;
-        if !matches!(watched, Watched::Recycled) {
+        if !matches!(watched, Watched::Recycled(_)) {
             self.end_in_place_turn();
         }
         let was_ready = self
@@ -543,7 +546,7 @@ impl Worker {
         let status = match watched {
             Watched::Exited(status) => status,
             Watched::Stopped => return RunEnd::Stopped,
-            Watched::Recycled => return RunEnd::Recycled,
+            Watched::Recycled(reason) => return RunEnd::Recycled(reason),
             Watched::Hung(text) => {
                 if let Some(task) = run.output {
                     finish_output(self.id, task).await;
@@ -597,7 +600,7 @@ impl Worker {
                 status = run.child.wait() => return Watched::Exited(status),
                 () = self.stop.cancelled() => return self.terminate(&mut run.child).await,
                 hung = self.monitor(pid) => hung,
-                () = self.recycle_due() => match self.recycle(run).await {
+                reason = self.recycle_due(pid) => match self.recycle(run, reason).await {
                     Recycle::Serving => continue,
                     Recycle::Done(watched) => return watched,
                 },
@@ -646,7 +649,7 @@ impl Worker {
     /// socket, which takes new requests once ready while this run finishes its own
     /// ([`Retirement`]); a TCP worker (fixed port) takes no new requests, finishes its own and is
     /// stopped, to be started again in place.
-    async fn recycle(&self, run: &mut Run) -> Recycle {
+    async fn recycle(&self, run: &mut Run, reason: String) -> Recycle {
         let (sent, limit) = self.deps.dispatcher.requests(self.id);
         let old_generation = self.generation();
         let pid = run.pid.unwrap_or(0);
@@ -656,7 +659,7 @@ impl Worker {
                 pid,
                 sent,
                 limit,
-                "worker {} was sent its limit of requests; it keeps its port, so it finishes its requests before it is started again",
+                "worker {} is due for recycling ({reason}); it keeps its port, so it finishes its requests before it is started again",
                 self.id
             );
             // Serving on (over its limit) until no other worker is being recycled in place.
@@ -678,7 +681,7 @@ impl Worker {
                 () = self.deps.dispatcher.drained(self.id, old_generation) => {}
             }
             stop_child(self.id, &mut run.child, self.spec.shutdown_timeout).await;
-            return Recycle::Done(Watched::Recycled);
+            return Recycle::Done(Watched::Recycled(reason));
         }
 
         // The replacement uses the address the run before this one used: that one is gone
@@ -690,13 +693,13 @@ impl Worker {
             pid,
             sent,
             limit,
-            "worker {} was sent its limit of requests; starting its replacement",
+            "worker {} is due for recycling ({reason}); starting its replacement",
             self.id
         );
         let mut next = match self.spawn(generation) {
             Ok(next) => next,
             Err(how) => {
-                warn!(worker = self.id, error = %how, "cannot start the replacement of worker {}; it serves on and is recycled after another limit of requests", self.id);
+                warn!(worker = self.id, error = %how, "cannot start the replacement of worker {}; it serves on and is tried again later", self.id);
                 self.deps
                     .dispatcher
                     .set_request_limit(self.id, self.spec.recycle.draw());
@@ -724,7 +727,7 @@ impl Worker {
                     exit = %exit.text,
                     reason = exit.reason.as_str(),
                     last_output = %self.tail.with(|t| t.lines()).join("\n"),
-                    "the replacement of worker {} exited before it was ready ({}); the worker serves on and is recycled after another limit of requests",
+                    "the replacement of worker {} exited before it was ready ({}); the worker serves on and is tried again later",
                     self.id,
                     exit.text
                 );
@@ -753,8 +756,8 @@ impl Worker {
             worker = self.id,
             old_pid = pid,
             pid = next.pid.unwrap_or(0),
-            reason = RECYCLE_REASON,
-            "worker {} recycled: {RECYCLE_REASON}; its replacement takes new requests, the old run finishes its own",
+            reason = %reason,
+            "worker {} recycled: {reason}; its replacement takes new requests, the old run finishes its own",
             self.id
         );
         let old = std::mem::replace(run, next);
@@ -770,10 +773,14 @@ impl Worker {
         Recycle::Serving
     }
 
-    /// Resolves once the current run was sent its request limit and the run it replaced (whose
-    /// address its replacement will use) is gone; the serving run stays watched meanwhile.
-    async fn recycle_due(&self) {
-        self.deps.dispatcher.recycle_due(self.id).await;
+    /// Resolves, with the reason, once the current run (`pid`) was sent its request limit or is
+    /// over the memory ceiling, and the run it replaced (whose address its replacement will use)
+    /// is gone; the serving run stays watched meanwhile.
+    async fn recycle_due(&self, pid: Option<u32>) -> String {
+        let reason = tokio::select! {
+            () = self.deps.dispatcher.recycle_due(self.id) => RECYCLE_REASON.to_owned(),
+            over = self.over_memory(pid) => over,
+        };
         while self
             .retiring
             .lock()
@@ -782,6 +789,25 @@ impl Worker {
             .is_some_and(|task| !task.is_finished())
         {
             tokio::time::sleep(RETIRE_POLL).await;
+        }
+        reason
+    }
+
+    /// Resolves, saying so, once process `pid` is found over the memory ceiling (checked every
+    /// probe period); never without a ceiling or a pid.
+    async fn over_memory(&self, pid: Option<u32>) -> String {
+        let (Some(ceiling), Some(pid)) = (self.spec.recycle.memory_ceiling, pid) else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(self.spec.probe.period).await;
+            if let Some(resident) = resident_bytes(pid).filter(|r| *r > ceiling) {
+                return format!(
+                    "memory ceiling reached ({} MiB resident, over {})",
+                    resident >> 20,
+                    format_bytes(ceiling)
+                );
+            }
         }
     }
 
