@@ -76,6 +76,13 @@ pub const SOCKET: &str = "MODELSERVER_SOCKET";
 /// First TCP port of managed workers: worker `i` serves on 127.0.0.1 at this port + `i` instead
 /// of a Unix socket.
 pub const WORKER_PORT_BASE: &str = "MODELSERVER_WORKER_PORT_BASE";
+/// First gRPC port of managed workers: worker `i` serves gRPC (HTTP/2) on 127.0.0.1 at this
+/// port + `i`.
+pub const WORKER_GRPC_PORT_BASE: &str = "MODELSERVER_WORKER_GRPC_PORT_BASE";
+/// Set for each worker when workers serve gRPC: its gRPC port.
+pub const GRPC_PORT: &str = "MODELSERVER_GRPC_PORT";
+/// Proxy mode: the upstream's gRPC `HOST:PORT`.
+pub const UPSTREAM_GRPC: &str = "MODELSERVER_UPSTREAM_GRPC";
 /// Set for each worker when workers serve on TCP: its port.
 pub const WORKER_PORT: &str = "MODELSERVER_WORKER_PORT";
 /// Set for each worker: its index, `0..workers`.

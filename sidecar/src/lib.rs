@@ -17,6 +17,7 @@ mod prestop;
 mod runner;
 mod server;
 mod shutdown;
+mod sniff;
 mod state;
 mod termination;
 pub mod workers;

@@ -92,9 +92,11 @@ impl Settings {
             (None, Some(upstream)) => {
                 let port =
                     number(Some(upstream.port), "spec.model.upstream.port")?.unwrap_or_default();
+                let grpc_port = number(upstream.grpc_port, "spec.model.upstream.grpcPort")?;
                 let cli = Cli::proxy(&UpstreamAddr::loopback(port)).and_then(|mut cli| {
                     if let Command::Proxy(proxy) = &mut cli.command {
                         proxy.upstream_credential_header = upstream_credential_header(upstream)?;
+                        proxy.upstream_grpc = grpc_port.map(UpstreamAddr::loopback);
                     }
                     Ok(cli)
                 });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use modelserver_contract::socket::{socket_file_name, worker_ports};
+use modelserver_contract::socket::{socket_file_name, worker_grpc_ports, worker_ports};
 
 use super::{FrontDoor, dispatcher, readiness_path};
 use crate::backend::pooled::PooledBackends;
@@ -24,12 +24,22 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let server = &args.server;
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let endpoints = endpoints(&args, &socket_dir)?;
+    let grpc_ports = grpc_ports(&args)?;
+    let grpc_addrs = match &grpc_ports {
+        Some(ports) => ports
+            .iter()
+            .map(|port| Some(WorkerEndpoint::Port(*port).backend()))
+            .collect(),
+        None => vec![None; endpoints.len()],
+    };
     let backend = Arc::new(PooledBackends::new(
         endpoints.iter().map(WorkerEndpoint::backend).collect(),
+        grpc_addrs,
     ));
     let spec = WorkerSpec {
         command: args.command.clone(),
         endpoints: endpoints.clone(),
+        grpc_ports,
         executor_threads: server.executor_threads,
         readiness_path: readiness_path(&server.readiness_path),
         max_restarts: args.max_worker_restarts,
@@ -74,6 +84,7 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         workers = server.workers,
         executor_threads = server.executor_threads,
         worker_port_base = args.worker_port_base,
+        worker_grpc_port_base = args.worker_grpc_port_base,
         socket_dir = %socket_dir.display(),
         command = ?args.command,
         "starting workers"
@@ -116,6 +127,26 @@ fn endpoints(args: &ServeArgs, socket_dir: &Path) -> Result<Vec<WorkerEndpoint>,
             Ok(WorkerEndpoint::Socket(path))
         })
         .collect()
+}
+
+/// The workers' gRPC ports, when they serve gRPC.
+fn grpc_ports(args: &ServeArgs) -> Result<Option<Vec<u16>>, ConfigError> {
+    let Some(base) = args.worker_grpc_port_base else {
+        return Ok(None);
+    };
+    let server = &args.server;
+    let http_ports = args
+        .worker_port_base
+        .map(|b| worker_ports(b, server.workers, server.port, server.admin_port))
+        .transpose()?;
+    let ports = worker_grpc_ports(
+        base,
+        server.workers,
+        server.port,
+        server.admin_port,
+        http_ports.as_ref(),
+    )?;
+    Ok(Some(ports.collect()))
 }
 
 fn socket_dir(

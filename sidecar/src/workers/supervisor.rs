@@ -58,6 +58,8 @@ pub struct WorkerSpec {
     pub command: Vec<String>,
     /// Where each worker serves.
     pub endpoints: Vec<WorkerEndpoint>,
+    /// Each worker's gRPC port, when workers serve gRPC.
+    pub grpc_ports: Option<Vec<u16>>,
     /// `MODELSERVER_EXECUTOR_THREADS` given to each worker.
     pub executor_threads: u16,
     /// Path that answers 200 once a worker has loaded.
@@ -330,7 +332,13 @@ impl Worker {
     }
 
     fn command(&self) -> Command {
-        let extra = [
+        let grpc_port = self
+            .spec
+            .grpc_ports
+            .as_ref()
+            .and_then(|ports| ports.get(self.id))
+            .map(|port| (env::GRPC_PORT, port.to_string()));
+        let extra: Vec<(&str, String)> = [
             self.spec.endpoints[self.id].env(),
             (env::WORKER_ID, self.id.to_string()),
             (env::WORKERS, self.spec.endpoints.len().to_string()),
@@ -338,7 +346,10 @@ impl Worker {
                 env::EXECUTOR_THREADS,
                 self.spec.executor_threads.to_string(),
             ),
-        ];
+        ]
+        .into_iter()
+        .chain(grpc_port)
+        .collect();
         let lookup = |name: &str| -> Option<String> {
             let value = extra
                 .iter()
