@@ -14,7 +14,7 @@ use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallow
 use crate::http::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
 use crate::http::forward::forward;
 use crate::http::grpc::{
-    HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, grpc_errors, health_check, health_watch,
+    GrpcStatusLayer, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, health_check, health_watch,
 };
 use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
 use crate::http::observe::ObserveLayer;
@@ -67,7 +67,7 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
     // gRPC form of the sidecar's own refusals.
     router
         .layer(ObserveLayer::new(state))
-        .layer(middleware::from_fn(grpc_errors))
+        .layer(GrpcStatusLayer)
 }
 
 async fn method_not_allowed() -> Response {
