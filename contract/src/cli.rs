@@ -232,6 +232,14 @@ pub struct ServerArgs {
     /// CORS settings.
     #[command(flatten)]
     pub cors: CorsArgs,
+    /// TLS on the public port: the PEM certificate chain (with `--tls-key-file`), re-read when
+    /// it changes so a renewed certificate is served to new connections without a restart;
+    /// HTTP/2 or HTTP/1.1 by ALPN. Unset: plain HTTP (and HTTP/2 with prior knowledge).
+    #[arg(long, env = env::TLS_CERT_FILE, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert-file`.
+    #[arg(long, env = env::TLS_KEY_FILE, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Token every public request except the health paths must carry
     /// (`Authorization: Bearer <token>` or `X-Auth-Token`).
     #[arg(long, env = env::AUTH_TOKEN, hide_env_values = true)]

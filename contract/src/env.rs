@@ -49,6 +49,10 @@ pub const CORS_ALLOW_HEADERS: &str = "MODELSERVER_CORS_ALLOW_HEADERS";
 pub const CORS_ALLOW_CREDENTIALS: &str = "MODELSERVER_CORS_ALLOW_CREDENTIALS";
 /// CORS preflight cache time.
 pub const CORS_MAX_AGE: &str = "MODELSERVER_CORS_MAX_AGE";
+/// PEM certificate chain served on the public port (TLS).
+pub const TLS_CERT_FILE: &str = "MODELSERVER_TLS_CERT_FILE";
+/// PEM private key of that certificate.
+pub const TLS_KEY_FILE: &str = "MODELSERVER_TLS_KEY_FILE";
 /// Bearer token every non-health public request must carry.
 pub const AUTH_TOKEN: &str = "MODELSERVER_AUTH_TOKEN";
 /// Forward the token headers to the workers and give them the token in their environment.

@@ -58,6 +58,10 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
         Command::Drain(_) | Command::Install(_) => {}
     }
     vars.extend(server_vars(server));
+    if let (Some(cert), Some(key)) = (&server.tls_cert_file, &server.tls_key_file) {
+        vars.push((env::TLS_CERT_FILE, cert.display().to_string()));
+        vars.push((env::TLS_KEY_FILE, key.display().to_string()));
+    }
     vars.extend([
         (env::LOG_LEVEL, cli.log.log_level.clone()),
         (
@@ -232,6 +236,8 @@ mod tests {
         s.access_log = false;
         s.drain_delay = Duration::ZERO;
         s.drain_timeout = Duration::from_secs(3600);
+        s.tls_cert_file = Some(PathBuf::from("/modelserver/tls/tls.crt"));
+        s.tls_key_file = Some(PathBuf::from("/modelserver/tls/tls.key"));
     }
 
     #[test]

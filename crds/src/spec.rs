@@ -352,6 +352,13 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
+    /// TLS on the public port, from a Secret of type kubernetes.io/tls (tls.crt and tls.key,
+    /// as cert-manager writes it). A renewed certificate is served to new connections without
+    /// a restart and without dropping open ones; HTTP/2 or HTTP/1.1 is chosen by ALPN, and
+    /// status.url says https. Probes stay on the plain admin port. Unset: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
     /// Log level of the sidecar: trace, debug, info (the default), warn or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
@@ -409,6 +416,17 @@ pub struct CorsSpec {
     #[x_kube(validation = Rule::new(rules::CORS_MAX_AGE_IS_DURATION.rule).message(rules::CORS_MAX_AGE_IS_DURATION.message))]
     #[schemars(length(max = 32))]
     pub max_age: Option<K8sDuration>,
+}
+
+/// TLS on the public port.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// The Secret (type kubernetes.io/tls, in the ModelServer's namespace) holding tls.crt
+    /// (the certificate chain) and tls.key (its private key), mounted into the sidecar's
+    /// container.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// Bearer-token authentication.

@@ -36,6 +36,8 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::sniff::{Protocol, Replay, sniff};
+use crate::tls::ALPN_HTTP2;
+use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{
     ConnSettings, MAX_REQUEST_HEAD_BYTES, Throttle, WriteTimeout, log_connection_refused,
@@ -66,19 +68,21 @@ impl ServerHandle {
         router: Router,
         settings: ConnSettings,
     ) -> Self {
-        Self::start(name, listener, router, None, settings)
+        Self::start(name, listener, router, None, settings, None)
     }
 
     /// Serves `router` on `listener` until stopped, and once `draining` is cancelled answers
     /// every request with `Connection: close`, ending its connection after the response.
+    /// With `tls`, every connection is TLS and ALPN picks HTTP/2 or HTTP/1.1.
     pub fn spawn_closing_on_drain(
         name: &'static str,
         listener: TcpListener,
         router: Router,
         draining: CancellationToken,
         settings: ConnSettings,
+        tls: Option<TlsAcceptor>,
     ) -> Self {
-        Self::start(name, listener, router, Some(draining), settings)
+        Self::start(name, listener, router, Some(draining), settings, tls)
     }
 
     fn start(
@@ -87,6 +91,7 @@ impl ServerHandle {
         router: Router,
         closing: Option<CancellationToken>,
         settings: ConnSettings,
+        tls: Option<TlsAcceptor>,
     ) -> Self {
         let stop = CancellationToken::new();
         let task = tokio::spawn(accept_loop(
@@ -95,6 +100,7 @@ impl ServerHandle {
             router,
             closing,
             settings,
+            tls,
             stop.clone(),
         ));
         Self { name, stop, task }
@@ -125,6 +131,7 @@ async fn accept_loop(
     router: Router,
     closing: Option<CancellationToken>,
     settings: ConnSettings,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let mut http1 = http1::Builder::new();
@@ -146,6 +153,7 @@ async fn accept_loop(
         http1,
         http2: closing.is_some().then_some(http2),
         header_read_timeout: settings.header_read_timeout,
+        tls,
     });
     let open = Arc::new(Semaphore::new(settings.max_connections));
     let connections = TaskTracker::new();
@@ -215,6 +223,8 @@ struct Builders {
     /// None: the port speaks HTTP/1.1 only.
     http2: Option<http2::Builder<TokioExecutor>>,
     header_read_timeout: Duration,
+    /// TLS on every connection, when configured.
+    tls: Option<TlsAcceptor>,
 }
 
 /// One accepted connection and what its requests need.
@@ -265,14 +275,41 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let within = builders.header_read_timeout;
+        if let Some(tls) = &builders.tls {
+            // The handshake counts against the time a client has to send its request head.
+            let stream = tokio::time::timeout(within, tls.accept(stream))
+                .await
+                .map_err(|_| ConnectionError::Silent)?
+                .map_err(ConnectionError::Tls)?;
+            let protocol = match stream.get_ref().1.alpn_protocol() {
+                Some(ALPN_HTTP2) => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            return self.serve_as(protocol, stream, builders).await;
+        }
         let (protocol, seen) = match &builders.http2 {
-            Some(_) => tokio::time::timeout(builders.header_read_timeout, sniff(&mut stream))
+            Some(_) => tokio::time::timeout(within, sniff(&mut stream))
                 .await
                 .map_err(|_| ConnectionError::Silent)?
                 .map_err(ConnectionError::Io)?,
             None => (Protocol::Http1, Vec::new()),
         };
-        let io = TokioIo::new(Replay::new(seen, stream));
+        self.serve_as(protocol, Replay::new(seen, stream), builders)
+            .await
+    }
+
+    /// Serves the connection as `protocol` (HTTP/1.1 when the port has no HTTP/2).
+    async fn serve_as<S>(
+        self,
+        protocol: Protocol,
+        stream: S,
+        builders: &Builders,
+    ) -> Result<(), ConnectionError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(stream);
         match (protocol, &builders.http2) {
             (Protocol::Http2, Some(http2)) => {
                 let service = hyper_service(self.router, self.peer, self.local, None);
@@ -299,6 +336,9 @@ enum ConnectionError {
     /// Reading the first bytes failed.
     #[error(transparent)]
     Io(std::io::Error),
+    /// The TLS handshake failed.
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
     /// The HTTP connection failed.
     #[error(transparent)]
     Http(hyper::Error),
@@ -446,6 +486,7 @@ mod tests {
                 max_connections: 64,
                 header_read_timeout: Duration::from_secs(30),
             },
+            None,
         );
 
         let drain = draining.clone();
@@ -531,6 +572,7 @@ mod tests {
                 max_connections: 64,
                 header_read_timeout: Duration::from_secs(30),
             },
+            None,
         );
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, connection) =
