@@ -43,9 +43,8 @@ fn call(target: &str, what: &[&str], token: Option<&str>) -> Value {
     })
 }
 
-/// The example server as the proxy-mode upstream on two fresh ports (HTTP, gRPC).
-fn upstream() -> (ChildGuard, u16, u16) {
-    let (http, grpc) = (free_port(), free_port());
+/// The example server as the proxy-mode upstream on these ports (HTTP, gRPC).
+fn upstream(http: u16, grpc: u16) -> ChildGuard {
     let child = Command::new(test_python())
         .args([
             example("server.py").as_str(),
@@ -57,7 +56,7 @@ fn upstream() -> (ChildGuard, u16, u16) {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    (ChildGuard(child), http, grpc)
+    ChildGuard(child)
 }
 
 fn proxy_args(http: u16, grpc: u16, extra: &[&str]) -> Vec<String> {
@@ -100,7 +99,7 @@ fn target(sc: &Sidecar) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_pass_through_proxy_mode_and_refusals_are_grpc_statuses() {
-    let (_upstream, http, grpc) = upstream();
+    let (http, grpc) = (free_port(), free_port());
     let mut sc = Sidecar::start(
         &proxy_args(
             http,
@@ -121,10 +120,14 @@ async fn grpc_calls_pass_through_proxy_mode_and_refusals_are_grpc_statuses() {
         &[("MODELSERVER_AUTH_TOKEN", TOKEN)],
     );
     let c = client();
-    sc.wait_ready(&c).await;
     let t = target(&sc);
-
-    // The health check needs no token and follows readiness.
+    // The health check needs no token and follows readiness: not serving before the upstream is.
+    assert_eq!(
+        call(&t, &["health"], None),
+        json!({"status": "NOT_SERVING"})
+    );
+    let _upstream = upstream(http, grpc);
+    sc.wait_ready(&c).await;
     assert_eq!(call(&t, &["health"], None), json!({"status": "SERVING"}));
     // Unary and server streaming, through auth.
     assert_eq!(
