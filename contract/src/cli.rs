@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// servers that cannot bind a Unix socket). The range may not hold the public or admin port.
     #[arg(long, env = env::WORKER_PORT_BASE, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_port_base: Option<u16>,
+    /// Workers also serve gRPC (HTTP/2 without TLS): worker `i` gets `MODELSERVER_GRPC_PORT` =
+    /// this port + `i` and must listen on 127.0.0.1 there; gRPC calls to the public port go
+    /// there. The range may not hold the public, admin or worker ports.
+    #[arg(long, env = env::WORKER_GRPC_PORT_BASE, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_grpc_port_base: Option<u16>,
     /// Worker restarts allowed within 10 minutes; one more ends the sidecar with a non-zero exit.
     #[arg(long, env = env::MAX_WORKER_RESTARTS, default_value_t = defaults::MAX_WORKER_RESTARTS)]
     pub max_worker_restarts: u32,
@@ -136,6 +141,10 @@ pub struct ProxyArgs {
     /// The upstream, `HOST:PORT` (for example `127.0.0.1:8000`).
     #[arg(long, env = env::UPSTREAM, value_parser = values::upstream)]
     pub upstream: UpstreamAddr,
+    /// The upstream's gRPC address, `HOST:PORT` (HTTP/2 without TLS), where gRPC calls to the
+    /// public port go; unset: to `--upstream`, over HTTP/2.
+    #[arg(long, env = env::UPSTREAM_GRPC, value_parser = values::upstream)]
+    pub upstream_grpc: Option<UpstreamAddr>,
     /// A credential added to every request to the upstream, readiness probes included (for a
     /// backend that wants its own token): `Authorization: Bearer <credential>`, or the raw value
     /// in `--upstream-credential-header`. It replaces a client's header of that name, is never
@@ -237,6 +246,14 @@ pub struct ServerArgs {
     /// CORS settings.
     #[command(flatten)]
     pub cors: CorsArgs,
+    /// TLS on the public port: the PEM certificate chain (with `--tls-key-file`), re-read when
+    /// it changes so a renewed certificate is served to new connections without a restart;
+    /// HTTP/2 or HTTP/1.1 by ALPN. Unset: plain HTTP (and HTTP/2 with prior knowledge).
+    #[arg(long, env = env::TLS_CERT_FILE, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert-file`.
+    #[arg(long, env = env::TLS_KEY_FILE, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Token every public request except the health paths must carry
     /// (`Authorization: Bearer <token>` or `X-Auth-Token`).
     #[arg(long, env = env::AUTH_TOKEN, hide_env_values = true)]

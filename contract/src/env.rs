@@ -49,6 +49,10 @@ pub const CORS_ALLOW_HEADERS: &str = "MODELSERVER_CORS_ALLOW_HEADERS";
 pub const CORS_ALLOW_CREDENTIALS: &str = "MODELSERVER_CORS_ALLOW_CREDENTIALS";
 /// CORS preflight cache time.
 pub const CORS_MAX_AGE: &str = "MODELSERVER_CORS_MAX_AGE";
+/// PEM certificate chain served on the public port (TLS).
+pub const TLS_CERT_FILE: &str = "MODELSERVER_TLS_CERT_FILE";
+/// PEM private key of that certificate.
+pub const TLS_KEY_FILE: &str = "MODELSERVER_TLS_KEY_FILE";
 /// Bearer token every non-health public request must carry.
 pub const AUTH_TOKEN: &str = "MODELSERVER_AUTH_TOKEN";
 /// Forward the token headers to the workers and give them the token in their environment.
@@ -82,6 +86,13 @@ pub const SOCKET: &str = "MODELSERVER_SOCKET";
 /// First TCP port of managed workers: worker `i` serves on 127.0.0.1 at this port + `i` instead
 /// of a Unix socket.
 pub const WORKER_PORT_BASE: &str = "MODELSERVER_WORKER_PORT_BASE";
+/// First gRPC port of managed workers: worker `i` serves gRPC (HTTP/2) on 127.0.0.1 at this
+/// port + `i`.
+pub const WORKER_GRPC_PORT_BASE: &str = "MODELSERVER_WORKER_GRPC_PORT_BASE";
+/// Set for each worker when workers serve gRPC: its gRPC port.
+pub const GRPC_PORT: &str = "MODELSERVER_GRPC_PORT";
+/// Proxy mode: the upstream's gRPC `HOST:PORT`.
+pub const UPSTREAM_GRPC: &str = "MODELSERVER_UPSTREAM_GRPC";
 /// Set for each worker when workers serve on TCP: its port.
 pub const WORKER_PORT: &str = "MODELSERVER_WORKER_PORT";
 /// Set for each worker: its index, `0..workers`.

@@ -34,6 +34,9 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
             if let Some(base) = serve.worker_port_base {
                 vars.push((env::WORKER_PORT_BASE, base.to_string()));
             }
+            if let Some(base) = serve.worker_grpc_port_base {
+                vars.push((env::WORKER_GRPC_PORT_BASE, base.to_string()));
+            }
             vars.push((
                 env::MAX_WORKER_RESTARTS,
                 serve.max_worker_restarts.to_string(),
@@ -55,6 +58,9 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
         // [`env::UPSTREAM_CREDENTIAL`].
         Command::Proxy(proxy) => {
             vars.push((env::UPSTREAM, proxy.upstream.to_string()));
+            if let Some(grpc) = &proxy.upstream_grpc {
+                vars.push((env::UPSTREAM_GRPC, grpc.to_string()));
+            }
             if let Some(header) = &proxy.upstream_credential_header {
                 vars.push((env::UPSTREAM_CREDENTIAL_HEADER, header.to_string()));
             }
@@ -62,6 +68,10 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
         Command::Drain(_) | Command::Install(_) => {}
     }
     vars.extend(server_vars(server));
+    if let (Some(cert), Some(key)) = (&server.tls_cert_file, &server.tls_key_file) {
+        vars.push((env::TLS_CERT_FILE, cert.display().to_string()));
+        vars.push((env::TLS_KEY_FILE, key.display().to_string()));
+    }
     vars.extend([
         (env::LOG_LEVEL, cli.log.log_level.clone()),
         (
@@ -163,7 +173,15 @@ pub fn unknown_variables<'a>(
 ) -> Vec<&'a str> {
     vars.into_iter()
         .filter(|name| name.starts_with(env::PREFIX))
-        .filter(|name| ![env::SOCKET, env::WORKER_PORT, env::WORKER_ID].contains(name))
+        .filter(|name| {
+            ![
+                env::SOCKET,
+                env::WORKER_PORT,
+                env::GRPC_PORT,
+                env::WORKER_ID,
+            ]
+            .contains(name)
+        })
         .filter(|name| matches!(flag_for(subcommand, name), Ok(None)))
         .collect()
 }
@@ -228,6 +246,8 @@ mod tests {
         s.access_log = false;
         s.drain_delay = Duration::ZERO;
         s.drain_timeout = Duration::from_secs(3600);
+        s.tls_cert_file = Some(PathBuf::from("/modelserver/tls/tls.crt"));
+        s.tls_key_file = Some(PathBuf::from("/modelserver/tls/tls.key"));
     }
 
     #[test]
@@ -240,6 +260,7 @@ mod tests {
         serve.server.workers = 3;
         serve.socket_dir = Some(PathBuf::from("/modelserver/sockets"));
         serve.worker_port_base = Some(8000);
+        serve.worker_grpc_port_base = Some(9000);
         serve.max_worker_restarts = 0;
         serve.max_requests_per_worker = Some(1000);
         serve.max_requests_jitter = 50;
@@ -258,6 +279,7 @@ mod tests {
             panic!()
         };
         proxy.upstream_credential_header = Some(http::HeaderName::from_static("x-api-key"));
+        proxy.upstream_grpc = Some(UpstreamAddr::loopback(8001));
         let vars = owned(render(&cli));
         assert!(vars.iter().all(|(k, _)| k != env::SHUTDOWN_TIMEOUT
             && k != env::WORKERS

@@ -1,7 +1,8 @@
 //! Where managed workers serve. By default worker `i` serves on the Unix socket
 //! `<socket dir>/worker-<i>.sock`, a path it reads from `MODELSERVER_SOCKET`. With a worker port
 //! base (for servers that bind TCP only) it serves on 127.0.0.1 at `base + i`, a port it reads
-//! from `MODELSERVER_WORKER_PORT`.
+//! from `MODELSERVER_WORKER_PORT`. Workers that also serve gRPC get their gRPC port in
+//! `MODELSERVER_GRPC_PORT`.
 
 use std::ops::RangeInclusive;
 
@@ -23,6 +24,18 @@ pub enum WorkerPortsError {
         base: u16,
         /// The number of workers.
         workers: u16,
+    },
+    /// The gRPC range overlaps the workers' HTTP range.
+    #[error("worker gRPC ports {first}-{last} overlap the worker ports {http_first}-{http_last}")]
+    OverlapsWorkerPorts {
+        /// The first gRPC port.
+        first: u16,
+        /// The last gRPC port.
+        last: u16,
+        /// The first HTTP port.
+        http_first: u16,
+        /// The last HTTP port.
+        http_last: u16,
     },
     /// The range holds a port the sidecar listens on.
     #[error("worker ports {first}-{last} include the sidecar's {what} port {port}")]
@@ -62,6 +75,30 @@ pub fn worker_ports(
     Ok(range)
 }
 
+/// The gRPC ports of `workers` workers from `base`: checked like [`worker_ports`], and clear of
+/// the workers' HTTP ports when they serve on TCP.
+pub fn worker_grpc_ports(
+    base: u16,
+    workers: u16,
+    public_port: u16,
+    admin_port: u16,
+    http_ports: Option<&RangeInclusive<u16>>,
+) -> Result<RangeInclusive<u16>, WorkerPortsError> {
+    let range = worker_ports(base, workers, public_port, admin_port)?;
+    if let Some(http) = http_ports
+        && range.start() <= http.end()
+        && http.start() <= range.end()
+    {
+        return Err(WorkerPortsError::OverlapsWorkerPorts {
+            first: *range.start(),
+            last: *range.end(),
+            http_first: *http.start(),
+            http_last: *http.end(),
+        });
+    }
+    Ok(range)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +127,23 @@ mod tests {
             worker_ports(9090, 1, 8080, 9090),
             Err(WorkerPortsError::HoldsSidecarPort { what: "admin", .. })
         ));
+        assert_eq!(
+            worker_grpc_ports(8001, 2, 8080, 9090, Some(&(8000..=8001))),
+            Err(WorkerPortsError::OverlapsWorkerPorts {
+                first: 8001,
+                last: 8002,
+                http_first: 8000,
+                http_last: 8001
+            })
+        );
+        assert_eq!(
+            worker_grpc_ports(8002, 2, 8080, 9090, Some(&(8000..=8001))),
+            Ok(8002..=8003)
+        );
+        assert_eq!(
+            worker_grpc_ports(8000, 2, 8080, 9090, None),
+            Ok(8000..=8001)
+        );
         // Port 0 is picked at start and cannot collide with a fixed range.
         assert_eq!(worker_ports(1, 64, 0, 0), Ok(1..=64));
     }

@@ -126,6 +126,45 @@ pub const WORKER_PORTS_CLEAR: CelRule = CelRule {
     ),
 };
 
+/// gRPC workers belong to managed mode.
+pub const GRPC_PORT_BASE_NEEDS_COMMAND: CelRule = CelRule {
+    path: "spec.model",
+    rule: "!has(self.grpcPortBase) || has(self.command)",
+    message: "spec.model.grpcPortBase applies to spec.model.command (managed workers); with spec.model.upstream set spec.model.upstream.grpcPort instead",
+};
+
+/// The workers' gRPC ports, `grpcPortBase` .. `grpcPortBase + workers - 1`.
+const GRPC_LAST_PORT: &str = formatcp!(
+    "self.model.grpcPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1"
+);
+/// The workers' HTTP ports' last one.
+const WORKER_LAST_PORT: &str = formatcp!(
+    "self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1"
+);
+
+/// The workers' gRPC ports stay within 65535, clear of the sidecar's ports and of the workers'
+/// HTTP ports.
+pub const GRPC_PORTS_CLEAR: CelRule = CelRule {
+    path: "spec",
+    rule: formatcp!(
+        "!has(self.model.grpcPortBase) || (65535 >= {GRPC_LAST_PORT} && ({SPEC_PUBLIC_PORT} < self.model.grpcPortBase || {SPEC_PUBLIC_PORT} > {GRPC_LAST_PORT}) && ({ADMIN_PORT} < self.model.grpcPortBase || {ADMIN_PORT} > {GRPC_LAST_PORT}) && (!has(self.model.workerPortBase) || self.model.workerPortBase > {GRPC_LAST_PORT} || self.model.grpcPortBase > {WORKER_LAST_PORT}))"
+    ),
+    message: formatcp!(
+        "spec.model.grpcPortBase .. grpcPortBase + server.workers - 1 must end at or below 65535 and hold neither spec.server.port (default {PORT}), the admin port {ADMIN_PORT}, nor a port of the workerPortBase range"
+    ),
+};
+
+/// In proxy mode the upstream's gRPC port is its own.
+pub const UPSTREAM_GRPC_PORT_DIFFERS: CelRule = CelRule {
+    path: "spec",
+    rule: formatcp!(
+        "!has(self.model.upstream) || !has(self.model.upstream.grpcPort) || (self.model.upstream.grpcPort != self.model.upstream.port && self.model.upstream.grpcPort != {SPEC_PUBLIC_PORT} && self.model.upstream.grpcPort != {ADMIN_PORT})"
+    ),
+    message: formatcp!(
+        "spec.model.upstream.grpcPort must differ from spec.model.upstream.port, spec.server.port (default {PORT}) and the admin port {ADMIN_PORT}"
+    ),
+};
+
 /// The upstream credential's header is a plain header name the proxy does not own.
 pub const UPSTREAM_AUTH_HEADER_IS_USABLE: CelRule = CelRule {
     path: "spec.model.upstream.auth.header",
@@ -250,6 +289,9 @@ pub const ALL: &[CelRule] = &[
     WORKER_PORT_BASE_NEEDS_COMMAND,
     WORKER_PORTS_CLEAR,
     MAX_REQUESTS_JITTER_NEEDS_MAX,
+    GRPC_PORT_BASE_NEEDS_COMMAND,
+    GRPC_PORTS_CLEAR,
+    UPSTREAM_GRPC_PORT_DIFFERS,
     UPSTREAM_AUTH_HEADER_IS_USABLE,
     MAX_UPLOAD_SIZE_IS_QUANTITY,
     MAX_WORKER_MEMORY_IS_QUANTITY,

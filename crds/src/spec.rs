@@ -74,6 +74,8 @@ use crate::values::{ByteQuantity, K8sDuration};
 )]
 #[x_kube(validation = Rule::new(rules::UPSTREAM_PORT_DIFFERS.rule).message(rules::UPSTREAM_PORT_DIFFERS.message))]
 #[x_kube(validation = Rule::new(rules::WORKER_PORTS_CLEAR.rule).message(rules::WORKER_PORTS_CLEAR.message))]
+#[x_kube(validation = Rule::new(rules::GRPC_PORTS_CLEAR.rule).message(rules::GRPC_PORTS_CLEAR.message))]
+#[x_kube(validation = Rule::new(rules::UPSTREAM_GRPC_PORT_DIFFERS.rule).message(rules::UPSTREAM_GRPC_PORT_DIFFERS.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelServerSpec {
     /// The container image holding the model and its runtime (for example
@@ -172,6 +174,7 @@ impl ImagePullPolicy {
 #[x_kube(validation = Rule::new(rules::MODEL_COMMAND_XOR_UPSTREAM.rule).message(rules::MODEL_COMMAND_XOR_UPSTREAM.message))]
 #[x_kube(validation = Rule::new(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.rule).message(rules::MODEL_READINESS_PATH_NEEDS_COMMAND.message))]
 #[x_kube(validation = Rule::new(rules::WORKER_PORT_BASE_NEEDS_COMMAND.rule).message(rules::WORKER_PORT_BASE_NEEDS_COMMAND.message))]
+#[x_kube(validation = Rule::new(rules::GRPC_PORT_BASE_NEEDS_COMMAND.rule).message(rules::GRPC_PORT_BASE_NEEDS_COMMAND.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelSpec {
     /// Managed mode: the worker command (for example ["python", "/app/worker.py"]). The
@@ -219,6 +222,16 @@ pub struct ModelSpec {
     #[schemars(range(min = 1, max = 65535))]
     pub worker_port_base: Option<i32>,
 
+    /// Managed mode: each worker also serves gRPC (HTTP/2 without TLS) on 127.0.0.1 at
+    /// grpcPortBase + i, given to it in $MODELSERVER_GRPC_PORT. gRPC calls to the public port
+    /// (Content-Type application/grpc) go there, under the same auth, slots, queue, limits and
+    /// drain; readiness stays the HTTP readinessPath. The range may not hold server.port, the
+    /// admin port 9090 or a workerPortBase port. Unset: gRPC calls go to the workers' HTTP
+    /// address over HTTP/2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub grpc_port_base: Option<i32>,
+
     /// Proxy mode: the image serves HTTP itself on this port; the sidecar runs beside it and
     /// forwards requests to 127.0.0.1:port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +252,14 @@ pub struct UpstreamSpec {
     #[x_kube(validation = Rule::new(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.rule).message(rules::UPSTREAM_READINESS_PATH_IS_ABSOLUTE.message))]
     #[schemars(length(max = 1024))]
     pub readiness_path: Option<String>,
+
+    /// The port the model's server serves gRPC on (HTTP/2 without TLS, 127.0.0.1), as KServe,
+    /// Triton and MLServer do beside their HTTP port. gRPC calls to the public port go there,
+    /// under the same auth, slots, queue, limits and drain. Must differ from port, server.port
+    /// and the admin port 9090. Unset: gRPC calls go to port over HTTP/2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub grpc_port: Option<i32>,
 
     /// A credential the sidecar sends the model's server, for a server that wants its own
     /// token (the sidecar's own auth is spec.server.auth). Unset: none.
@@ -358,6 +379,13 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
+    /// TLS on the public port, from a Secret of type kubernetes.io/tls (tls.crt and tls.key,
+    /// as cert-manager writes it). A renewed certificate is served to new connections without
+    /// a restart and without dropping open ones; HTTP/2 or HTTP/1.1 is chosen by ALPN, and
+    /// status.url says https. Probes stay on the plain admin port. Unset: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
     /// Log level of the sidecar: trace, debug, info (the default), warn or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
@@ -415,6 +443,17 @@ pub struct CorsSpec {
     #[x_kube(validation = Rule::new(rules::CORS_MAX_AGE_IS_DURATION.rule).message(rules::CORS_MAX_AGE_IS_DURATION.message))]
     #[schemars(length(max = 32))]
     pub max_age: Option<K8sDuration>,
+}
+
+/// TLS on the public port.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// The Secret (type kubernetes.io/tls, in the ModelServer's namespace) holding tls.crt
+    /// (the certificate chain) and tls.key (its private key), mounted into the sidecar's
+    /// container.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// Bearer-token authentication.

@@ -215,6 +215,49 @@ fn worker_port_rules_agree() {
 }
 
 #[test]
+fn grpc_port_rules_agree() {
+    for (grpc, http) in [
+        (8000, None),
+        (8000, Some(8000)),
+        (8002, Some(8000)),
+        (8001, Some(8000)),
+        (7998, Some(8000)),
+        (7997, Some(8000)),
+        (8079, None),
+        (9089, None),
+        (65_534, None),
+    ] {
+        for server in [
+            json!({}),
+            json!({"workers": 3}),
+            json!({"workers": 3, "port": 7000}),
+        ] {
+            let mut model = json!({"command": ["p"], "grpcPortBase": grpc});
+            if let Some(http) = http {
+                model["workerPortBase"] = json!(http);
+            }
+            let spec = json!({"image": "i", "model": model, "server": server});
+            assert_same_verdict(&document("iris", spec));
+        }
+    }
+    for (port, grpc, server) in [
+        (8000, 8001, 8080),
+        (8000, 8000, 8080),
+        (8000, 8080, 8080),
+        (8000, 9090, 8080),
+        (8000, 7000, 7000),
+        (8000, 8080, 7000),
+    ] {
+        let spec = json!({"image": "i", "model": {"upstream": {"port": port, "grpcPort": grpc}}, "server": {"port": server}});
+        assert_same_verdict(&document("iris", spec));
+    }
+    assert_same_verdict(&document(
+        "iris",
+        json!({"image": "i", "model": {"upstream": {"port": 8000}, "grpcPortBase": 8100}}),
+    ));
+}
+
+#[test]
 fn upstream_auth_header_rule_agrees() {
     for header in [
         "X-Api-Key",

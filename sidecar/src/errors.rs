@@ -45,6 +45,14 @@ pub enum ConfigError {
     /// The upstream credential cannot be used.
     #[error("{0}")]
     UpstreamCredential(&'static str),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS {path:?}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The auth token cannot appear in a header.
     #[error("MODELSERVER_AUTH_TOKEN contains characters that cannot appear in an HTTP header")]
     Token,

@@ -17,8 +17,10 @@ mod prestop;
 mod runner;
 mod server;
 mod shutdown;
+mod sniff;
 mod state;
 mod termination;
+mod tls;
 pub mod workers;
 
 /// The CORS policy built from the `MODELSERVER_CORS_*` settings (public for the fuzz target).

@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 28] = [
+    let checks: [(CelRule, bool); 31] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -63,6 +63,12 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
                 s.max_requests_jitter.is_none() || s.max_requests_per_worker.is_some()
             }),
         ),
+        (
+            GRPC_PORT_BASE_NEEDS_COMMAND,
+            spec.model.grpc_port_base.is_none() || spec.model.command.is_some(),
+        ),
+        (GRPC_PORTS_CLEAR, grpc_ports_clear(spec)),
+        (UPSTREAM_GRPC_PORT_DIFFERS, upstream_grpc_port_differs(spec)),
         (
             UPSTREAM_AUTH_HEADER_IS_USABLE,
             optional(
@@ -225,6 +231,39 @@ fn usable_header(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !modelserver_contract::values::RESERVED_HEADERS
             .contains(&name.to_ascii_lowercase().as_str())
+}
+
+fn grpc_ports_clear(spec: &ModelServerSpec) -> bool {
+    let Some(base) = spec.model.grpc_port_base else {
+        return true;
+    };
+    let server = spec.server.as_ref();
+    let workers = server.and_then(|s| s.workers).unwrap_or(1);
+    let public = server.and_then(|s| s.port).unwrap_or(SERVER_PORT);
+    let ports = base..base + workers;
+    let clear_of_workers = spec
+        .model
+        .worker_port_base
+        .is_none_or(|w| w > base + workers - 1 || base > w + workers - 1);
+    base + workers - 1 <= 65535
+        && !ports.contains(&public)
+        && !ports.contains(&ADMIN_PORT)
+        && clear_of_workers
+}
+
+fn upstream_grpc_port_differs(spec: &ModelServerSpec) -> bool {
+    let Some(upstream) = &spec.model.upstream else {
+        return true;
+    };
+    let Some(grpc) = upstream.grpc_port else {
+        return true;
+    };
+    let public = spec
+        .server
+        .as_ref()
+        .and_then(|s| s.port)
+        .unwrap_or(SERVER_PORT);
+    grpc != upstream.port && grpc != public && grpc != ADMIN_PORT
 }
 
 fn worker_ports_clear(spec: &ModelServerSpec) -> bool {

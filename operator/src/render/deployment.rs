@@ -8,8 +8,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, ExecAction, HTTPGetAction,
-    Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    KeyToPath, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -110,6 +110,25 @@ fn pod_template(
     if matches!(settings.mode, Mode::Managed { .. }) {
         volumes.push(empty_dir(names::SOCKET_VOLUME));
     }
+    if let Some(secret) = &settings.tls_secret {
+        volumes.push(Volume {
+            name: names::TLS_VOLUME.to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                items: Some(
+                    [names::TLS_CERT, names::TLS_KEY]
+                        .map(|key| KeyToPath {
+                            key: key.to_owned(),
+                            path: key.to_owned(),
+                            mode: None,
+                        })
+                        .to_vec(),
+                ),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
 
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -209,11 +228,14 @@ fn managed_model_container(
         lifecycle: Some(drain_pre_stop()),
         security_context: Some(restricted_container()),
         termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.to_owned()),
-        volume_mounts: Some(vec![
-            mount(names::BIN_VOLUME, names::BIN_DIR, true),
-            mount(names::SOCKET_VOLUME, names::SOCKET_DIR, false),
-            mount(names::TMP_VOLUME, names::TMP_DIR, false),
-        ]),
+        volume_mounts: Some(with_tls_mount(
+            settings,
+            vec![
+                mount(names::BIN_VOLUME, names::BIN_DIR, true),
+                mount(names::SOCKET_VOLUME, names::SOCKET_DIR, false),
+                mount(names::TMP_VOLUME, names::TMP_DIR, false),
+            ],
+        )),
         ..Container::default()
     }
 }
@@ -239,9 +261,21 @@ fn proxy_sidecar_container(settings: &Settings, config: &RenderConfig) -> Contai
         liveness_probe: Some(liveness_probe()),
         security_context: Some(restricted_container()),
         termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.to_owned()),
-        volume_mounts: Some(vec![mount(names::TMP_VOLUME, names::TMP_DIR, false)]),
+        volume_mounts: Some(with_tls_mount(
+            settings,
+            vec![mount(names::TMP_VOLUME, names::TMP_DIR, false)],
+        )),
         ..Container::default()
     }
+}
+
+/// The sidecar's mounts, with the TLS Secret's directory when TLS is on (the whole directory,
+/// never a subPath, so the kubelet's updates of a renewed certificate reach the sidecar).
+fn with_tls_mount(settings: &Settings, mut mounts: Vec<VolumeMount>) -> Vec<VolumeMount> {
+    if settings.tls() {
+        mounts.push(mount(names::TLS_VOLUME, names::TLS_DIR, true));
+    }
+    mounts
 }
 
 /// Proxy mode: the model keeps its own entrypoint; its preStop drains the sidecar first, so

@@ -20,6 +20,12 @@ pub const BIN_DIR: &str = "/modelserver/bin";
 pub const SIDECAR_BINARY: &str = "/modelserver/bin/modelserver-sidecar";
 /// The emptyDir holding the workers' Unix sockets.
 pub const SOCKET_DIR: &str = "/modelserver/sockets";
+/// Where the TLS Secret is mounted into the sidecar's container.
+pub const TLS_DIR: &str = "/modelserver/tls";
+/// The certificate chain's key in a `kubernetes.io/tls` Secret (and its file in [`TLS_DIR`]).
+pub const TLS_CERT: &str = "tls.crt";
+/// The private key's key in a `kubernetes.io/tls` Secret.
+pub const TLS_KEY: &str = "tls.key";
 /// The writable scratch directory (the root filesystem is read-only).
 pub const TMP_DIR: &str = "/tmp";
 
@@ -27,6 +33,8 @@ pub const TMP_DIR: &str = "/tmp";
 pub const BIN_VOLUME: &str = "modelserver-bin";
 /// Volume of [`SOCKET_DIR`].
 pub const SOCKET_VOLUME: &str = "modelserver-sockets";
+/// Volume of [`TLS_DIR`].
+pub const TLS_VOLUME: &str = "modelserver-tls";
 /// Volume of [`TMP_DIR`].
 pub const TMP_VOLUME: &str = "tmp";
 

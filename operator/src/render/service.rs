@@ -44,13 +44,16 @@ pub fn service_port(object: &ModelServer) -> i32 {
         .unwrap_or(defaults::SERVICE_PORT)
 }
 
-/// The in-cluster URL of the Service, as `status.url` shows it.
+/// The in-cluster URL of the Service, as `status.url` shows it: https when the public port
+/// serves TLS, the port left out when it is the scheme's own.
 pub fn url(object: &ModelServer, name: &str, namespace: &str, cluster_domain: &str) -> String {
     let port = service_port(object);
     let host = format!("{name}.{namespace}.svc.{cluster_domain}");
-    if port == 80 {
-        format!("http://{host}")
+    let tls = object.spec.server.as_ref().is_some_and(|s| s.tls.is_some());
+    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+    if port == default_port {
+        format!("{scheme}://{host}")
     } else {
-        format!("http://{host}:{port}")
+        format!("{scheme}://{host}:{port}")
     }
 }

@@ -64,6 +64,8 @@ pub struct Settings {
     pub auth_token: Option<SecretKeyRef>,
     /// Where the upstream's own credential is (proxy mode), if it has one.
     pub upstream_credential: Option<SecretKeyRef>,
+    /// The `kubernetes.io/tls` Secret of the public port, if TLS is on.
+    pub tls_secret: Option<String>,
     /// Model load budget.
     pub startup_timeout: Duration,
     /// Pod grace period: drainDelay + drainTimeout + shutdownTimeout + 5s, in whole seconds.
@@ -92,9 +94,11 @@ impl Settings {
             (None, Some(upstream)) => {
                 let port =
                     number(Some(upstream.port), "spec.model.upstream.port")?.unwrap_or_default();
+                let grpc_port = number(upstream.grpc_port, "spec.model.upstream.grpcPort")?;
                 let cli = Cli::proxy(&UpstreamAddr::loopback(port)).and_then(|mut cli| {
                     if let Command::Proxy(proxy) = &mut cli.command {
                         proxy.upstream_credential_header = upstream_credential_header(upstream)?;
+                        proxy.upstream_grpc = grpc_port.map(UpstreamAddr::loopback);
                     }
                     Ok(cli)
                 });
@@ -111,6 +115,13 @@ impl Settings {
         let mut sidecar = sidecar.map_err(|e| invalid("spec.model", e.to_string()))?;
 
         sidecar.log.log_format = CLUSTER_LOG_FORMAT;
+        if server.tls.is_some()
+            && let Some(args) = sidecar.server_mut()
+        {
+            let dir = PathBuf::from(names::TLS_DIR);
+            args.tls_cert_file = Some(dir.join(names::TLS_CERT));
+            args.tls_key_file = Some(dir.join(names::TLS_KEY));
+        }
         if let Some(level) = server.log_level {
             sidecar.log.log_level = level.as_str().to_owned();
         }
@@ -226,6 +237,7 @@ impl Settings {
         Ok(Self {
             mode,
             sidecar,
+            tls_secret: server.tls.as_ref().map(|t| t.secret_name.clone()),
             auth_token: server.auth.map(|a| a.token_secret_ref),
             upstream_credential: spec
                 .model
@@ -238,6 +250,11 @@ impl Settings {
                 .unwrap_or(i64::MAX)
                 .saturating_add(i64::from(grace.subsec_nanos() > 0)),
         })
+    }
+
+    /// True when the public port serves TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_secret.is_some()
     }
 
     /// The public port.

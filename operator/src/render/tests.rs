@@ -438,6 +438,88 @@ fn the_upstream_credential_reaches_only_the_sidecar_and_from_the_secret() {
 }
 
 #[test]
+fn tls_mounts_the_secret_into_the_sidecars_container_only_and_says_https() {
+    for (spec, sidecar_in_init) in [
+        (json!({"server": {"tls": {"secretName": "certs"}}}), false),
+        (
+            json!({"model": {"upstream": {"port": 8000}}, "server": {"tls": {"secretName": "certs"}}}),
+            true,
+        ),
+    ] {
+        let children = rendered(spec);
+        let spec = pod(&children);
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "modelserver-tls")
+            .expect("tls volume");
+        assert_eq!(
+            volume
+                .secret
+                .as_ref()
+                .and_then(|s| s.secret_name.as_deref()),
+            Some("certs")
+        );
+        let sidecar = if sidecar_in_init {
+            container(
+                spec.init_containers.as_deref().unwrap_or_default(),
+                "modelserver-sidecar",
+            )
+        } else {
+            container(&spec.containers, "model")
+        };
+        let mounted = sidecar
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "modelserver-tls")
+            .expect("tls mount");
+        assert_eq!(
+            (
+                mounted.mount_path.as_str(),
+                mounted.read_only,
+                mounted.sub_path.as_deref()
+            ),
+            ("/modelserver/tls", Some(true), None),
+            "the whole directory, so renewals reach the sidecar"
+        );
+        assert_eq!(
+            env_value(sidecar, "MODELSERVER_TLS_CERT_FILE").as_deref(),
+            Some("/modelserver/tls/tls.crt")
+        );
+        assert_eq!(
+            env_value(sidecar, "MODELSERVER_TLS_KEY_FILE").as_deref(),
+            Some("/modelserver/tls/tls.key")
+        );
+        if sidecar_in_init {
+            let model = container(&spec.containers, "model");
+            assert!(
+                model
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .all(|m| m.name != "modelserver-tls")
+            );
+        }
+        assert!(
+            children.url.starts_with("https://iris.ml.svc."),
+            "{}",
+            children.url
+        );
+    }
+    let plain = rendered(json!({}));
+    assert!(
+        pod(&plain)
+            .volumes
+            .iter()
+            .flatten()
+            .all(|v| v.name != "modelserver-tls")
+    );
+    assert!(plain.url.starts_with("http://"));
+}
+
+#[test]
 fn children_carry_labels_and_a_controller_owner_reference() {
     let children =
         rendered(json!({"replicas": 2, "autoscaling": {"minReplicas": 2, "maxReplicas": 3}}));

@@ -1,7 +1,8 @@
-//! The real [`Backend`]: each backend is a worker's Unix socket or the proxy-mode TCP upstream,
-//! reached through one pooled hyper client. The client addresses backend `i` as
+//! The real [`Backend`]: each backend is a worker's Unix socket or TCP port, or the proxy-mode
+//! TCP upstream, reached through one pooled hyper client. The client addresses backend `i` as
 //! `http://backend-<i>/...`; the connector maps that authority to the socket or TCP address, so
-//! the pool keeps idle keep-alive connections per backend.
+//! the pool keeps idle keep-alive connections per backend. gRPC calls take a second, HTTP/2
+//! client, addressed `http://grpc-<i>/...`, to the backend's gRPC address.
 
 use std::future::Future;
 use std::io;
@@ -25,8 +26,10 @@ use super::credential::UpstreamCredential;
 use super::{Backend, BackendResult, BoxFuture};
 use crate::config::UpstreamAddr;
 
-/// Host prefix of the internal backend authorities.
+/// Host prefix of the internal backend authorities (HTTP/1.1).
 const AUTHORITY_PREFIX: &str = "backend-";
+/// Host prefix of the authorities of the backends' gRPC addresses (HTTP/2).
+const GRPC_AUTHORITY_PREFIX: &str = "grpc-";
 /// Host header sent with readiness probes (HTTP/1.1 servers such as uvicorn require one).
 const PROBE_HOST: &str = "localhost";
 /// How long idle pooled connections are kept.
@@ -56,33 +59,57 @@ impl std::fmt::Display for BackendAddr {
     }
 }
 
+/// Which of a backend's addresses a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// Its HTTP/1.1 address.
+    Http,
+    /// Its gRPC address (HTTP/2; the HTTP address when it has none).
+    Grpc,
+}
+
 /// The backends, indexed like the dispatcher's slots.
 #[derive(Debug)]
 struct Backends {
     addrs: Vec<BackendAddr>,
-    /// Per backend, the authority of its current process: `backend-<i>`, then
-    /// `backend-<i>-<epoch>` after each [`Backend::renew`], so the pool (keyed by authority)
-    /// never hands a request a connection to a process that was there before.
-    authorities: Vec<RwLock<(u64, Authority)>>,
+    grpc_addrs: Vec<Option<BackendAddr>>,
+    /// Per backend, the epoch of its current process: its authorities are `backend-<i>` and
+    /// `grpc-<i>`, then `backend-<i>-<epoch>` and `grpc-<i>-<epoch>` after each
+    /// [`Backend::renew`], so the pools (keyed by authority) never hand a request a connection
+    /// to a process that was there before.
+    epochs: Vec<RwLock<u64>>,
 }
 
-/// The authority of backend `i` in `epoch` (always valid: a prefix and digits).
-fn authority(i: usize, epoch: u64) -> Authority {
+/// The authority of backend `i` on `channel` in `epoch` (always valid: a prefix and digits).
+fn authority(channel: Channel, i: usize, epoch: u64) -> Authority {
+    let prefix = match channel {
+        Channel::Http => AUTHORITY_PREFIX,
+        Channel::Grpc => GRPC_AUTHORITY_PREFIX,
+    };
     let text = if epoch == 0 {
-        format!("{AUTHORITY_PREFIX}{i}")
+        format!("{prefix}{i}")
     } else {
-        format!("{AUTHORITY_PREFIX}{i}-{epoch}")
+        format!("{prefix}{i}-{epoch}")
     };
     Authority::try_from(text).unwrap_or_else(|_| Authority::from_static("backend-invalid"))
 }
 
 impl Backends {
-    /// Backends for these addresses.
+    /// Backends for these addresses, without gRPC addresses.
     fn new(addrs: Vec<BackendAddr>) -> Self {
-        let authorities = (0..addrs.len())
-            .map(|i| RwLock::new((0, authority(i, 0))))
-            .collect();
-        Self { addrs, authorities }
+        Self {
+            epochs: (0..addrs.len()).map(|_| RwLock::new(0)).collect(),
+            grpc_addrs: vec![None; addrs.len()],
+            addrs,
+        }
+    }
+
+    /// The address a connection for `channel` of backend `i` goes to.
+    fn target(&self, i: usize, channel: Channel) -> Option<&BackendAddr> {
+        match channel {
+            Channel::Grpc => self.grpc_addrs.get(i)?.as_ref().or_else(|| self.addr(i)),
+            Channel::Http => self.addr(i),
+        }
     }
 
     /// Number of backends.
@@ -95,11 +122,22 @@ impl Backends {
         self.addrs.get(i)
     }
 
-    /// The absolute URI the pooled client uses for `path_and_query` on backend `i`.
-    fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
-        let authority = self.authorities.get(i).map_or_else(
+    /// The absolute URI the pooled clients use for `path_and_query` on backend `i`.
+    fn uri(
+        &self,
+        i: usize,
+        channel: Channel,
+        path_and_query: &PathAndQuery,
+    ) -> Result<Uri, http::Error> {
+        let authority = self.epochs.get(i).map_or_else(
             || Authority::from_static("backend-invalid"),
-            |a| a.read().unwrap_or_else(PoisonError::into_inner).1.clone(),
+            |epoch| {
+                authority(
+                    channel,
+                    i,
+                    *epoch.read().unwrap_or_else(PoisonError::into_inner),
+                )
+            },
         );
         Uri::builder()
             .scheme(Scheme::HTTP)
@@ -108,17 +146,21 @@ impl Backends {
             .build()
     }
 
-    fn index_of(&self, uri: &Uri) -> Option<usize> {
-        let rest = uri.host()?.strip_prefix(AUTHORITY_PREFIX)?;
-        rest.split('-').next()?.parse().ok()
+    /// The backend and channel a URI of [`Backends::uri`] names.
+    fn index_of(&self, uri: &Uri) -> Option<(usize, Channel)> {
+        let host = uri.host()?;
+        let (rest, channel) = match host.strip_prefix(AUTHORITY_PREFIX) {
+            Some(rest) => (rest, Channel::Http),
+            None => (host.strip_prefix(GRPC_AUTHORITY_PREFIX)?, Channel::Grpc),
+        };
+        Some((rest.split('-').next()?.parse().ok()?, channel))
     }
 
-    /// Moves backend `i` to a new epoch (see [`Self::authorities`]).
+    /// Moves backend `i` to a new epoch (see [`Self::epochs`]).
     fn renew(&self, i: usize) {
-        if let Some(entry) = self.authorities.get(i) {
-            let mut entry = entry.write().unwrap_or_else(PoisonError::into_inner);
-            let epoch = entry.0.wrapping_add(1);
-            *entry = (epoch, authority(i, epoch));
+        if let Some(epoch) = self.epochs.get(i) {
+            let mut epoch = epoch.write().unwrap_or_else(PoisonError::into_inner);
+            *epoch = epoch.wrapping_add(1);
         }
     }
 }
@@ -214,7 +256,7 @@ impl tower::Service<Uri> for BackendConnector {
         let addr = self
             .backends
             .index_of(&uri)
-            .and_then(|i| self.backends.addr(i).cloned());
+            .and_then(|(i, channel)| self.backends.target(i, channel).cloned());
         Box::pin(async move {
             let stream = match addr {
                 Some(BackendAddr::Unix(path)) => BackendStream::Unix(connect_unix(&path).await?),
@@ -257,29 +299,46 @@ async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
     }
 }
 
-/// The pooled HTTP/1.1 client to every backend.
+/// A pooled client to every backend (HTTP/1.1, or HTTP/2 for gRPC).
 type BackendClient = Client<BackendConnector, Body>;
 
-/// The backends at these addresses, behind one pooled keep-alive client.
+/// The backends at these addresses, behind pooled keep-alive clients: HTTP/1.1 for requests,
+/// HTTP/2 (prior knowledge) for gRPC calls.
 pub struct PooledBackends {
     backends: Arc<Backends>,
     client: BackendClient,
+    grpc_client: BackendClient,
     credential: Option<Arc<UpstreamCredential>>,
 }
 
 impl PooledBackends {
-    /// A pooled client for these addresses (backend `i` is `addrs[i]`).
-    pub fn new(addrs: Vec<BackendAddr>) -> Self {
-        let backends = Arc::new(Backends::new(addrs));
+    /// Pooled clients for these addresses (backend `i` is `addrs[i]`) and the backends' gRPC
+    /// addresses (`None`: gRPC goes to the backend's HTTP address, over HTTP/2).
+    pub fn new(addrs: Vec<BackendAddr>, grpc_addrs: Vec<Option<BackendAddr>>) -> Self {
+        let mut backends = Backends::new(addrs);
+        backends
+            .grpc_addrs
+            .iter_mut()
+            .zip(grpc_addrs)
+            .for_each(|(slot, addr)| *slot = addr);
+        let backends = Arc::new(backends);
+        let connector = BackendConnector {
+            backends: backends.clone(),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
-            .build(BackendConnector {
-                backends: backends.clone(),
-            });
+            .build(connector.clone());
+        let grpc_client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(true)
+            .build(connector);
         Self {
             backends,
             client,
+            grpc_client,
             credential: None,
         }
     }
@@ -303,7 +362,12 @@ impl Backend for PooledBackends {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        match self.backends.uri(i, &path) {
+        let (channel, client) = if request.version() == http::Version::HTTP_2 {
+            (Channel::Grpc, &self.grpc_client)
+        } else {
+            (Channel::Http, &self.client)
+        };
+        match self.backends.uri(i, channel, &path) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         }
@@ -311,7 +375,7 @@ impl Backend for PooledBackends {
         if let Some(credential) = &credential {
             credential.add_to(request.headers_mut());
         }
-        let pending = self.client.request(request);
+        let pending = client.request(request);
         Box::pin(async move {
             match pending.await {
                 Ok(mut response) => {
@@ -326,7 +390,7 @@ impl Backend for PooledBackends {
     }
 
     fn probe(&self, i: usize, path: PathAndQuery, timeout: Duration) -> BoxFuture<bool> {
-        let uri = self.backends.uri(i, &path);
+        let uri = self.backends.uri(i, Channel::Http, &path);
         let client = self.client.clone();
         let credential = self.credential.clone();
         Box::pin(async move {
@@ -403,21 +467,35 @@ mod tests {
             BackendAddr::Unix("/tmp/b.sock".into()),
         ]);
         let uri = b
-            .uri(1, &PathAndQuery::from_static("/predict?x=1"))
+            .uri(1, Channel::Http, &PathAndQuery::from_static("/predict?x=1"))
             .unwrap();
         assert_eq!(uri.to_string(), "http://backend-1/predict?x=1");
-        assert_eq!(b.index_of(&uri), Some(1));
+        assert_eq!(b.index_of(&uri), Some((1, Channel::Http)));
+        let uri = b
+            .uri(0, Channel::Grpc, &PathAndQuery::from_static("/pkg.S/M"))
+            .unwrap();
+        assert_eq!(uri.to_string(), "http://grpc-0/pkg.S/M");
+        assert_eq!(b.index_of(&uri), Some((0, Channel::Grpc)));
+        // Without a gRPC address, gRPC goes to the HTTP address.
+        assert_eq!(b.target(0, Channel::Grpc), b.addr(0));
         assert_eq!(b.index_of(&Uri::from_static("http://elsewhere/")), None);
         b.renew(1);
-        let renewed = b.uri(1, &PathAndQuery::from_static("/")).unwrap();
+        let renewed = b
+            .uri(1, Channel::Http, &PathAndQuery::from_static("/"))
+            .unwrap();
         assert_eq!(renewed.to_string(), "http://backend-1-1/");
         assert_eq!(
             b.index_of(&renewed),
-            Some(1),
+            Some((1, Channel::Http)),
             "a new pool key, the same address"
         );
+        let renewed = b
+            .uri(1, Channel::Grpc, &PathAndQuery::from_static("/"))
+            .unwrap();
+        assert_eq!(renewed.to_string(), "http://grpc-1-1/");
+        assert_eq!(b.index_of(&renewed), Some((1, Channel::Grpc)));
         assert_eq!(
-            b.uri(0, &PathAndQuery::from_static("/"))
+            b.uri(0, Channel::Http, &PathAndQuery::from_static("/"))
                 .unwrap()
                 .to_string(),
             "http://backend-0/"

@@ -163,7 +163,7 @@ mod tests {
         Arc::new(AppState {
             mode: Mode::Managed,
             dispatcher: Dispatcher::new(0, 1, 1),
-            backend: Arc::new(PooledBackends::new(Vec::new())),
+            backend: Arc::new(PooledBackends::new(Vec::new(), Vec::new())),
             limits: Limits {
                 max_upload_size: 1,
                 request_timeout: Duration::from_secs(1),

@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
+use crate::http::grpc;
 use crate::http::limits::{ClientFault, LimitedBody, declared_length};
 use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
@@ -30,6 +31,8 @@ use crate::server::CONNECTION_CLOSE;
 use crate::state::SharedState;
 use modelserver_units::format_duration;
 
+/// The only `TE` value HTTP/2 allows, which gRPC servers require.
+const TE_TRAILERS: &str = "trailers";
 /// Seconds a client is told to wait after a full queue.
 pub const RETRY_AFTER_SECS: u32 = 1;
 /// Most bytes of a body refused up front (413 on `Content-Length`) read and dropped so the client
@@ -121,10 +124,29 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     let waits_for_continue = expects_continue(&headers);
     // The sidecar already answered any `Expect: 100-continue` by reading the body.
     headers.remove(header::EXPECT);
+    // gRPC goes to the backend over HTTP/2, where `TE: trailers` is required; everything else
+    // over HTTP/1.1, with the Host an HTTP/2 client gave as its authority.
+    let grpc = grpc::is_grpc(&headers);
+    let version = if grpc {
+        headers.insert(header::TE, HeaderValue::from_static(TE_TRAILERS));
+        Version::HTTP_2
+    } else {
+        if !headers.contains_key(header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            headers.insert(header::HOST, host);
+        }
+        Version::HTTP_11
+    };
 
     // The backend a request waits on, told to its supervisor when the request times out.
     let mut chosen = None;
-    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let budget = match grpc.then(|| grpc::timeout(&headers)).flatten() {
+        Some(client_deadline) => client_deadline.min(limits.request_timeout),
+        None => limits.request_timeout,
+    };
+    let deadline = tokio::time::Instant::now() + budget;
     // A request refused before it reaches a backend (queue full, waited too long, timed out in
     // the queue) still has its body on the connection: it is read and dropped (what has arrived
     // at once, the rest in the background), so the connection stays usable for the client's next
@@ -137,7 +159,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
             let mut upstream = http::Request::new(Body::new(body));
             *upstream.method_mut() = parts.method;
             *upstream.uri_mut() = Uri::from(path_and_query);
-            *upstream.version_mut() = Version::HTTP_11;
+            *upstream.version_mut() = version;
             *upstream.headers_mut() = headers;
             // The exchange runs in this task; when this handler gives up on it (504, or the
             // client gone) before the response head, the rest moves to a task of its own that

@@ -1,11 +1,13 @@
 //! The public health endpoints the sidecar answers itself: `/ping` (DRUM-compatible),
-//! `/v2/health/live` and `/v2/health/ready` (Open Inference Protocol). They need no token.
+//! `/v2/health/live` and `/v2/health/ready` (Open Inference Protocol), and the gRPC health check
+//! (`crate::http::grpc`). They need no token.
 
 use axum::extract::State;
 use axum::response::Response;
 use http::StatusCode;
 use serde_json::json;
 
+use crate::http::grpc::{HEALTH_CHECK_PATH, HEALTH_WATCH_PATH};
 use crate::http::reply::json_response;
 use crate::state::SharedState;
 
@@ -18,7 +20,10 @@ pub const READY_PATH: &str = "/v2/health/ready";
 
 /// True for the paths that are exempt from auth.
 pub fn is_health_path(path: &str) -> bool {
-    matches!(path, PING_PATH | LIVE_PATH | READY_PATH)
+    matches!(
+        path,
+        PING_PATH | LIVE_PATH | READY_PATH | HEALTH_CHECK_PATH | HEALTH_WATCH_PATH
+    )
 }
 
 /// `GET /ping`: the process answers.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cors;
 pub mod docs;
 pub mod forward;
+pub mod grpc;
 pub mod health;
 pub mod limits;
 pub mod loopback;

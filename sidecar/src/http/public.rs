@@ -1,17 +1,21 @@
 //! The public router: health endpoints, optional docs, and everything else forwarded; wrapped in
-//! request ids, metrics and access log (one layer), CORS and auth (outermost first).
+//! request ids, metrics and access log (one layer), CORS and auth (outermost first), and outside
+//! them all the gRPC form of refusals.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::StatusCode;
 
 use crate::http::auth::{AuthToken, require_token};
 use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
 use crate::http::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
 use crate::http::forward::forward;
+use crate::http::grpc::{
+    GrpcStatusLayer, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, health_check, health_watch,
+};
 use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
 use crate::http::observe::ObserveLayer;
 use crate::http::reply::ApiError;
@@ -33,7 +37,9 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
     let mut router = Router::new()
         .route(PING_PATH, get(ping))
         .route(LIVE_PATH, get(live))
-        .route(READY_PATH, get(ready));
+        .route(READY_PATH, get(ready))
+        .route(HEALTH_CHECK_PATH, post(health_check))
+        .route(HEALTH_WATCH_PATH, post(health_watch));
     if options.docs {
         router = router
             .route(OPENAPI_PATH, get(openapi_json))
@@ -57,8 +63,11 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
                 hide_from_disallowed_origins,
             ));
     }
-    // Outermost: request id, metrics and access log.
-    router.layer(ObserveLayer::new(state))
+    // Request id, metrics and access log, with the HTTP status of every answer; outermost, the
+    // gRPC form of the sidecar's own refusals.
+    router
+        .layer(ObserveLayer::new(state))
+        .layer(GrpcStatusLayer)
 }
 
 async fn method_not_allowed() -> Response {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use modelserver_contract::socket::{socket_file_name, worker_ports};
+use modelserver_contract::socket::{socket_file_name, worker_grpc_ports, worker_ports};
 
 use super::{FrontDoor, dispatcher, readiness_path};
 use crate::backend::pooled::PooledBackends;
@@ -26,10 +26,20 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
     let (socket_dir, _temp_dir) = socket_dir(args.socket_dir.as_ref())?;
     let recycling = args.max_requests_per_worker.is_some() || args.max_worker_memory.is_some();
     let endpoints = endpoints(&args, &socket_dir, recycling)?;
+    let grpc_ports = grpc_ports(&args)?;
     // Addresses `0..n` are the workers' endpoints; when socket workers are recycled, `n..2n` are
     // their second sockets (for a replacement that starts while the run it replaces finishes;
-    // `dispatch::target`). A TCP worker keeps its one port.
-    let alternates = recycling && args.worker_port_base.is_none();
+    // `dispatch::target`). A worker with a fixed port (TCP, or gRPC) keeps it and is recycled
+    // in place.
+    let alternates =
+        recycling && args.worker_port_base.is_none() && args.worker_grpc_port_base.is_none();
+    let grpc_addrs = match &grpc_ports {
+        Some(ports) => ports
+            .iter()
+            .map(|port| Some(WorkerEndpoint::Port(*port).backend()))
+            .collect(),
+        None => Vec::new(),
+    };
     let backend = Arc::new(PooledBackends::new(
         endpoints
             .iter()
@@ -41,10 +51,12 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
                     .map(|e| e.for_generation(1).backend()),
             )
             .collect(),
+        grpc_addrs,
     ));
     let spec = WorkerSpec {
         command: args.command.clone(),
         endpoints: endpoints.clone(),
+        grpc_ports,
         executor_threads: server.executor_threads,
         readiness_path: readiness_path(&server.readiness_path),
         max_restarts: args.max_worker_restarts,
@@ -95,6 +107,7 @@ pub async fn managed_mode(args: ServeArgs) -> Result<(), SidecarError> {
         workers = server.workers,
         executor_threads = server.executor_threads,
         worker_port_base = args.worker_port_base,
+        worker_grpc_port_base = args.worker_grpc_port_base,
         socket_dir = %socket_dir.display(),
         command = ?args.command,
         "starting workers"
@@ -147,6 +160,26 @@ fn endpoints(
             Ok(endpoint)
         })
         .collect()
+}
+
+/// The workers' gRPC ports, when they serve gRPC.
+fn grpc_ports(args: &ServeArgs) -> Result<Option<Vec<u16>>, ConfigError> {
+    let Some(base) = args.worker_grpc_port_base else {
+        return Ok(None);
+    };
+    let server = &args.server;
+    let http_ports = args
+        .worker_port_base
+        .map(|b| worker_ports(b, server.workers, server.port, server.admin_port))
+        .transpose()?;
+    let ports = worker_grpc_ports(
+        base,
+        server.workers,
+        server.port,
+        server.admin_port,
+        http_ports.as_ref(),
+    )?;
+    Ok(Some(ports.collect()))
 }
 
 fn socket_dir(

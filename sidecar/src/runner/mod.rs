@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 use crate::shutdown::{self, Lifecycle, Model, Running, Signals, Timing};
 use crate::state::{AppState, Limits, Mode, SharedState};
+use crate::tls::Certificates;
 use crate::workers::WorkerTable;
 use modelserver_units::format_duration;
 
@@ -123,12 +124,23 @@ impl FrontDoor {
                 ..conn
             },
         );
+        let tls = match (&server.tls_cert_file, &server.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let certificates = Certificates::load(cert, key)?;
+                let acceptor = certificates.acceptor()?;
+                certificates.watch();
+                Some(acceptor)
+            }
+            _ => None,
+        };
+        let tls_on = tls.is_some();
         let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
             public_router(state.clone(), options),
             state.lifecycle.draining_token(),
             conn,
+            tls,
         );
         info!(
             mode = mode.as_str(),
@@ -139,6 +151,7 @@ impl FrontDoor {
             max_queue = server.max_queue,
             max_connections,
             auth = server.token().is_some(),
+            tls = tls_on,
             "listening"
         );
         Ok(Self {

@@ -33,7 +33,11 @@ pub async fn proxy_mode(args: ProxyArgs) -> Result<(), SidecarError> {
         args.upstream_credential_header.as_ref(),
     )?;
     let backend = Arc::new(
-        PooledBackends::new(vec![BackendAddr::Tcp(upstream.clone())]).with_credential(credential),
+        PooledBackends::new(
+            vec![BackendAddr::Tcp(upstream.clone())],
+            vec![args.upstream_grpc.clone().map(BackendAddr::Tcp)],
+        )
+        .with_credential(credential),
     );
     let per_backend = usize::from(server.workers) * usize::from(server.executor_threads);
     let dispatcher = dispatcher(server, 1, per_backend);
@@ -46,7 +50,11 @@ pub async fn proxy_mode(args: ProxyArgs) -> Result<(), SidecarError> {
         None,
     )
     .await?;
-    info!(upstream = %upstream.target(), "proxying to upstream");
+    info!(
+        upstream = %upstream.target(),
+        upstream_grpc = args.upstream_grpc.as_ref().map(|g| g.target()),
+        "proxying to upstream"
+    );
     let watcher = watch_upstream(backend, dispatcher, readiness_path(&server.readiness_path));
     front.run(Model::Proxy(watcher), Duration::ZERO).await
 }

@@ -66,6 +66,8 @@ pub struct WorkerSpec {
     pub command: Vec<String>,
     /// Where each worker serves.
     pub endpoints: Vec<WorkerEndpoint>,
+    /// Each worker's gRPC port, when workers serve gRPC.
+    pub grpc_ports: Option<Vec<u16>>,
     /// `MODELSERVER_EXECUTOR_THREADS` given to each worker.
     pub executor_threads: u16,
     /// Path that answers 200 once a worker has loaded.
@@ -426,8 +428,20 @@ impl Worker {
         target(self.id, generation, self.spec.endpoints.len())
     }
 
+    /// True when a replacement cannot start beside the run it replaces: the worker has a fixed
+    /// port (TCP, or a gRPC port), so it is recycled in place.
+    fn recycles_in_place(&self) -> bool {
+        self.spec.endpoints[self.id].socket().is_none() || self.spec.grpc_ports.is_some()
+    }
+
     fn command(&self, generation: u64) -> Command {
-        let extra = [
+        let grpc_port = self
+            .spec
+            .grpc_ports
+            .as_ref()
+            .and_then(|ports| ports.get(self.id))
+            .map(|port| (env::GRPC_PORT, port.to_string()));
+        let extra: Vec<(&str, String)> = [
             self.endpoint(generation).env(),
             (env::WORKER_ID, self.id.to_string()),
             (env::WORKERS, self.spec.endpoints.len().to_string()),
@@ -435,7 +449,10 @@ impl Worker {
                 env::EXECUTOR_THREADS,
                 self.spec.executor_threads.to_string(),
             ),
-        ];
+        ]
+        .into_iter()
+        .chain(grpc_port)
+        .collect();
         let lookup = |name: &str| -> Option<String> {
             let value = extra
                 .iter()
@@ -653,7 +670,7 @@ impl Worker {
         let (sent, limit) = self.deps.dispatcher.requests(self.id);
         let old_generation = self.generation();
         let pid = run.pid.unwrap_or(0);
-        if self.spec.endpoints[self.id].socket().is_none() {
+        if self.recycles_in_place() {
             info!(
                 worker = self.id,
                 pid,
