@@ -1,7 +1,8 @@
 //! Worker recycling: the request limit of each worker run (`--max-requests-per-worker` plus a
-//! random jitter drawn per run, like gunicorn's `max_requests` and `max_requests_jitter`), and
-//! the memory ceiling (`--max-worker-memory`), and the end of a replaced run: it takes no new requests, finishes the ones it holds, then is
-//! stopped (SIGTERM, SIGKILL after the shutdown timeout).
+//! random jitter drawn per run, like gunicorn's `max_requests` and `max_requests_jitter`), the
+//! memory ceiling (`--max-worker-memory`), and the end of a replaced run: it takes no new
+//! requests, finishes the ones it holds, then is stopped (SIGTERM, SIGKILL after the shutdown
+//! timeout).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
