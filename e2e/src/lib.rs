@@ -5,6 +5,8 @@
 //! runs this crate's `#[ignore]`d tests with `--include-ignored`, and stops it. Without those
 //! variables the helpers ask `e2e/cluster.sh` (so the tests also run against `make cluster-up`).
 
+pub mod gitops_health;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

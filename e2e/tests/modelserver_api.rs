@@ -19,6 +19,7 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::Api;
+use modelserver_e2e::gitops_health::gitops_health;
 use modelserver_e2e::{
     CRD_NAME, Kubectl, TestNamespace, api_error_message, apply_manifest, client, create_manifest,
     install_crds, modelservers, read_yaml_documents, repo_root, wait_until,
@@ -209,6 +210,41 @@ async fn every_invalid_example_is_rejected_with_its_rules_message() -> anyhow::R
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    ns.delete().await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: run `make e2e`"]
+async fn a_modelserver_no_operator_has_seen_is_in_progress_for_flux_and_argocd()
+-> anyhow::Result<()> {
+    // No operator runs here: the object is as `kubectl apply` leaves it. Its status reads back
+    // as {observedGeneration: 0} (the CRD's only defaults), so kstatus does not call it Current.
+    let (client, _) = setup().await?;
+    let ns = TestNamespace::create(&client, "fresh").await?;
+    let file = repo_root().join("examples/iris/modelserver.yaml");
+    let doc = example_documents(&file)
+        .into_iter()
+        .find(is_modelserver)
+        .expect("the iris ModelServer");
+    let stored = apply_manifest(&client, ns.name(), &doc).await?;
+    let name = stored.metadata.name.unwrap_or_default();
+    let live = serde_json::to_value(modelservers(&client, ns.name()).get(&name).await?)?;
+    assert_eq!(
+        live["status"],
+        serde_json::json!({"observedGeneration": 0}),
+        "{live}"
+    );
+    assert_eq!(live["spec"], doc["spec"], "the spec is stored as applied");
+    let verdicts = gitops_health(&live).await?;
+    assert_eq!(
+        (
+            verdicts.kstatus.status.as_str(),
+            verdicts.argocd.status.as_str()
+        ),
+        ("InProgress", "Progressing"),
+        "{verdicts:?}"
+    );
     ns.delete().await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests docs/argocd/health.lua, the Argo CD health check for ModelServers, with real Lua
-# interpreters (Lua 5.1, what Argo CD's gopher-lua implements, and Lua 5.4) against the objects
-# and expectations in docs/argocd/health_test.yaml. Then checks the test itself: a health check
+# interpreters (Lua 5.1, Lua 5.4, and gopher-lua, the Go interpreter Argo CD embeds, through
+# e2e/health) against the objects and expectations in docs/argocd/health_test.yaml. Then checks the test itself: a health check
 # that trusts a status older than the spec must fail it. Also checks that the argocd-cm snippet
 # carries exactly health.lua.
 set -euo pipefail
@@ -64,6 +64,29 @@ for interpreter in "$lua51" "$lua54"; do
   echo "== docs/argocd/health.lua with $("$interpreter" -v 2>&1 | cut -d' ' -f1,2)"
   "$interpreter" hack/chart/health_test.lua docs/argocd/health.lua "$work/cases.lua" || status=1
 done
+
+# Under gopher-lua, the interpreter Argo CD embeds, through the same Go code path as the e2e
+# suite's live checks (e2e/health: the object as Argo CD hands it to Lua, numbers as float64).
+echo "== docs/argocd/health.lua with gopher-lua (e2e/health)"
+health=$(e2e/health/build.sh)
+"$python" - docs/argocd/health_test.yaml "$health" docs/argocd/health.lua <<'PY' || status=1
+import json, os, subprocess, sys, yaml
+spec_path, health, script = sys.argv[1:4]
+base = os.path.dirname(spec_path)
+failed = 0
+for test in yaml.safe_load(open(spec_path))["tests"]:
+    obj = yaml.safe_load(open(os.path.join(base, test["inputPath"]), encoding="utf-8"))
+    out = subprocess.run([health, "--lua", script], input=json.dumps(obj), capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"FAIL {test['inputPath']}: {out.stderr.strip()}"); failed += 1; continue
+    got = json.loads(out.stdout)["argocd"]
+    want = test["healthStatus"]
+    if (got["status"], got["message"]) != (want["status"], want["message"]):
+        print(f"FAIL {test['inputPath']}: got {got}, want {want}"); failed += 1
+    else:
+        print(f"ok   {test['inputPath']}: {got['status']}: {got['message']}")
+sys.exit(1 if failed else 0)
+PY
 
 # The test must catch a check that reports Healthy for a status older than the spec.
 sed 's/(observed == nil or observed < generation)/false/; s/c.observedGeneration < generation/false/' \

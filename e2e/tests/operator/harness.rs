@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use kube::Client;
 use modelserver_crds::ModelServer;
+use modelserver_e2e::gitops_health::{expected_for, gitops_health};
 use modelserver_e2e::{
     Kubectl, apply_manifest, kubeconfig_path, read_yaml_documents, repo_root, wait_until,
 };
@@ -367,8 +368,40 @@ pub fn summary(object: &ModelServer) -> String {
     )
 }
 
-/// Waits until the ModelServer's status describes its current generation and `check` holds.
+/// Waits until the ModelServer's status describes its current generation and `check` holds;
+/// then the GitOps tools, run with their own code on that object, must agree with its
+/// conditions ([`assert_gitops_agree`]): every phase a test waits for is checked that way.
 pub async fn wait_status(
+    api: &kube::Api<ModelServer>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&ModelServer) -> bool,
+) -> Result<ModelServer> {
+    let object = wait_status_only(api, name, what, timeout, check).await?;
+    assert_gitops_agree(&object).await?;
+    Ok(object)
+}
+
+/// Flux's kstatus and Argo CD's health check (gopher-lua) on `object` say what its conditions
+/// say: Stalled is Failed/Degraded, Ready is Current/Healthy, otherwise InProgress/Progressing.
+pub async fn assert_gitops_agree(object: &ModelServer) -> Result<()> {
+    let verdicts = gitops_health(&serde_json::to_value(object)?).await?;
+    let (kstatus, argocd) =
+        expected_for(is(object, "Stalled", "True"), is(object, "Ready", "True"));
+    if verdicts.kstatus.status != kstatus || verdicts.argocd.status != argocd {
+        bail!(
+            "the GitOps tools disagree with the conditions ({}): kstatus {:?}, Argo CD {:?}; expected {kstatus} and {argocd}",
+            summary(object),
+            verdicts.kstatus,
+            verdicts.argocd
+        );
+    }
+    Ok(())
+}
+
+/// [`wait_status`] without the GitOps check.
+pub async fn wait_status_only(
     api: &kube::Api<ModelServer>,
     name: &str,
     what: &str,
