@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct ModelServerStatus {
     /// The ModelServer's own metadata.generation that this status describes. A status whose
-    /// observedGeneration is lower than metadata.generation is stale.
+    /// observedGeneration is lower than metadata.generation is stale. 0 (a default of the CRD)
+    /// until the operator has reported on the object, so kstatus reads it as in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
