@@ -457,8 +457,17 @@ mod tests {
         reader.read_to_end(&mut rest).is_ok_and(|n| n == 0)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn draining_answers_with_connection_close_and_closes() {
+    /// A public-style server (closing on drain) with `/` and `/held`, which waits for `release`
+    /// and sets `entered` when a request reaches it.
+    struct Draining {
+        addr: SocketAddr,
+        release: Arc<Notify>,
+        entered: Arc<AtomicBool>,
+        draining: CancellationToken,
+        server: ServerHandle,
+    }
+
+    async fn draining_server() -> Draining {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let release = Arc::new(Notify::new());
@@ -488,6 +497,24 @@ mod tests {
             },
             None,
         );
+        Draining {
+            addr,
+            release,
+            entered,
+            draining,
+            server,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn draining_answers_with_connection_close_and_closes() {
+        let Draining {
+            addr,
+            release,
+            entered,
+            draining,
+            server,
+        } = draining_server().await;
 
         let drain = draining.clone();
         let release_later = release.clone();
@@ -545,35 +572,13 @@ mod tests {
     async fn http2_clients_get_goaway_when_draining_starts_and_finish_their_streams() {
         use http_body_util::{BodyExt, Empty};
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let release = Arc::new(Notify::new());
-        let entered = Arc::new(AtomicBool::new(false));
-        let (gate, in_handler) = (release.clone(), entered.clone());
-        let router = Router::new().route("/", get(|| async { "ok" })).route(
-            "/held",
-            get(move || {
-                let gate = gate.clone();
-                in_handler.store(true, Ordering::SeqCst);
-                async move {
-                    gate.notified().await;
-                    "held"
-                }
-            }),
-        );
-        let draining = CancellationToken::new();
-        let server = ServerHandle::spawn_closing_on_drain(
-            "test",
-            listener,
-            router,
-            draining.clone(),
-            ConnSettings {
-                write_timeout: Duration::from_secs(30),
-                max_connections: 64,
-                header_read_timeout: Duration::from_secs(30),
-            },
-            None,
-        );
+        let Draining {
+            addr,
+            release,
+            entered,
+            draining,
+            server,
+        } = draining_server().await;
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, connection) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))

@@ -60,24 +60,9 @@ fn upstream(http: u16, grpc: u16) -> ChildGuard {
 }
 
 fn proxy_args(http: u16, grpc: u16, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "proxy",
-        "--upstream",
-        &format!("127.0.0.1:{http}"),
-        "--upstream-grpc",
-        &format!("127.0.0.1:{grpc}"),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(extra.iter().map(ToString::to_string));
-    args
+    let grpc = format!("127.0.0.1:{grpc}");
+    let flags = [&["--upstream-grpc", grpc.as_str()], extra].concat();
+    proxy_command(&format!("127.0.0.1:{http}"), &flags)
 }
 
 /// A counter of `/metrics`, 0 before its first increment.

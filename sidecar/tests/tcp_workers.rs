@@ -15,12 +15,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-/// Posts the iris rows `count` times at once and returns how many answers each worker gave.
-async fn predictions_per_worker(
-    c: &reqwest::Client,
-    sc: &Sidecar,
-    count: usize,
-) -> BTreeMap<u64, usize> {
+/// Posts the iris rows `count` times at once; every answer must be 200 with the right
+/// predictions. Returns the answers.
+async fn predictions(c: &reqwest::Client, sc: &Sidecar, count: usize) -> Vec<Value> {
     let calls: Vec<_> = (0..count)
         .map(|_| {
             c.post(sc.url("/predict"))
@@ -29,12 +26,25 @@ async fn predictions_per_worker(
                 .send()
         })
         .collect();
-    let mut per_worker = BTreeMap::new();
+    let mut answers = Vec::new();
     for r in futures::future::join_all(calls).await {
         let r = r.unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["predictions"], serde_json::json!(IRIS_CLASSES));
+        answers.push(v);
+    }
+    answers
+}
+
+/// Posts the iris rows `count` times at once and returns how many answers each worker gave.
+async fn predictions_per_worker(
+    c: &reqwest::Client,
+    sc: &Sidecar,
+    count: usize,
+) -> BTreeMap<u64, usize> {
+    let mut per_worker = BTreeMap::new();
+    for v in predictions(c, sc, count).await {
         *per_worker.entry(v["worker"].as_u64().unwrap()).or_default() += 1;
     }
     per_worker
@@ -174,22 +184,11 @@ async fn gunicorn_binds_tcp_only_and_serves_as_managed_workers() {
     sc.wait_ready(&c).await;
 
     // Each worker saw its own port in MODELSERVER_WORKER_PORT.
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            c.post(sc.url("/predict"))
-                .header("content-type", "application/json")
-                .body(IRIS_ROWS)
-                .send()
-        })
+    let ports_by_worker: BTreeMap<u64, Value> = predictions(&c, &sc, 8)
+        .await
+        .into_iter()
+        .map(|v| (v["worker"].as_u64().unwrap(), v["port"].clone()))
         .collect();
-    let mut ports_by_worker = BTreeMap::new();
-    for r in futures::future::join_all(calls).await {
-        let r = r.unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["predictions"], serde_json::json!(IRIS_CLASSES));
-        ports_by_worker.insert(v["worker"].as_u64().unwrap(), v["port"].clone());
-    }
     assert_eq!(
         ports_by_worker,
         BTreeMap::from([

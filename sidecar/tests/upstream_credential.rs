@@ -33,26 +33,8 @@ fn upstream(port: u16, required: &str) -> ChildGuard {
 }
 
 fn proxy_args(port: u16, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "proxy",
-        "--upstream",
-        &format!("127.0.0.1:{port}"),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        "--drain-delay",
-        "0s",
-        "--log-level",
-        "debug",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(extra.iter().map(ToString::to_string));
-    args
+    let flags = [&["--drain-delay", "0s", "--log-level", "debug"], extra].concat();
+    proxy_command(&format!("127.0.0.1:{port}"), &flags)
 }
 
 async fn stop(mut sc: Sidecar) {

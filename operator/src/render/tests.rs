@@ -297,22 +297,31 @@ fn auth_reads_the_token_from_the_secret() {
     let children =
         rendered(json!({"server": {"auth": {"tokenSecretRef": {"name": "tok", "key": "token"}}}}));
     let model = container(&pod(&children).containers, "model");
-    let var = model
+    assert_eq!(
+        secret_env(model, "MODELSERVER_AUTH_TOKEN"),
+        ("tok".to_owned(), "token".to_owned())
+    );
+}
+
+/// The Secret name and key variable `name` of `container` comes from; it must have no literal
+/// value in the pod spec.
+fn secret_env(container: &Container, name: &str) -> (String, String) {
+    let var = container
         .env
         .iter()
         .flatten()
-        .find(|e| e.name == "MODELSERVER_AUTH_TOKEN")
-        .expect("token env");
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    assert!(
+        var.value.is_none(),
+        "{name} has a literal value in the pod spec"
+    );
     let reference = var
         .value_from
         .as_ref()
         .and_then(|v| v.secret_key_ref.as_ref())
         .expect("secret ref");
-    assert_eq!(
-        (reference.name.as_str(), reference.key.as_str()),
-        ("tok", "token")
-    );
-    assert!(var.value.is_none());
+    (reference.name.clone(), reference.key.clone())
 }
 
 #[test]
@@ -393,22 +402,10 @@ fn the_upstream_credential_reaches_only_the_sidecar_and_from_the_secret() {
         spec.init_containers.as_deref().unwrap_or_default(),
         "modelserver-sidecar",
     );
-    let var = sidecar
-        .env
-        .iter()
-        .flatten()
-        .find(|e| e.name == "MODELSERVER_UPSTREAM_CREDENTIAL")
-        .expect("credential env");
-    let reference = var
-        .value_from
-        .as_ref()
-        .and_then(|v| v.secret_key_ref.as_ref())
-        .expect("secret ref");
     assert_eq!(
-        (reference.name.as_str(), reference.key.as_str()),
-        ("keys", "model")
+        secret_env(sidecar, "MODELSERVER_UPSTREAM_CREDENTIAL"),
+        ("keys".to_owned(), "model".to_owned())
     );
-    assert!(var.value.is_none(), "never a literal value in the pod spec");
     assert_eq!(
         env_value(sidecar, "MODELSERVER_UPSTREAM_CREDENTIAL_HEADER").as_deref(),
         Some("x-api-key")

@@ -70,6 +70,26 @@ pub fn serve_command(flags: &[&str], command: &[&str]) -> Vec<String> {
     args
 }
 
+/// `proxy` in front of `upstream` (`HOST:PORT`) on loopback with OS-picked ports, then `flags`.
+pub fn proxy_command(upstream: &str, flags: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "proxy",
+        "--upstream",
+        upstream,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--admin-port",
+        "0",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(flags.iter().map(ToString::to_string));
+    args
+}
+
 /// A running sidecar; killed with its workers when dropped.
 pub struct Sidecar {
     child: Option<Child>,
