@@ -77,7 +77,26 @@ struct Backends {
     /// `grpc-<i>`, then `backend-<i>-<epoch>` and `grpc-<i>-<epoch>` after each
     /// [`Backend::renew`], so the pools (keyed by authority) never hand a request a connection
     /// to a process that was there before.
-    epochs: Vec<RwLock<u64>>,
+    epochs: Vec<RwLock<Epoch>>,
+}
+
+/// A backend's current process: its epoch and the authorities of its two pools, made once per
+/// process rather than per request.
+#[derive(Debug)]
+struct Epoch {
+    number: u64,
+    http: Authority,
+    grpc: Authority,
+}
+
+impl Epoch {
+    fn new(i: usize, number: u64) -> Self {
+        Self {
+            number,
+            http: authority(Channel::Http, i, number),
+            grpc: authority(Channel::Grpc, i, number),
+        }
+    }
 }
 
 /// The authority of backend `i` on `channel` in `epoch` (always valid: a prefix and digits).
@@ -98,7 +117,9 @@ impl Backends {
     /// Backends for these addresses, without gRPC addresses.
     fn new(addrs: Vec<BackendAddr>) -> Self {
         Self {
-            epochs: (0..addrs.len()).map(|_| RwLock::new(0)).collect(),
+            epochs: (0..addrs.len())
+                .map(|i| RwLock::new(Epoch::new(i, 0)))
+                .collect(),
             grpc_addrs: vec![None; addrs.len()],
             addrs,
         }
@@ -132,11 +153,11 @@ impl Backends {
         let authority = self.epochs.get(i).map_or_else(
             || Authority::from_static("backend-invalid"),
             |epoch| {
-                authority(
-                    channel,
-                    i,
-                    *epoch.read().unwrap_or_else(PoisonError::into_inner),
-                )
+                let epoch = epoch.read().unwrap_or_else(PoisonError::into_inner);
+                match channel {
+                    Channel::Http => epoch.http.clone(),
+                    Channel::Grpc => epoch.grpc.clone(),
+                }
             },
         );
         Uri::builder()
@@ -160,7 +181,7 @@ impl Backends {
     fn renew(&self, i: usize) {
         if let Some(epoch) = self.epochs.get(i) {
             let mut epoch = epoch.write().unwrap_or_else(PoisonError::into_inner);
-            *epoch = epoch.wrapping_add(1);
+            *epoch = Epoch::new(i, epoch.number.wrapping_add(1));
         }
     }
 }
