@@ -6,6 +6,7 @@
     client.py TARGET health               grpc.health.v1.Health/Check
     client.py TARGET slow SECONDS [TIMEOUT]   test.Slow/Wait, optionally with a deadline
     client.py TARGET big BYTES            ModelInfer with a request of BYTES bytes
+    client.py TARGET invalid              ModelInfer with a row of the wrong length
     client.py TARGET load SECONDS CONCURRENCY   calls until SECONDS have passed, then counts
 
 TARGET is a gRPC target such as 127.0.0.1:8080, or ipv4:127.0.0.1:8080,127.0.0.1:8081 (load
@@ -62,6 +63,9 @@ def main():
             timeout = float(a.args[1]) if len(a.args) > 1 else 60
             out = json.loads(unary("/test.Slow/Wait")(json.dumps({"seconds": float(a.args[0])}).encode(),
                                                        metadata=metadata, timeout=timeout))
+        elif a.what == "invalid":
+            out = json.loads(unary(SERVICE + "ModelInfer")(json.dumps({"inputs": [[1.0]]}).encode(),
+                                                           metadata=metadata, timeout=30))
         elif a.what == "big":
             pad = b" " * int(a.args[0])
             out = json.loads(unary(SERVICE + "ModelInfer")(request + pad, metadata=metadata, timeout=30))

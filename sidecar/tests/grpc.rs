@@ -129,9 +129,10 @@ async fn grpc_calls_pass_through_proxy_mode_and_refusals_are_grpc_statuses() {
             .collect::<Vec<_>>(),
         IRIS_CLASSES.map(Value::from).to_vec()
     );
-    // The upstream's own status passes through unchanged.
-    let bad = call(&t, &["big", "0"], Some(TOKEN));
-    assert_eq!(bad["outputs"], json!(IRIS_CLASSES), "{bad}");
+    // The upstream's own error status passes through unchanged, with its details.
+    let e = &call(&t, &["invalid"], Some(TOKEN))["error"];
+    assert_eq!(e["code"], "INVALID_ARGUMENT", "{e}");
+    assert_eq!(e["details"], "each input needs 4 numbers", "{e}");
 
     // The sidecar's refusals, as gRPC statuses with its reasons.
     let e = &call(&t, &["unary"], None)["error"];
