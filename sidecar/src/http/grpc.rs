@@ -6,22 +6,17 @@
 //! token `UNAUTHENTICATED`), and `grpc.health.v1.Health/Check` answers from the sidecar's
 //! readiness. A client's `grpc-timeout` shortens the request's time budget.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::FutureExt;
 use http::header::{self, HeaderMap, HeaderName};
 use http::{HeaderValue, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
 
 use crate::state::SharedState;
 
@@ -158,102 +153,27 @@ async fn reason(body: Body, status: StatusCode) -> String {
 }
 
 /// True when `response` is not a gRPC answer and so must be turned into one.
-fn needs_grpc_form(response: &Response) -> bool {
+pub fn needs_grpc_form(response: &Response) -> bool {
     let answered_by_grpc = response.status() == StatusCode::OK && is_grpc(response.headers());
     !answered_by_grpc && !response.headers().contains_key(GRPC_STATUS)
 }
 
-/// The gRPC form of a refusal (see [`GrpcStatusLayer`]).
-async fn grpc_form(response: Response) -> Response {
+/// The gRPC form of an answer that is not one (a refusal of the sidecar, or an HTTP error of a
+/// backend that is not a gRPC server): a trailers-only response with the matching status, the
+/// reason from the `{"error": ...}` body when it is already in memory (the sidecar's own
+/// refusals), the status text otherwise. Called by the observe layer, after it has counted and
+/// logged the HTTP status, for gRPC requests only.
+pub fn grpc_form(response: Response) -> Response {
     let status = response.status();
     let (parts, body) = response.into_parts();
-    let message = reason(body, status).await;
+    let message = reason(body, status)
+        .now_or_never()
+        .unwrap_or_else(|| status.to_string());
     trailers_only(
         Response::from_parts(parts, Body::empty()),
         Code::for_http(status),
         &message,
     )
-}
-
-/// Layer (outermost, so metrics and the access log keep the HTTP status): a gRPC request whose
-/// answer is not a gRPC response (a refusal of the sidecar, or an HTTP error of a backend that is
-/// not a gRPC server) gets a trailers-only gRPC response with the matching status. Hand-written
-/// rather than an axum `from_fn` (which boxes on every request): other requests pass through
-/// without an allocation.
-#[derive(Clone, Copy, Default)]
-pub struct GrpcStatusLayer;
-
-impl<S> Layer<S> for GrpcStatusLayer {
-    type Service = GrpcStatus<S>;
-
-    fn layer(&self, inner: S) -> GrpcStatus<S> {
-        GrpcStatus { inner }
-    }
-}
-
-/// The service [`GrpcStatusLayer`] makes.
-#[derive(Clone)]
-pub struct GrpcStatus<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for GrpcStatus<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = GrpcStatusFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let grpc = is_grpc(request.headers());
-        GrpcStatusFuture::Inner {
-            inner: self.inner.call(request),
-            grpc,
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`GrpcStatus`]: the inner one, then for a gRPC refusal the reading
-    /// of its reason.
-    #[project = GrpcStatusProj]
-    pub enum GrpcStatusFuture<F> {
-        /// Waiting for the answer.
-        Inner { #[pin] inner: F, grpc: bool },
-        /// Turning a refusal into its gRPC form.
-        Converting { converting: Pin<Box<dyn Future<Output = Response> + Send>> },
-    }
-}
-
-impl<F> Future for GrpcStatusFuture<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            match self.as_mut().project() {
-                GrpcStatusProj::Inner { inner, grpc } => {
-                    let Ok(response) = ready!(inner.poll(cx));
-                    if !*grpc || !needs_grpc_form(&response) {
-                        return Poll::Ready(Ok(response));
-                    }
-                    self.set(GrpcStatusFuture::Converting {
-                        converting: Box::pin(grpc_form(response)),
-                    });
-                }
-                GrpcStatusProj::Converting { converting } => {
-                    return converting.as_mut().poll(cx).map(Ok);
-                }
-            }
-        }
-    }
 }
 
 /// `grpc.health.v1.HealthCheckResponse.ServingStatus`.
@@ -395,7 +315,7 @@ mod tests {
             .headers_mut()
             .insert("x-request-id", HeaderValue::from_static("r1"));
         assert!(needs_grpc_form(&refusal));
-        let out = grpc_form(refusal).await;
+        let out = grpc_form(refusal);
         assert!(!needs_grpc_form(&out));
         assert_eq!(out.status(), StatusCode::OK);
         assert_eq!(out.headers()["grpc-status"], "14");

@@ -1,6 +1,7 @@
 //! Per-request observation on the public port, the outermost layer: the `X-Request-ID` (kept
 //! when the client sends one, generated otherwise, forwarded to the backend and returned),
-//! `requests_total{code}`, the duration histogram, and the access log line.
+//! `requests_total{code}`, the duration histogram, and the access log line; then, for a gRPC
+//! call, the gRPC form of an answer that is not one (`crate::http::grpc`).
 //!
 //! One hand-written service where there were three layers (tower-http's `SetRequestId` and
 //! `PropagateRequestId`, and an axum `from_fn` middleware, which boxes the inner service and its
@@ -21,6 +22,7 @@ use tower::{Layer, Service};
 use tower_http::request_id::MakeRequestId;
 
 use crate::http::forward::BackendId;
+use crate::http::grpc::{grpc_form, is_grpc, needs_grpc_form};
 use crate::http::request_id::MakeRequestUuid;
 use crate::state::SharedState;
 
@@ -99,7 +101,9 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
         });
+        let grpc = is_grpc(request.headers());
         ObserveFuture {
+            grpc,
             inner: self.inner.call(request),
             state: self.state.clone(),
             start,
@@ -118,6 +122,7 @@ pin_project! {
         start: Instant,
         request_id: Option<HeaderValue>,
         logged: Option<Logged>,
+        grpc: bool,
     }
 }
 
@@ -161,6 +166,10 @@ where
             && !response.headers().contains_key(&X_REQUEST_ID)
         {
             response.headers_mut().insert(X_REQUEST_ID, id);
+        }
+        // A gRPC call's refusal reaches the client as a gRPC status; counted above as HTTP.
+        if *this.grpc && needs_grpc_form(&response) {
+            response = grpc_form(response);
         }
         Poll::Ready(Ok(response))
     }

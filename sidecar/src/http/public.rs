@@ -1,6 +1,6 @@
 //! The public router: health endpoints, optional docs, and everything else forwarded; wrapped in
-//! request ids, metrics and access log (one layer), CORS and auth (outermost first), and outside
-//! them all the gRPC form of refusals.
+//! request ids, metrics, access log and the gRPC form of refusals (one layer), CORS and auth
+//! (outermost first).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -13,9 +13,7 @@ use crate::http::auth::{AuthToken, require_token};
 use crate::http::cors::{CorsPolicy, drop_worker_cors_headers, hide_from_disallowed_origins};
 use crate::http::docs::{DOCS_PATH, OPENAPI_PATH, docs_page, openapi_json};
 use crate::http::forward::forward;
-use crate::http::grpc::{
-    GrpcStatusLayer, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, health_check, health_watch,
-};
+use crate::http::grpc::{HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, health_check, health_watch};
 use crate::http::health::{LIVE_PATH, PING_PATH, READY_PATH, live, ping, ready};
 use crate::http::observe::ObserveLayer;
 use crate::http::reply::ApiError;
@@ -63,11 +61,9 @@ pub fn public_router(state: SharedState, options: PublicOptions) -> Router {
                 hide_from_disallowed_origins,
             ));
     }
-    // Request id, metrics and access log, with the HTTP status of every answer; outermost, the
-    // gRPC form of the sidecar's own refusals.
-    router
-        .layer(ObserveLayer::new(state))
-        .layer(GrpcStatusLayer)
+    // Outermost: request id, metrics and access log (with the HTTP status of every answer),
+    // then the gRPC form of refusals to gRPC calls.
+    router.layer(ObserveLayer::new(state))
 }
 
 async fn method_not_allowed() -> Response {
