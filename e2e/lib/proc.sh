@@ -109,13 +109,27 @@ log_tail() {
   fi
 }
 
+# running PID: the process exists and is not a zombie. For a component this script has just
+# launched (its own child, so the pid cannot be reused before it is reaped) this is the right
+# test during start-up: `is_ours` reads the command line, which reads empty for a moment while
+# the process execs (setsid or env into the component), and CI failed twice with "<component>
+# exited during start-up" and an empty log that way.
+running() {
+  local pid=$1 stat
+  [ -n "$pid" ] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  # The state is the field after the parenthesised command name.
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 # wait_for NAME DEADLINE_SECONDS COMMAND...: poll COMMAND until it succeeds; fail with NAME's log
 # tail when the deadline passes or NAME's process has exited.
 wait_for() {
   local name=$1 deadline=$((SECONDS + $2))
   shift 2
   until "$@" >/dev/null 2>&1; do
-    if ! is_ours "$(pid_of "$name")"; then
+    if ! running "$(pid_of "$name")"; then
       log "$name exited during start-up"
       log_tail "$name"
       return 1
