@@ -226,6 +226,21 @@ async fn managed_workers_serve_grpc_on_their_own_ports() {
     let mut sc = grpc_workers(&["--drain-delay", "0s"]);
     let c = client();
     sc.wait_ready(&c).await;
+    // A call whose own deadline (grpc-timeout) passes is DEADLINE_EXCEEDED with that deadline
+    // named, and is not taken as a sign of a stuck worker.
+    let e = &call(&target(&sc), &["slow", "3", "0.5"], None)["error"];
+    assert_eq!(e["code"], "DEADLINE_EXCEEDED", "{e}");
+    wait_for(
+        "the sidecar's answer to the expired call",
+        DEADLINE,
+        || async { sc.logged("status=504") },
+    )
+    .await;
+    assert!(
+        !sc.logged("no answer within the request timeout"),
+        "a client's deadline was reported as a stuck worker:\n{}",
+        sc.logs()
+    );
     let counts = call(&target(&sc), &["load", "2", "4"], None);
     assert_eq!(counts["failed"], 0, "{counts}");
     assert!(counts["ok"].as_u64().unwrap() > 0, "{counts}");

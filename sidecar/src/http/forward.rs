@@ -186,7 +186,7 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         state.metrics.reject(RejectReason::TooLarge);
         return too_large(limits.max_upload_size);
     }
-    let mut response = answer(&state, outcome, chosen, &client_fault);
+    let mut response = answer(&state, outcome, chosen, budget, &client_fault);
     if let Some(mut body) = refused_body
         && !body.is_end_stream()
     {
@@ -210,6 +210,7 @@ fn answer(
     state: &SharedState,
     outcome: Result<Result<(Permit, Response), Failure>, tokio::time::error::Elapsed>,
     chosen: Option<usize>,
+    budget: Duration,
     client_fault: &ClientFault,
 ) -> Response {
     let limits = state.limits;
@@ -270,18 +271,24 @@ fn answer(
             .into_response()
         }
         Err(_elapsed) => {
-            if let Some(backend) = chosen {
-                state.dispatcher.report_stuck(backend);
-            }
             state.metrics.reject(RejectReason::Timeout);
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
+            // A gRPC client's own shorter deadline says nothing about the worker: only the
+            // sidecar's request timeout reports it as possibly stuck.
+            let message = if budget < limits.request_timeout {
+                format!(
+                    "no response within the call's deadline of {}",
+                    format_duration(budget)
+                )
+            } else {
+                if let Some(backend) = chosen {
+                    state.dispatcher.report_stuck(backend);
+                }
                 format!(
                     "no response within the request timeout of {}",
                     format_duration(limits.request_timeout)
-                ),
-            )
-            .into_response()
+                )
+            };
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, message).into_response()
         }
     }
 }
