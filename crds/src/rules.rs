@@ -97,16 +97,8 @@ pub const MAX_REQUESTS_JITTER_NEEDS_MAX: CelRule = CelRule {
     message: "spec.server.maxRequestsJitter needs spec.server.maxRequestsPerWorker: the jitter is added to that limit",
 };
 
-/// The workers' TCP ports, `workerPortBase` .. `workerPortBase + workers - 1`.
-macro_rules! worker_ports {
-    ($cmp:literal, $port:expr) => {
-        formatcp!(
-            "{} {} self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1",
-            $port,
-            $cmp
-        )
-    };
-}
+/// The highest TCP port.
+const LAST_TCP_PORT: u16 = u16::MAX;
 
 /// The public port in a rule at `spec`.
 const SPEC_PUBLIC_PORT: &str =
@@ -116,10 +108,7 @@ const SPEC_PUBLIC_PORT: &str =
 pub const WORKER_PORTS_CLEAR: CelRule = CelRule {
     path: "spec",
     rule: formatcp!(
-        "!has(self.model.workerPortBase) || ({} && ({SPEC_PUBLIC_PORT} < self.model.workerPortBase || {}) && ({ADMIN_PORT} < self.model.workerPortBase || {}))",
-        worker_ports!(">=", u16::MAX),
-        worker_ports!(">", SPEC_PUBLIC_PORT),
-        worker_ports!(">", ADMIN_PORT),
+        "!has(self.model.workerPortBase) || ({LAST_TCP_PORT} >= {WORKER_LAST_PORT} && ({SPEC_PUBLIC_PORT} < self.model.workerPortBase || {SPEC_PUBLIC_PORT} > {WORKER_LAST_PORT}) && ({ADMIN_PORT} < self.model.workerPortBase || {ADMIN_PORT} > {WORKER_LAST_PORT}))"
     ),
     message: formatcp!(
         "spec.model.workerPortBase .. workerPortBase + server.workers - 1 must end at or below 65535 and hold neither spec.server.port (default {PORT}) nor the admin port {ADMIN_PORT}: the sidecar listens on those"
@@ -137,7 +126,7 @@ pub const GRPC_PORT_BASE_NEEDS_COMMAND: CelRule = CelRule {
 const GRPC_LAST_PORT: &str = formatcp!(
     "self.model.grpcPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1"
 );
-/// The workers' HTTP ports' last one.
+/// The last of the workers' HTTP ports, `workerPortBase + workers - 1`.
 const WORKER_LAST_PORT: &str = formatcp!(
     "self.model.workerPortBase + (has(self.server) && has(self.server.workers) ? self.server.workers : {WORKERS}) - 1"
 );
@@ -147,7 +136,7 @@ const WORKER_LAST_PORT: &str = formatcp!(
 pub const GRPC_PORTS_CLEAR: CelRule = CelRule {
     path: "spec",
     rule: formatcp!(
-        "!has(self.model.grpcPortBase) || (65535 >= {GRPC_LAST_PORT} && ({SPEC_PUBLIC_PORT} < self.model.grpcPortBase || {SPEC_PUBLIC_PORT} > {GRPC_LAST_PORT}) && ({ADMIN_PORT} < self.model.grpcPortBase || {ADMIN_PORT} > {GRPC_LAST_PORT}) && (!has(self.model.workerPortBase) || self.model.workerPortBase > {GRPC_LAST_PORT} || self.model.grpcPortBase > {WORKER_LAST_PORT}))"
+        "!has(self.model.grpcPortBase) || ({LAST_TCP_PORT} >= {GRPC_LAST_PORT} && ({SPEC_PUBLIC_PORT} < self.model.grpcPortBase || {SPEC_PUBLIC_PORT} > {GRPC_LAST_PORT}) && ({ADMIN_PORT} < self.model.grpcPortBase || {ADMIN_PORT} > {GRPC_LAST_PORT}) && (!has(self.model.workerPortBase) || self.model.workerPortBase > {GRPC_LAST_PORT} || self.model.grpcPortBase > {WORKER_LAST_PORT}))"
     ),
     message: formatcp!(
         "spec.model.grpcPortBase .. grpcPortBase + server.workers - 1 must end at or below 65535 and hold neither spec.server.port (default {PORT}), the admin port {ADMIN_PORT}, nor a port of the workerPortBase range"
