@@ -9,6 +9,7 @@ pub mod rules;
 pub mod schema_check;
 pub mod spec;
 pub mod status;
+pub mod traffic;
 pub mod validate;
 pub mod values;
 

@@ -265,6 +265,47 @@ pub const NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY: CelRule = CelRule {
     message: "spec.networkPolicy.metricsFrom has no effect with spec.networkPolicy.enabled false: remove metricsFrom, or enable the policy",
 };
 
+/// The longest ModelServer name that leaves room for the `-canary` suffix of the canary's
+/// Deployment and Service (63 characters, a DNS-1035 label).
+pub const CANARY_NAME_MAX: usize = 56;
+
+/// The canary's Deployment and Service are named `<name>-canary`, which must stay a DNS label.
+pub const CANARY_NAME_FITS: CelRule = CelRule {
+    path: "",
+    rule: formatcp!("!has(self.spec.canary) || self.metadata.name.size() <= {CANARY_NAME_MAX}"),
+    message: formatcp!(
+        "metadata.name may have at most {CANARY_NAME_MAX} characters with spec.canary set: the canary's Deployment and Service are named <name>-canary"
+    ),
+};
+
+/// A canary is a different version: at least one override that differs from the stable one.
+pub const CANARY_DIFFERS: CelRule = CelRule {
+    path: "spec",
+    rule: "!has(self.canary) || (has(self.canary.image) && self.canary.image != self.image) || (has(self.canary.resources) && (!has(self.resources) || self.canary.resources != self.resources)) || (has(self.canary.model) && ((has(self.canary.model.command) && (!has(self.model.command) || self.canary.model.command != self.model.command)) || (has(self.canary.model.args) && (!has(self.model.args) || self.canary.model.args != self.model.args)) || (has(self.canary.model.env) && self.canary.model.env.exists(e, !has(self.model.env) || !self.model.env.exists(s, s == e)))))",
+    message: "spec.canary must change something: an image, resources, or a model command, args or env variable that differs from the stable version's",
+};
+
+/// The canary's command replaces the worker command, which only managed mode has.
+pub const CANARY_COMMAND_NEEDS_COMMAND: CelRule = CelRule {
+    path: "spec",
+    rule: "!has(self.canary) || !has(self.canary.model) || !has(self.canary.model.command) || has(self.model.command)",
+    message: "spec.canary.model.command replaces spec.model.command, so it needs managed mode (spec.model.command); in proxy mode change the canary's image or args",
+};
+
+/// The canary's environment follows the model's rule.
+pub const CANARY_ENV_NOT_RESERVED: CelRule = CelRule {
+    path: "spec.canary.model.env",
+    rule: "self.all(e, !e.name.startsWith('MODELSERVER_'))",
+    message: "spec.canary.model.env may not set MODELSERVER_* variables: the operator sets them from spec.server and spec.lifecycle",
+};
+
+/// A route's path prefix is a clean absolute path, as Gateway API's own rules require.
+pub const ROUTE_PATH_PREFIX_IS_PATH: CelRule = CelRule {
+    path: "spec.route.pathPrefix",
+    rule: "self.startsWith('/') && !self.contains('//') && !self.contains('#') && !self.contains('?') && !self.contains('%2f') && !self.contains('%2F') && !self.endsWith('/.') && !self.endsWith('/..')",
+    message: "spec.route.pathPrefix must be an absolute path such as /models/iris (starting with '/', without '//', '?', '#', an encoded '/', or a trailing '/.' or '/..')",
+};
+
 /// Every rule, for the tests and for documentation.
 pub const ALL: &[CelRule] = &[
     NAME_IS_DNS_LABEL,
@@ -298,6 +339,11 @@ pub const ALL: &[CelRule] = &[
     DISRUPTION_ONE_FORM,
     ROLLOUT_CAN_PROGRESS,
     NETWORK_POLICY_METRICS_FROM_NEEDS_POLICY,
+    CANARY_NAME_FITS,
+    CANARY_DIFFERS,
+    CANARY_COMMAND_NEEDS_COMMAND,
+    CANARY_ENV_NOT_RESERVED,
+    ROUTE_PATH_PREFIX_IS_PATH,
 ];
 
 /// A positive-byte-quantity rule for the field at `path`.

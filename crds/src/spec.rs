@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules;
 use crate::status::ModelServerStatus;
+pub use crate::traffic::{CanaryModelSpec, CanarySpec, ParentRef, RouteSpec};
 use crate::values::{ByteQuantity, K8sDuration};
 
 /// The desired state of a model server: the image and how its model runs, the serving settings of
@@ -70,12 +71,21 @@ use crate::values::{ByteQuantity, K8sDuration};
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    validation = Rule::new(rules::NAME_IS_DNS_LABEL.rule).message(rules::NAME_IS_DNS_LABEL.message)
+    printcolumn(
+        name = "Canary",
+        type_ = "integer",
+        description = "Percent of the requests for the canary (spec.canary.weight)",
+        json_path = ".spec.canary.weight"
+    ),
+    validation = Rule::new(rules::NAME_IS_DNS_LABEL.rule).message(rules::NAME_IS_DNS_LABEL.message),
+    validation = Rule::new(rules::CANARY_NAME_FITS.rule).message(rules::CANARY_NAME_FITS.message)
 )]
 #[x_kube(validation = Rule::new(rules::UPSTREAM_PORT_DIFFERS.rule).message(rules::UPSTREAM_PORT_DIFFERS.message))]
 #[x_kube(validation = Rule::new(rules::WORKER_PORTS_CLEAR.rule).message(rules::WORKER_PORTS_CLEAR.message))]
 #[x_kube(validation = Rule::new(rules::GRPC_PORTS_CLEAR.rule).message(rules::GRPC_PORTS_CLEAR.message))]
 #[x_kube(validation = Rule::new(rules::UPSTREAM_GRPC_PORT_DIFFERS.rule).message(rules::UPSTREAM_GRPC_PORT_DIFFERS.message))]
+#[x_kube(validation = Rule::new(rules::CANARY_DIFFERS.rule).message(rules::CANARY_DIFFERS.message))]
+#[x_kube(validation = Rule::new(rules::CANARY_COMMAND_NEEDS_COMMAND.rule).message(rules::CANARY_COMMAND_NEEDS_COMMAND.message))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelServerSpec {
     /// The container image holding the model and its runtime (for example
@@ -145,6 +155,19 @@ pub struct ModelServerSpec {
     /// the sidecar's auth, limits and queue. It needs a CNI that enforces NetworkPolicies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+
+    /// Expose the model outside the cluster through a Gateway API HTTPRoute named after the
+    /// ModelServer (needs the Gateway API CRDs and a Gateway controller). status.url then shows
+    /// the route's URL and the RouteAccepted condition what the Gateway said. Removing this field
+    /// deletes the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteSpec>,
+
+    /// A canary: a second version of the model that takes `weight` percent of the requests.
+    /// Promote it by moving its overrides into the spec and removing this field; abort it by
+    /// removing this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySpec>,
 }
 
 /// When the kubelet pulls the image.

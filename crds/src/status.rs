@@ -35,9 +35,18 @@ pub struct ModelServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
 
-    /// The in-cluster URL of the Service.
+    /// Where clients reach the model: the route's URL (from its host name and the Gateway's
+    /// listener) with spec.route set, otherwise the in-cluster URL of the Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+
+    /// The in-cluster URL of the Service, when status.url is the route's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_url: Option<String>,
+
+    /// The canary, while spec.canary is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
 
     /// Ready: this generation is fully rolled out and its desired replicas are available.
     /// Reconciling: a rollout or scale is in progress. Stalled: a problem that needs a change to
@@ -46,6 +55,32 @@ pub struct ModelServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Option<Vec<Condition>>,
+}
+
+/// What the canary's Deployment reports, and the share of the requests it gets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    /// The canary's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// The canary's pods, old and new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// The canary's pods that pass readiness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// spec.canary.weight, as configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+
+    /// The percentage of requests the canary gets now: the route's weight once the canary has
+    /// a ready pod (0 before), or, behind the shared Service, its share of the ready pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_percent: Option<i32>,
 }
 
 /// Declares a closed set of API strings as an enum: each variant serialises, displays and
@@ -118,6 +153,11 @@ api_strings! {
         Reconciling = "Reconciling",
         /// True on a problem that needs a change to fix.
         Stalled = "Stalled",
+        /// With spec.route: True when every Gateway the route names accepted it and resolved
+        /// its backends.
+        RouteAccepted = "RouteAccepted",
+        /// With spec.canary: True when the canary's pods run its current spec and are available.
+        CanaryReady = "CanaryReady",
     }
 }
 
@@ -171,6 +211,22 @@ api_strings! {
         NoProblems = "NoProblems",
         /// Nothing is in progress.
         Idle = "Idle",
+        /// Every Gateway the route names accepted it.
+        Accepted = "Accepted",
+        /// No Gateway controller has reported on the route yet.
+        RoutePending = "RoutePending",
+        /// A Gateway refused the route (`Accepted=False`: not allowed from this namespace, no
+        /// matching listener or host name, ...).
+        RouteNotAccepted = "RouteNotAccepted",
+        /// A Gateway accepted the route but cannot resolve a backend (`ResolvedRefs=False`).
+        RefsNotResolved = "RefsNotResolved",
+        /// The cluster has no Gateway API (its CRDs are not installed), so spec.route cannot
+        /// be served.
+        GatewayApiMissing = "GatewayAPIMissing",
+        /// The canary is being rolled out while the stable version serves.
+        CanaryRollout = "CanaryRollout",
+        /// A child's name is taken by an object the ModelServer does not own.
+        NameConflict = "NameConflict",
     }
 }
 

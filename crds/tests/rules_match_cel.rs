@@ -392,6 +392,74 @@ fn network_policy_rule_agrees() {
     );
 }
 
+#[test]
+fn canary_rules_agree() {
+    let env = |name: &str, value: &str| json!([{"name": name, "value": value}]);
+    let stable = managed(
+        json!({"model": {"args": ["--v1"], "env": env("VERSION", "1")},
+        "resources": {"limits": {"cpu": "1"}}}),
+    );
+    let canaries = [
+        json!({"weight": 10}),
+        json!({"weight": 10, "image": "i"}),
+        json!({"weight": 10, "image": "j"}),
+        json!({"weight": 0, "model": {"args": ["--v1"]}}),
+        json!({"weight": 0, "model": {"args": ["--v2"]}}),
+        json!({"weight": 50, "model": {"command": ["python3", "w.py"]}}),
+        json!({"weight": 50, "model": {"command": ["python3", "w2.py"]}}),
+        json!({"weight": 50, "model": {"env": env("VERSION", "1")}}),
+        json!({"weight": 50, "model": {"env": env("VERSION", "2")}}),
+        json!({"weight": 50, "model": {"env": env("MODELSERVER_PORT", "1")}}),
+        json!({"weight": 100, "resources": {"limits": {"cpu": "1"}}}),
+        json!({"weight": 100, "resources": {"limits": {"cpu": "2"}}}),
+    ];
+    for canary in &canaries {
+        let mut spec = stable.clone();
+        merge(&mut spec, json!({"canary": canary}));
+        assert_same_verdict(&document("iris", spec.clone()));
+        assert_same_verdict(&document(&"a".repeat(rules::CANARY_NAME_MAX), spec.clone()));
+        assert_same_verdict(&document(&"a".repeat(rules::CANARY_NAME_MAX + 1), spec));
+    }
+    // Proxy mode: a canary command has no worker command to replace.
+    let proxy = json!({"image": "i", "model": {"upstream": {"port": 8000}},
+        "canary": {"weight": 5, "model": {"command": ["serve"]}}});
+    assert_same_verdict(&document("iris", proxy.clone()));
+    assert_eq!(
+        rust_messages(&document("iris", proxy)),
+        vec![rules::CANARY_COMMAND_NEEDS_COMMAND.message.to_owned()]
+    );
+    // The same canary as the stable version is refused, a changed variable is not.
+    let mut same = stable.clone();
+    merge(
+        &mut same,
+        json!({"canary": {"weight": 10, "model": {"env": env("VERSION", "1")}}}),
+    );
+    assert_eq!(
+        cel_messages(&document("iris", same)),
+        vec![rules::CANARY_DIFFERS.message.to_owned()]
+    );
+}
+
+#[test]
+fn route_rule_agrees() {
+    for prefix in [
+        "/",
+        "/models/iris",
+        "models",
+        "/a//b",
+        "/a?b",
+        "/a#b",
+        "/a%2Fb",
+        "/a/.",
+        "/a/..",
+        "/a.b",
+    ] {
+        let spec =
+            managed(json!({"route": {"parentRefs": [{"name": "gw"}], "pathPrefix": prefix}}));
+        assert_same_verdict(&document("iris", spec));
+    }
+}
+
 /// Every ModelServer manifest under examples/, with the message its `# expect:` line names.
 fn examples() -> Vec<(PathBuf, Option<String>)> {
     let mut found = Vec::new();

@@ -4,7 +4,7 @@
 //! (or an interpreter that disagrees with the API server's reading) shows up here.
 
 use modelserver_crds::rules::*;
-use modelserver_crds::spec::{ModelServerSpec, ModelSpec};
+use modelserver_crds::spec::{CanarySpec, ModelServerSpec, ModelSpec};
 use modelserver_crds::{ModelServer, defaults};
 
 const ADMIN_PORT: i32 = modelserver_contract::defaults::ADMIN_PORT as i32;
@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 31] = [
+    let checks: [(CelRule, bool); 36] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -196,6 +196,38 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
                 n.metrics_from.is_none() || n.enabled != Some(false)
             }),
         ),
+        (
+            CANARY_NAME_FITS,
+            spec.canary.is_none() || name.len() <= CANARY_NAME_MAX,
+        ),
+        (
+            CANARY_DIFFERS,
+            optional(spec.canary.as_ref(), |c| canary_differs(spec, c)),
+        ),
+        (
+            CANARY_COMMAND_NEEDS_COMMAND,
+            optional(spec.canary.as_ref(), |c| {
+                c.model.as_ref().and_then(|m| m.command.as_ref()).is_none()
+                    || spec.model.command.is_some()
+            }),
+        ),
+        (
+            CANARY_ENV_NOT_RESERVED,
+            optional(
+                spec.canary
+                    .as_ref()
+                    .and_then(|c| c.model.as_ref())
+                    .and_then(|m| m.env.as_ref()),
+                |env| env.iter().all(|e| !e.name.starts_with("MODELSERVER_")),
+            ),
+        ),
+        (
+            ROUTE_PATH_PREFIX_IS_PATH,
+            optional(
+                spec.route.as_ref().and_then(|r| r.path_prefix.as_deref()),
+                is_clean_path,
+            ),
+        ),
     ];
     checks
         .into_iter()
@@ -207,6 +239,44 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
 /// A rule on an optional field holds when the field is absent (CEL skips absent fields).
 fn optional<T>(value: Option<T>, check: impl FnOnce(T) -> bool) -> bool {
     value.is_none_or(check)
+}
+
+/// Some override of the canary differs from the stable version (env: a variable the stable
+/// version does not have with that exact value).
+fn canary_differs(spec: &ModelServerSpec, canary: &CanarySpec) -> bool {
+    fn changes<T: PartialEq>(canary: Option<&T>, stable: Option<&T>) -> bool {
+        canary.is_some_and(|c| stable != Some(c))
+    }
+    let model = canary.model.as_ref();
+    let env_changes = model.and_then(|m| m.env.as_ref()).is_some_and(|env| {
+        env.iter().any(|e| {
+            !spec
+                .model
+                .env
+                .as_ref()
+                .is_some_and(|stable| stable.contains(e))
+        })
+    });
+    changes(canary.image.as_ref(), Some(&spec.image))
+        || changes(canary.resources.as_ref(), spec.resources.as_ref())
+        || changes(
+            model.and_then(|m| m.command.as_ref()),
+            spec.model.command.as_ref(),
+        )
+        || changes(
+            model.and_then(|m| m.args.as_ref()),
+            spec.model.args.as_ref(),
+        )
+        || env_changes
+}
+
+fn is_clean_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !["//", "#", "?", "%2f", "%2F"]
+            .iter()
+            .any(|s| path.contains(s))
+        && !path.ends_with("/.")
+        && !path.ends_with("/..")
 }
 
 fn command_xor_upstream(model: &ModelSpec) -> bool {
