@@ -7,6 +7,9 @@ pub const NAME: &str = "app.kubernetes.io/name";
 pub const INSTANCE: &str = "app.kubernetes.io/instance";
 /// `app.kubernetes.io/managed-by`.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// On a canary's pods: the name of the ModelServer whose canary they are (the canary
+/// Deployment's selector).
+pub const CANARY_OF: &str = "modelserver.dev/canary-of";
 /// `app.kubernetes.io/part-of`.
 pub const PART_OF: &str = "app.kubernetes.io/part-of";
 

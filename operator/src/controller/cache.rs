@@ -39,6 +39,7 @@ use serde_json::json;
 
 use crate::controller::{pod_watch, pods};
 use crate::labels;
+use crate::render::gateway::{Gateway, HTTPRoute};
 
 /// A kind the controller watches and caches.
 pub trait Watched:
@@ -151,6 +152,39 @@ impl Watched for NetworkPolicy {
     /// The whole object (it has no status).
     fn fingerprint(&self) -> u64 {
         content_fingerprint(self.clone())
+    }
+}
+
+impl Watched for HTTPRoute {
+    /// With the status: RouteAccepted mirrors what the Gateways wrote there.
+    fn fingerprint(&self) -> u64 {
+        content_fingerprint(self.clone())
+    }
+}
+
+impl Watched for Gateway {
+    /// Only the listeners and addresses are kept ([`Gateway`] holds nothing else), which make
+    /// the routes' URLs.
+    fn fingerprint(&self) -> u64 {
+        let mut without = self.clone();
+        without.metadata = kube::api::ObjectMeta {
+            name: without.metadata.name.take(),
+            namespace: without.metadata.namespace.take(),
+            uid: without.metadata.uid.take(),
+            ..kube::api::ObjectMeta::default()
+        };
+        content_fingerprint(without)
+    }
+
+    /// Only the name and namespace of the metadata are read.
+    fn trim(&mut self) {
+        self.metadata = kube::api::ObjectMeta {
+            name: self.metadata.name.take(),
+            namespace: self.metadata.namespace.take(),
+            uid: self.metadata.uid.take(),
+            resource_version: self.metadata.resource_version.take(),
+            ..kube::api::ObjectMeta::default()
+        };
     }
 }
 
@@ -438,6 +472,10 @@ pub struct Caches {
     pub policies: Cache<NetworkPolicy>,
     /// The pods of the ModelServers, for the status.
     pub pods: Cache<Pod>,
+    /// The HTTPRoutes the operator manages (filled only once the Gateway API is served).
+    pub routes: Cache<HTTPRoute>,
+    /// The Gateways, for the routes' URLs (filled only once the Gateway API is served).
+    pub gateways: Cache<Gateway>,
 }
 
 /// The write halves of the [`Caches`]' stores with the fingerprints their watches share with
@@ -457,6 +495,10 @@ pub struct Feeds {
     pub policies: Feed<NetworkPolicy>,
     /// Pods.
     pub pods: Feed<Pod>,
+    /// HTTPRoutes.
+    pub routes: Feed<HTTPRoute>,
+    /// Gateways.
+    pub gateways: Feed<Gateway>,
 }
 
 /// The write half of one cache: its store's writer and the fingerprints its watch records.
@@ -488,6 +530,8 @@ impl Caches {
         let (budgets, budgets_feed) = cache();
         let (policies, policies_feed) = cache();
         let (pods, pods_feed) = cache();
+        let (routes, routes_feed) = cache();
+        let (gateways, gateways_feed) = cache();
         (
             Self {
                 modelservers,
@@ -497,6 +541,8 @@ impl Caches {
                 budgets,
                 policies,
                 pods,
+                routes,
+                gateways,
             },
             Feeds {
                 modelservers: modelservers_feed,
@@ -506,14 +552,25 @@ impl Caches {
                 budgets: budgets_feed,
                 policies: policies_feed,
                 pods: pods_feed,
+                routes: routes_feed,
+                gateways: gateways_feed,
             },
         )
     }
 
     /// Waits until every watch has listed its objects once (only ever waits at start-up), at
-    /// most `limit`; an object absent from a store that has not listed yet may well exist.
-    pub async fn listed(&self, limit: Duration) -> Result<(), NotListed> {
+    /// most `limit`; an object absent from a store that has not listed yet may well exist. The
+    /// Gateway API's watches count only when `gateway_api` (the cluster serves it).
+    pub async fn listed(&self, limit: Duration, gateway_api: bool) -> Result<(), NotListed> {
         let all = async {
+            if gateway_api {
+                if !ready(&self.routes).await {
+                    return Err(NotListed("HTTPRoutes"));
+                }
+                if !ready(&self.gateways).await {
+                    return Err(NotListed("Gateways"));
+                }
+            }
             let stores: [(&'static str, _); 7] = [
                 ("ModelServers", ready(&self.modelservers).await),
                 ("Deployments", ready(&self.deployments).await),

@@ -4,10 +4,12 @@
 pub mod apply;
 pub mod backoff;
 pub mod cache;
+pub mod gateway_api;
 pub mod pod_watch;
 pub mod pods;
 pub mod reconcile;
 pub mod status;
+pub mod traffic_status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +26,12 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use modelserver_crds::ModelServer;
 
+use kube::runtime::reflector::{ObjectRef, Store};
+
 use crate::labels;
 use crate::metrics::Metrics;
 use crate::render::RenderConfig;
+use crate::render::gateway::{Gateway, HTTPRoute};
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +119,8 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     /// What the watches know: the ModelServers, their children and their pods.
     pub caches: cache::Caches,
+    /// Whether the cluster serves the Gateway API.
+    pub gateway_api: gateway_api::GatewayApi,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -126,6 +133,23 @@ pub async fn run(
     let owned = watcher::Config::default().labels(&labels::managed_by_selector());
     let scope = config.scope.clone();
     let (caches, feeds) = cache::Caches::new();
+    let gateway_api = gateway_api::discover(client.clone()).await;
+    // The Gateway API's watches start once it is served (its CRDs are optional).
+    let routes = {
+        let (api, config, feed) = (
+            scope.api::<HTTPRoute>(client.clone()),
+            owned.clone(),
+            feeds.routes,
+        );
+        gateway_api.once_present(move || cache::watch(api, config, feed.writer, feed.seen))
+    };
+    let gateways = {
+        let (api, feed) = (scope.api::<Gateway>(client.clone()), feeds.gateways);
+        gateway_api.once_present(move || {
+            cache::watch(api, watcher::Config::default(), feed.writer, feed.seen)
+        })
+    };
+    let modelservers_store = caches.modelservers.store().clone();
     // Each watch fills its cache and triggers reconciles for news only ([`cache`]).
     let modelservers = cache::watch(
         scope.api::<ModelServer>(client.clone()),
@@ -173,6 +197,11 @@ pub async fn run(
             ),
             |pod: Pod| pod_watch::owner(&pod),
         )
+        .owns_stream(routes)
+        .watches_stream(gateways, move |gateway: Gateway| {
+            routed_through(&modelservers_store, &gateway)
+        })
+        .reconcile_all_on(gateway_api.appeared())
         .with_config(
             controller::Config::default()
                 .concurrency(config.concurrency)
@@ -193,6 +222,7 @@ pub async fn run(
         metrics,
         backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
         caches,
+        gateway_api,
     });
     controller
         .run(reconcile::reconcile, reconcile::error_policy, context)
@@ -207,6 +237,36 @@ pub async fn run(
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+/// The ModelServers whose route names `gateway` (their own namespace when the reference has
+/// none): a change to its listeners or addresses changes their URLs.
+fn routed_through(
+    modelservers: &Store<ModelServer>,
+    gateway: &Gateway,
+) -> Vec<ObjectRef<ModelServer>> {
+    let (Some(name), Some(namespace)) = (
+        gateway.metadata.name.as_deref(),
+        gateway.metadata.namespace.as_deref(),
+    ) else {
+        return Vec::new();
+    };
+    modelservers
+        .state()
+        .iter()
+        .filter(|object| {
+            let own = object.metadata.namespace.as_deref().unwrap_or_default();
+            object
+                .spec
+                .route
+                .iter()
+                .flat_map(|r| &r.parent_refs)
+                .any(|parent| {
+                    parent.name == name && parent.namespace.as_deref().unwrap_or(own) == namespace
+                })
+        })
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
 }
 
 // Not `#[from]`: that would also return the cause from `source()`, which the message already

@@ -15,10 +15,10 @@ pub fn config() -> watcher::Config {
     watcher::Config::default().labels(&labels::managed_by_selector())
 }
 
-/// The ModelServer a pod belongs to: the one named by its instance label, in its namespace.
-/// `None` for a pod without either (nothing to reconcile).
+/// The ModelServer a pod belongs to, in its namespace: the one whose canary it is, else the
+/// one named by its instance label. `None` for a pod without either (nothing to reconcile).
 pub fn owner(pod: &Pod) -> Option<ObjectRef<ModelServer>> {
-    let name = pod.labels().get(labels::INSTANCE)?;
+    let name = owner_name(pod)?;
     let namespace = pod.namespace()?;
     Some(ObjectRef::new(name).within(&namespace))
 }
@@ -36,10 +36,23 @@ pub fn trim(pod: &mut Pod) {
     }
 }
 
-/// True when `pod` is one of the pods of the ModelServer `name` in `namespace`.
+fn owner_name(pod: &Pod) -> Option<&String> {
+    let labels = pod.labels();
+    labels
+        .get(labels::CANARY_OF)
+        .or_else(|| labels.get(labels::INSTANCE))
+}
+
+/// True when `pod` is one of the pods of the ModelServer `name` in `namespace`, its canary's
+/// included.
 pub fn belongs_to(pod: &Pod, namespace: &str, name: &str) -> bool {
     pod.namespace().as_deref() == Some(namespace)
-        && pod.labels().get(labels::INSTANCE).map(String::as_str) == Some(name)
+        && owner_name(pod).map(String::as_str) == Some(name)
+}
+
+/// True when `pod` runs a canary.
+pub fn is_canary(pod: &Pod) -> bool {
+    pod.labels().contains_key(labels::CANARY_OF)
 }
 
 #[cfg(test)]
@@ -88,6 +101,25 @@ mod tests {
         assert!(belongs_to(&iris, "ml", "iris"));
         assert!(!belongs_to(&iris, "other", "iris"));
         assert!(!belongs_to(&iris, "ml", "iris2"));
+    }
+
+    #[test]
+    fn a_canary_pod_belongs_to_the_modelserver_it_is_the_canary_of() {
+        // Behind a route a canary pod has no instance label; behind the shared Service it has
+        // the stable one's.
+        for instance in [None, Some("iris")] {
+            let mut canary = pod(Some("ml"), instance);
+            canary
+                .labels_mut()
+                .insert(labels::CANARY_OF.to_owned(), "iris".to_owned());
+            assert!(is_canary(&canary));
+            assert!(belongs_to(&canary, "ml", "iris"));
+            assert_eq!(
+                owner(&canary),
+                Some(ObjectRef::<ModelServer>::new("iris").within("ml"))
+            );
+        }
+        assert!(!is_canary(&pod(Some("ml"), Some("iris"))));
     }
 
     #[test]

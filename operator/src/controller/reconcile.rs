@@ -24,12 +24,15 @@ use modelserver_crds::status::{ConditionStatus, ConditionType};
 use modelserver_crds::{API_VERSION, KIND, ModelServer, ModelServerStatus, validate};
 use serde_json::json;
 
+use crate::controller::cache::{Cache, Watched};
 use crate::controller::status::{self, Observation};
+use crate::controller::traffic_status::{self, CanaryObservation, RouteObservation};
 use crate::controller::{Context, Error, apply, pod_watch, pods};
 use crate::error::RenderError;
 use crate::labels;
 use crate::metrics::{RESULT_ERROR, RESULT_SUCCESS};
-use crate::render::{self, meta};
+use crate::render::gateway::HTTPRoute;
+use crate::render::{self, Observed, meta};
 use crate::text;
 
 /// Periodic re-check of a healthy object (reads only; writes happen only on a difference).
@@ -90,12 +93,16 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         return Ok(Action::await_change());
     }
     let selector = meta::selector_string(&name);
-    let url = render::service::url(
+    let cluster_url = render::service::url(
         object,
         &name,
         &namespace,
         &context.config.render.cluster_domain,
     );
+    let mut urls = Urls {
+        url: cluster_url.clone(),
+        cluster_url: None,
+    };
 
     // A stored object can predate a validation rule: report it rather than render it.
     let violations = validate::validate(object);
@@ -106,10 +113,32 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
             .collect::<Vec<_>>()
             .join("; ");
         let observation = Observation::InvalidSpec { message };
-        write_status(object, context, &observation, selector, url).await?;
+        write_status(object, context, &observation, selector, urls).await?;
         return Ok(Action::await_change());
     }
-    let children = match render::render(object, &context.config.render) {
+
+    // The children are compared with the caches: wait for every watch's first list (only ever
+    // at start-up), so that an object not in a cache does not exist.
+    let gateway_api = context.gateway_api.present();
+    context
+        .caches
+        .listed(CACHES_LISTED_WAIT, gateway_api)
+        .await?;
+    let caches = &context.caches;
+    let uid = object.uid().unwrap_or_default();
+    let canary_name = render::canary::name(&name);
+    let cached_canary = caches
+        .deployments
+        .get(&namespace, &canary_name)
+        .filter(|d| controlled_by(d.as_ref(), &uid));
+    let observed = Observed {
+        stable_replicas: caches
+            .deployments
+            .get(&namespace, &name)
+            .and_then(|d| d.spec.as_ref().and_then(|s| s.replicas)),
+        canary_available: cached_canary.as_deref().map_or(0, available_pods),
+    };
+    let children = match render::render_observed(object, &context.config.render, observed) {
         Ok(children) => children,
         Err(RenderError::InvalidSpec { message }) => {
             write_status(
@@ -117,7 +146,7 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
                 context,
                 &Observation::InvalidSpec { message },
                 selector,
-                url,
+                urls,
             )
             .await?;
             return Ok(Action::await_change());
@@ -125,26 +154,18 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         Err(error) => return Err(error.into()),
     };
 
-    // The children are compared with the caches: wait for every watch's first list (only ever
-    // at start-up), so that an object not in a cache does not exist.
-    context.caches.listed(CACHES_LISTED_WAIT).await?;
-    let caches = &context.caches;
     let client = context.client.clone();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &namespace);
     let deployment = apply::apply_deployment(
-        &Api::<Deployment>::namespaced(client.clone(), &namespace),
+        &deployments,
         &caches.deployments,
         &namespace,
         &children.deployment,
     )
     .await?;
-    apply::apply(
-        &Api::<Service>::namespaced(client.clone(), &namespace),
-        &caches.services,
-        &namespace,
-        &children.service,
-    )
-    .await?;
-    let uid = object.uid().unwrap_or_default();
+    apply::apply(&services, &caches.services, &namespace, &children.service).await?;
     let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
     match &children.autoscaler {
         Some(autoscaler) => {
@@ -163,13 +184,93 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
             apply::delete_owned(&budgets, &caches.budgets, &namespace, &name, &uid).await?;
         }
     }
-    let policies = Api::<NetworkPolicy>::namespaced(client, &namespace);
-    match &children.network_policy {
-        Some(policy) => {
-            apply::apply(&policies, &caches.policies, &namespace, policy).await?;
+    apply_or_delete(
+        &policies,
+        &caches.policies,
+        &namespace,
+        &name,
+        &uid,
+        children.network_policy.as_ref(),
+    )
+    .await?;
+
+    // The canary: its children apply only where no one else's object has their name.
+    let canary = match &children.canary {
+        Some(canary) => {
+            let taken = name_taken(&caches.deployments, &namespace, &canary_name, &uid)
+                || name_taken(&caches.services, &namespace, &canary_name, &uid)
+                || name_taken(&caches.policies, &namespace, &canary_name, &uid);
+            if taken {
+                None
+            } else {
+                let applied = apply::apply(
+                    &deployments,
+                    &caches.deployments,
+                    &namespace,
+                    &canary.deployment,
+                )
+                .await?;
+                apply_or_delete(
+                    &services,
+                    &caches.services,
+                    &namespace,
+                    &canary_name,
+                    &uid,
+                    canary.service.as_ref(),
+                )
+                .await?;
+                apply_or_delete(
+                    &policies,
+                    &caches.policies,
+                    &namespace,
+                    &canary_name,
+                    &uid,
+                    canary.network_policy.as_ref(),
+                )
+                .await?;
+                Some(applied)
+            }
         }
         None => {
-            apply::delete_owned(&policies, &caches.policies, &namespace, &name, &uid).await?;
+            apply::delete_owned(
+                &deployments,
+                &caches.deployments,
+                &namespace,
+                &canary_name,
+                &uid,
+            )
+            .await?;
+            apply::delete_owned(&services, &caches.services, &namespace, &canary_name, &uid)
+                .await?;
+            apply::delete_owned(&policies, &caches.policies, &namespace, &canary_name, &uid)
+                .await?;
+            None
+        }
+    };
+
+    // The route, once the cluster serves the Gateway API.
+    let route = if gateway_api {
+        let routes = Api::<HTTPRoute>::namespaced(client, &namespace);
+        match &children.route {
+            Some(route) => Some(apply::apply(&routes, &caches.routes, &namespace, route).await?),
+            None => {
+                apply::delete_owned(&routes, &caches.routes, &namespace, &name, &uid).await?;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(spec) = &object.spec.route {
+        let gateway = spec.parent_refs.first().and_then(|parent| {
+            let gateway_namespace = parent.namespace.as_deref().unwrap_or(&namespace);
+            caches.gateways.get(gateway_namespace, &parent.name)
+        });
+        if let Some(url) = render::route::url(spec, gateway.as_deref()) {
+            urls = Urls {
+                url,
+                cluster_url: Some(cluster_url),
+            };
         }
     }
 
@@ -178,13 +279,111 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         .pods
         .store()
         .state_filter(|pod| pod_watch::belongs_to(pod, &namespace, &name));
-    let problem = pods::diagnose(pods.iter().map(AsRef::as_ref));
+    let (canary_pods, stable_pods): (Vec<_>, Vec<_>) =
+        pods.iter().partition(|pod| pod_watch::is_canary(pod));
+    let problem = pods::diagnose(stable_pods.iter().map(|p| p.as_ref()));
+    let canary_problem = pods::diagnose(canary_pods.iter().map(|p| p.as_ref()));
+    let canary_observation = object
+        .spec
+        .canary
+        .as_ref()
+        .zip(children.canary.as_ref())
+        .map(|(spec, rendered)| {
+            let ready = |d: Option<&Deployment>| {
+                d.and_then(|d| d.status.as_ref())
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+            };
+            let in_route = children
+                .route
+                .as_ref()
+                .is_some_and(|r| r.spec.rules.iter().any(|rule| rule.backend_refs.len() > 1));
+            CanaryObservation {
+                deployment: canary.as_deref(),
+                pod_problem: canary_problem.as_ref(),
+                image: &rendered.image,
+                weight: spec.weight,
+                traffic_percent: traffic_status::traffic_percent(
+                    object.spec.route.is_some(),
+                    in_route,
+                    spec.weight,
+                    ready(canary.as_deref()),
+                    ready(Some(deployment.as_ref())),
+                ),
+            }
+        });
+    let route_observation = match (&object.spec.route, &route) {
+        (None, _) => None,
+        (Some(_), _) if !gateway_api => Some(RouteObservation::ApiMissing),
+        (Some(spec), Some(route)) => Some(RouteObservation::Route {
+            spec,
+            route: route.as_ref(),
+        }),
+        (Some(_), None) => None,
+    };
     let observation = Observation::Applied {
         deployment: deployment.as_ref(),
         pod_problem: problem.as_ref(),
+        canary: canary_observation,
+        route: route_observation,
     };
-    write_status(object, context, &observation, selector, url).await?;
+    write_status(object, context, &observation, selector, urls).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// `status.url`, and the Service's URL when that is the route's.
+struct Urls {
+    url: String,
+    cluster_url: Option<String>,
+}
+
+/// Applies `desired` (named `name`), or deletes the child of that name this ModelServer owns.
+async fn apply_or_delete<K>(
+    api: &Api<K>,
+    cache: &Cache<K>,
+    namespace: &str,
+    name: &str,
+    owner_uid: &str,
+    desired: Option<&K>,
+) -> Result<(), Error>
+where
+    K: Watched,
+{
+    match desired {
+        Some(desired) => {
+            apply::apply(api, cache, namespace, desired).await?;
+        }
+        None => {
+            apply::delete_owned(api, cache, namespace, name, owner_uid).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an object the ModelServer `owner_uid` does not control holds `name`.
+fn name_taken<K: Watched>(cache: &Cache<K>, namespace: &str, name: &str, owner_uid: &str) -> bool {
+    cache
+        .get(namespace, name)
+        .is_some_and(|object| !controlled_by(object.as_ref(), owner_uid))
+}
+
+/// Whether `object`'s controller is the ModelServer `owner_uid`.
+fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == owner_uid)
+}
+
+/// A Deployment's available pods.
+fn available_pods(deployment: &Deployment) -> i32 {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 /// Computes the status and writes it through the status subresource only if it changed, then
@@ -194,7 +393,7 @@ async fn write_status(
     context: &Context,
     observation: &Observation<'_>,
     selector: String,
-    url: String,
+    urls: Urls,
 ) -> Result<(), Error> {
     let previous = object.status.as_ref();
     let now = Time(jiff::Timestamp::now());
@@ -203,7 +402,8 @@ async fn write_status(
         previous,
         observation,
         selector,
-        url,
+        url: urls.url,
+        cluster_url: urls.cluster_url,
         now: &now,
     });
     if status::same(previous, &status) {

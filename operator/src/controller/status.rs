@@ -8,6 +8,7 @@ use modelserver_crds::ModelServerStatus;
 use modelserver_crds::status::{ConditionStatus, ConditionType, Reason};
 
 use crate::controller::pods::PodProblem;
+use crate::controller::traffic_status::{self, CanaryObservation, RouteObservation};
 
 /// What the reconciler found, as input to the status.
 #[derive(Debug, Clone)]
@@ -23,6 +24,10 @@ pub enum Observation<'a> {
         deployment: &'a Deployment,
         /// The worst problem of the ModelServer's pods ([`diagnose`](crate::controller::pods::diagnose)), if any.
         pod_problem: Option<&'a PodProblem>,
+        /// The canary, with spec.canary.
+        canary: Option<CanaryObservation<'a>>,
+        /// The route, with spec.route.
+        route: Option<RouteObservation<'a>>,
     },
 }
 
@@ -54,8 +59,10 @@ pub struct Inputs<'a> {
     pub observation: &'a Observation<'a>,
     /// The pods' label selector, for the scale subresource.
     pub selector: String,
-    /// The in-cluster URL of the Service.
+    /// Where clients reach the model (the route's URL, or the Service's).
     pub url: String,
+    /// The Service's in-cluster URL when `url` is the route's.
+    pub cluster_url: Option<String>,
     /// The time a condition that flips is stamped with.
     pub now: &'a Time,
 }
@@ -79,18 +86,23 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
         observation,
         selector,
         url,
+        cluster_url,
         now,
     } = inputs;
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.selector = Some(selector);
     status.url = Some(url);
+    status.cluster_url = cluster_url;
+    status.canary = None;
 
     let states = match observation {
         Observation::InvalidSpec { message } => stalled(Reason::InvalidSpec, message),
         Observation::Applied {
             deployment,
             pod_problem,
+            canary,
+            route,
         } => {
             let caught_up = deployment_caught_up(deployment);
             if caught_up {
@@ -100,10 +112,18 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
                 status.ready_replicas = Some(observed.ready_replicas.unwrap_or(0));
                 status.available_replicas = Some(observed.available_replicas.unwrap_or(0));
             }
-            match pod_problem {
+            let mut states = match pod_problem {
                 Some(problem) => problem_states(deployment, caught_up, problem),
                 None => rollout_states(deployment, caught_up),
+            };
+            if let Some(canary) = canary {
+                status.canary = Some(traffic_status::canary_status(canary));
+                traffic_status::with_canary(&mut states, canary);
             }
+            if let Some(route) = route {
+                traffic_status::with_route(&mut states, route);
+            }
+            states
         }
     };
     let previous_conditions = previous
@@ -129,7 +149,7 @@ pub fn deployment_caught_up(deployment: &Deployment) -> bool {
     observed >= generation && generation > 0
 }
 
-fn stalled(why: Reason, message: &str) -> Vec<ConditionState> {
+pub(crate) fn stalled(why: Reason, message: &str) -> Vec<ConditionState> {
     vec![
         ConditionState {
             type_: ConditionType::Ready,
@@ -173,7 +193,7 @@ fn progress_deadline_exceeded(
 const NO_PROGRESS: &str = "the rollout made no progress within the deadline";
 
 /// The conditions for a problem seen in the pods.
-fn problem_states(
+pub(crate) fn problem_states(
     deployment: &Deployment,
     caught_up: bool,
     problem: &PodProblem,
@@ -219,7 +239,7 @@ fn in_progress(why: Reason, message: String) -> Vec<ConditionState> {
     ]
 }
 
-fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionState> {
+pub(crate) fn rollout_states(deployment: &Deployment, caught_up: bool) -> Vec<ConditionState> {
     if let Some(stuck) = progress_deadline_exceeded(deployment, caught_up) {
         let message = format!(
             "{NO_PROGRESS}: {}",
@@ -388,9 +408,12 @@ mod tests {
             observation: &Observation::Applied {
                 deployment: d,
                 pod_problem: None,
+                canary: None,
+                route: None,
             },
             selector: "sel".into(),
             url: "url".into(),
+            cluster_url: None,
             now: &time(now),
         })
     }
@@ -463,6 +486,7 @@ mod tests {
             },
             selector: "s".into(),
             url: "u".into(),
+            cluster_url: None,
             now: &time(1),
         });
         assert_eq!(status.selector.as_deref(), Some("s"));
@@ -518,9 +542,12 @@ mod tests {
             observation: &Observation::Applied {
                 deployment: d,
                 pod_problem: Some(problem),
+                canary: None,
+                route: None,
             },
             selector: "sel".into(),
             url: "url".into(),
+            cluster_url: None,
             now: &time(100),
         })
     }

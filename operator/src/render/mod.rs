@@ -2,11 +2,14 @@
 //! The reconciler applies exactly these objects; `modelserver-operator render` prints them.
 
 pub mod autoscaler;
+pub mod canary;
 pub mod deployment;
 pub mod disruption;
+pub mod gateway;
 pub mod meta;
 pub mod names;
 pub mod network_policy;
+pub mod route;
 pub mod service;
 pub mod settings;
 
@@ -18,6 +21,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use modelserver_crds::ModelServer;
 
 use crate::error::RenderError;
+pub use canary::CanaryChildren;
+use gateway::HTTPRoute;
 pub use settings::Settings;
 
 /// The default image of the sidecar (the operator's `--sidecar-image` overrides it).
@@ -65,14 +70,39 @@ pub struct Children {
     /// The NetworkPolicy, unless `spec.networkPolicy.enabled` is false
     /// ([`network_policy::wants_policy`]).
     pub network_policy: Option<NetworkPolicy>,
+    /// The HTTPRoute, when `spec.route` is set.
+    pub route: Option<HTTPRoute>,
+    /// The canary, when `spec.canary` is set.
+    pub canary: Option<CanaryChildren>,
     /// The effective settings the children were rendered from.
     pub settings: Settings,
     /// The in-cluster URL of the Service.
     pub url: String,
 }
 
-/// Renders the children of `object`. Pure: no I/O, same input, same output.
+/// What the reconciler observed of the cluster that shapes the children. Rendered from a file,
+/// nothing is observed ([`Observed::default`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The stable Deployment's replica count, which sizes the canary while an autoscaler owns it.
+    pub stable_replicas: Option<i32>,
+    /// The canary's available pods: one puts the canary into the route; behind the shared
+    /// Service the stable version gives up a pod only for each available canary pod.
+    pub canary_available: i32,
+}
+
+/// Renders the children of `object` as from a file, with nothing observed.
 pub fn render(object: &ModelServer, config: &RenderConfig) -> Result<Children, RenderError> {
+    render_observed(object, config, Observed::default())
+}
+
+/// Renders the children of `object` given what was `observed`. Pure: no I/O, same input, same
+/// output.
+pub fn render_observed(
+    object: &ModelServer,
+    config: &RenderConfig,
+    observed: Observed,
+) -> Result<Children, RenderError> {
     let name = object
         .metadata
         .name
@@ -84,8 +114,39 @@ pub fn render(object: &ModelServer, config: &RenderConfig) -> Result<Children, R
         .as_deref()
         .unwrap_or(&config.default_namespace);
     let settings = Settings::resolve(object)?;
+    let mut deployment = deployment::deployment(object, name, namespace, &settings, config);
+    let canary = match &object.spec.canary {
+        Some(spec) => {
+            let split = canary::split(
+                object,
+                spec,
+                observed.stable_replicas,
+                observed.canary_available,
+            );
+            if let (Some(stable), Some(deployment)) = (split.stable, deployment.spec.as_mut()) {
+                deployment.replicas = Some(stable);
+            }
+            Some(canary::children(
+                object,
+                spec,
+                split.canary,
+                name,
+                namespace,
+                config,
+            )?)
+        }
+        None => None,
+    };
     Ok(Children {
-        deployment: deployment::deployment(object, name, namespace, &settings, config),
+        route: route::route(
+            object,
+            name,
+            namespace,
+            &settings,
+            observed.canary_available > 0,
+        ),
+        canary,
+        deployment,
         service: service::service(object, name, namespace),
         autoscaler: autoscaler::autoscaler(object, name, namespace),
         disruption_budget: disruption::disruption_budget(object, name, namespace),
@@ -97,7 +158,7 @@ pub fn render(object: &ModelServer, config: &RenderConfig) -> Result<Children, R
 
 impl Children {
     /// The children as a multi-document YAML stream (Deployment, Service, then the autoscaler, the
-    /// budget and the NetworkPolicy when present), the output of `modelserver-operator render`.
+    /// budget, the NetworkPolicy, the HTTPRoute and the canary's objects when present), the output of `modelserver-operator render`.
     pub fn to_yaml(&self) -> Result<String, serde_saphyr::SerializeError> {
         // k8s-openapi writes apiVersion and kind itself.
         let mut documents = vec![
@@ -112,6 +173,18 @@ impl Children {
         }
         if let Some(policy) = &self.network_policy {
             documents.push(serde_saphyr::to_string(policy)?);
+        }
+        if let Some(route) = &self.route {
+            documents.push(serde_saphyr::to_string(route)?);
+        }
+        if let Some(canary) = &self.canary {
+            documents.push(serde_saphyr::to_string(&canary.deployment)?);
+            if let Some(service) = &canary.service {
+                documents.push(serde_saphyr::to_string(service)?);
+            }
+            if let Some(policy) = &canary.network_policy {
+                documents.push(serde_saphyr::to_string(policy)?);
+            }
         }
         Ok(documents
             .into_iter()

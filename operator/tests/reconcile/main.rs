@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fake_api;
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,12 +26,14 @@ use modelserver_crds::ModelServer;
 use modelserver_crds::status::ConditionType;
 use modelserver_operator::controller::backoff::Backoff;
 use modelserver_operator::controller::cache::{Caches, Feed, Feeds, Triggers, Watched};
+use modelserver_operator::controller::gateway_api::GatewayApi;
 use modelserver_operator::controller::{
     Context, ControllerConfig, Error, Scope, apply::APPLIED_HASH_ANNOTATION, pod_watch, reconcile,
 };
 use modelserver_operator::labels;
 use modelserver_operator::metrics::Metrics;
 use modelserver_operator::render::RenderConfig;
+use modelserver_operator::render::gateway::{Gateway, HTTPRoute};
 use serde_json::{Value, json};
 
 use fake_api::{FakeApi, Sent};
@@ -59,6 +62,14 @@ fn budget(name: &str) -> String {
 }
 fn policy(name: &str) -> String {
     format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/{name}")
+}
+/// The Gateway API's path prefix.
+const GATEWAY_API: &str = "/apis/gateway.networking.k8s.io/v1";
+fn route(name: &str) -> String {
+    format!("{GATEWAY_API}/namespaces/{NS}/httproutes/{name}")
+}
+fn gateway(name: &str) -> String {
+    format!("{GATEWAY_API}/namespaces/{NS}/gateways/{name}")
 }
 fn pod(name: &str) -> String {
     format!("/api/v1/namespaces/{NS}/pods/{name}")
@@ -153,6 +164,8 @@ struct Watches {
     budgets: Watch<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     policies: Watch<k8s_openapi::api::networking::v1::NetworkPolicy>,
     pods: Watch<Pod>,
+    routes: Watch<HTTPRoute>,
+    gateways: Watch<Gateway>,
 }
 
 impl Watches {
@@ -165,6 +178,8 @@ impl Watches {
             budgets: Watch::new(feeds.budgets),
             policies: Watch::new(feeds.policies),
             pods: Watch::new(feeds.pods),
+            routes: Watch::new(feeds.routes),
+            gateways: Watch::new(feeds.gateways),
         }
     }
 }
@@ -180,6 +195,11 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
+        Self::with_gateway_api(false)
+    }
+
+    /// A cluster that serves the Gateway API, or not.
+    fn with_gateway_api(gateway_api: bool) -> Self {
         let api = FakeApi::default();
         let metrics = Metrics::new().expect("metrics");
         let client = api.client(&metrics, NS);
@@ -203,6 +223,7 @@ impl Cluster {
             metrics: metrics.clone(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             caches,
+            gateway_api: GatewayApi::fixed(gateway_api),
         });
         Self {
             api,
@@ -286,6 +307,42 @@ impl Cluster {
                 .deliver(api, &prefix("pods", "/api/v1"), caches.pods.store(), false)
                 .iter()
                 .filter_map(|p| pod_watch::owner(p).map(|o| o.name))
+                .collect(),
+            w.routes
+                .deliver(
+                    api,
+                    &prefix("httproutes", GATEWAY_API),
+                    caches.routes.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
+                .collect(),
+            // Every ModelServer whose route names a Gateway that changed (in this namespace).
+            w.gateways
+                .deliver(
+                    api,
+                    &prefix("gateways", GATEWAY_API),
+                    caches.gateways.store(),
+                    true,
+                )
+                .iter()
+                .flat_map(|gateway| {
+                    caches
+                        .modelservers
+                        .store()
+                        .state()
+                        .iter()
+                        .filter(|m| {
+                            m.spec
+                                .route
+                                .iter()
+                                .flat_map(|r| &r.parent_refs)
+                                .any(|p| Some(&p.name) == gateway.metadata.name.as_ref())
+                        })
+                        .map(|m| m.name_any())
+                        .collect::<Vec<_>>()
+                })
                 .collect(),
         ];
         triggered.extend(children.into_iter().flatten());
