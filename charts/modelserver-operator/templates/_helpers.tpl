@@ -120,6 +120,17 @@ with what a real API server grants the ServiceAccount (hack/chart/cluster-test.s
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# spec.route: the HTTPRoute of each ModelServer (Gateway API, optional CRDs), applied, watched
+# for the Gateways' verdict (RouteAccepted) and deleted when spec.route goes. Read from the
+# watch's cache only: no get.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The Gateways the routes name, read from a watch's cache for the route's URL (listener protocol,
+# port and host name). Read only.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways"]
+  verbs: ["list", "watch"]
 # Kubernetes events on ModelServers (kube-runtime's recorder creates, then patches repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
