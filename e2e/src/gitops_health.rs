@@ -73,11 +73,14 @@ pub async fn gitops_health(object: &serde_json::Value) -> Result<GitOpsHealth> {
 }
 
 /// What both tools must say of a ModelServer whose conditions are these: Stalled=True is
-/// Failed/Degraded, Ready=True is Current/Healthy, anything else (Reconciling) is
+/// Failed/Degraded, Reconciling=True is InProgress/Progressing (also while the stable version is
+/// Ready and a canary or a route is on its way), Ready=True is Current/Healthy, anything else is
 /// InProgress/Progressing.
-pub fn expected_for(stalled: bool, ready: bool) -> (&'static str, &'static str) {
+pub fn expected_for(stalled: bool, reconciling: bool, ready: bool) -> (&'static str, &'static str) {
     if stalled {
         ("Failed", "Degraded")
+    } else if reconciling {
+        ("InProgress", "Progressing")
     } else if ready {
         ("Current", "Healthy")
     } else {

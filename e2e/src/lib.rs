@@ -427,6 +427,90 @@ pub async fn install_crds(client: &Client, kubectl: &Kubectl) -> Result<()> {
     wait_modelservers_served(client, Duration::from_secs(60)).await
 }
 
+/// Environment variable naming the directory of the Gateway API's CRDs (`make e2e` sets it from
+/// `e2e/gateway-api.sh crds`; without it the script is run).
+pub const GATEWAY_API_CRDS_ENV: &str = "MODELSERVER_E2E_GATEWAY_API_CRDS";
+/// The HTTPRoute CRD's name.
+pub const HTTPROUTE_CRD: &str = "httproutes.gateway.networking.k8s.io";
+/// The Gateway CRD's name.
+pub const GATEWAY_CRD: &str = "gateways.gateway.networking.k8s.io";
+
+/// Installs the Gateway API's standard CRDs (the version pinned in `e2e/versions.env`) the way a
+/// platform team does (`kubectl apply --server-side`), and waits until HTTPRoutes and Gateways
+/// are served. Idempotent: tests running at once may each call it.
+pub async fn install_gateway_api(client: &Client, kubectl: &Kubectl) -> Result<()> {
+    let dir = match std::env::var_os(GATEWAY_API_CRDS_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let script = repo_root().join("e2e/gateway-api.sh");
+            let out = Command::new(&script)
+                .arg("crds")
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| Error::ClusterScript {
+                    command: "gateway-api.sh crds".to_owned(),
+                    detail: e.to_string(),
+                })?;
+            if !out.status.success() {
+                return Err(Error::ClusterScript {
+                    command: "gateway-api.sh crds".to_owned(),
+                    detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                });
+            }
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|cause| Error::Read {
+        path: dir.clone(),
+        cause,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("gateway.networking.k8s.io_") && !n.contains("_vap_")
+            })
+        })
+        .collect();
+    files.sort();
+    for file in &files {
+        let file = file.to_string_lossy();
+        kubectl
+            .run_ok(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                FIELD_MANAGER,
+                "-f",
+                &file,
+            ])
+            .await?;
+    }
+    for crd in [HTTPROUTE_CRD, GATEWAY_CRD] {
+        wait_crd_established(client, crd, Duration::from_secs(60)).await?;
+    }
+    // Discovery lists them a moment after they are Established; the operator asks discovery.
+    wait_until(
+        "discovery to list HTTPRoutes and Gateways",
+        Duration::from_secs(60),
+        || async {
+            let list = client
+                .list_api_group_resources("gateway.networking.k8s.io/v1")
+                .await
+                .map_err(|e| e.to_string())?;
+            let names: Vec<&str> = list.resources.iter().map(|r| r.name.as_str()).collect();
+            if names.contains(&"httproutes") && names.contains(&"gateways") {
+                Ok(Some(()))
+            } else {
+                Err(format!("listed: {names:?}"))
+            }
+        },
+    )
+    .await
+}
+
 /// Waits until the API server serves the ModelServer resource: a moment after the CRD is
 /// Established its endpoint can still answer "404 page not found".
 pub async fn wait_modelservers_served(client: &Client, timeout: Duration) -> Result<()> {

@@ -15,6 +15,7 @@ endpoints that exercise the sidecar (echo a body's size with the request headers
 token variable the worker saw, answer with chosen headers, stream server-sent events, hold a
 response until released); --require-header NAME:VALUE turns away every request without that
 header (a backend with its own token). With --port the worker serves TCP instead (proxy mode).
+Answers name the $MODEL_VERSION they came from (the canary example sets it).
 """
 
 import argparse
@@ -292,6 +293,7 @@ class Handler(BaseHTTPRequestHandler):
                 "executor_threads": int(os.environ.get("MODELSERVER_EXECUTOR_THREADS", "1")),
                 "pid": os.getpid(),
                 "request_id": self.headers.get("X-Request-ID"),
+                "model_version": os.environ.get("MODEL_VERSION"),
             },
         )
 

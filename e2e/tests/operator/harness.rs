@@ -387,8 +387,11 @@ pub async fn wait_status(
 /// say: Stalled is Failed/Degraded, Ready is Current/Healthy, otherwise InProgress/Progressing.
 pub async fn assert_gitops_agree(object: &ModelServer) -> Result<()> {
     let verdicts = gitops_health(&serde_json::to_value(object)?).await?;
-    let (kstatus, argocd) =
-        expected_for(is(object, "Stalled", "True"), is(object, "Ready", "True"));
+    let (kstatus, argocd) = expected_for(
+        is(object, "Stalled", "True"),
+        is(object, "Reconciling", "True"),
+        is(object, "Ready", "True"),
+    );
     if verdicts.kstatus.status != kstatus || verdicts.argocd.status != argocd {
         bail!(
             "the GitOps tools disagree with the conditions ({}): kstatus {:?}, Argo CD {:?}; expected {kstatus} and {argocd}",

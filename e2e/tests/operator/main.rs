@@ -879,3 +879,222 @@ async fn reapplying_every_example_changes_nothing_and_the_operator_never_writes_
     setup.finish().await;
     Ok(())
 }
+
+/// HTTPRoutes, read and written as a Gateway controller would (no typed client in the tests).
+fn routes(setup: &Setup) -> Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    Api::namespaced_with(setup.client.clone(), setup.ns(), &resource)
+}
+
+/// Writes the route's status as the controller of Gateway `public` would, about the route's
+/// current generation.
+async fn gateway_reports(
+    setup: &Setup,
+    accepted: (&str, &str),
+    resolved: (&str, &str),
+) -> Result<()> {
+    let route = routes(setup).get("iris").await?;
+    let generation = route.metadata.generation.context("generation")?;
+    let condition = |type_: &str, (status, reason): (&str, &str)| {
+        json!({"type": type_, "status": status, "reason": reason,
+            "message": format!("the e2e gateway says {type_}={status}"),
+            "observedGeneration": generation, "lastTransitionTime": "2026-12-01T00:00:00Z"})
+    };
+    let status = json!({"status": {"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public",
+            "namespace": setup.ns(), "sectionName": "web"},
+        "controllerName": "e2e.modelserver.dev/gateway",
+        "conditions": [condition("Accepted", accepted), condition("ResolvedRefs", resolved)],
+    }]}});
+    routes(setup)
+        .patch_status("iris", &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+fn backend_weights(route: &kube::api::DynamicObject) -> Vec<(String, Option<i64>)> {
+    route.data["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap_or_default().to_owned(),
+                b["weight"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: make e2e"]
+async fn a_route_and_a_canary_follow_the_gateways_verdict_and_the_canarys_readiness() -> Result<()>
+{
+    let setup = Setup::new("op-route").await?;
+    modelserver_e2e::install_gateway_api(&setup.client, &setup.kubectl).await?;
+    // A Gateway as a platform team declares it; no Gateway controller runs here, so the test
+    // writes the route's status as one would.
+    modelserver_e2e::apply_manifest(
+        &setup.client,
+        setup.ns(),
+        &json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "public", "namespace": setup.ns()},
+            "spec": {"gatewayClassName": "e2e", "listeners": [
+                {"name": "web", "port": 8443, "protocol": "HTTPS", "hostname": "*.models.example.com",
+                 "tls": {"certificateRefs": [{"name": "models-tls"}]}}]}}),
+    )
+    .await?;
+    let operator = setup.operator("operator", &[]).await?;
+    let mut manifest = Value::Null;
+    setup
+        .apply_example("canary", |m| {
+            m["spec"]["replicas"] = json!(2);
+            m["spec"]["route"]["parentRefs"] = json!([{"name": "public", "sectionName": "web"}]);
+            manifest = m.clone();
+        })
+        .await?;
+
+    // The API server accepted the rendered route (its schema and CEL rules ran); once a canary
+    // pod is available the canary joins it with its weight.
+    let route = wait_until(
+        "the route to send 10% to the ready canary",
+        CONVERGE,
+        || {
+            let api = routes(&setup);
+            async move {
+                let route = api.get_opt("iris").await.map_err(|e| e.to_string())?;
+                match route {
+                    Some(route) if backend_weights(&route).len() == 2 => Ok(Some(route)),
+                    other => Err(format!("{:?}", other.as_ref().map(backend_weights))),
+                }
+            }
+        },
+    )
+    .await
+    .with_context(|| operator.log_tail())?;
+    assert_eq!(
+        backend_weights(&route),
+        [
+            ("iris".to_owned(), Some(90)),
+            ("iris-canary".to_owned(), Some(10))
+        ]
+    );
+    assert_eq!(
+        route.data["spec"]["rules"][0]["timeouts"]["request"], "35s",
+        "the sidecar's 30s request timeout and 5s"
+    );
+    assert_eq!(
+        route.owner_references()[0].kind,
+        "ModelServer",
+        "the route is the ModelServer's child"
+    );
+    // The stable pods stay the only ones behind the stable Service.
+    let stable = setup.api::<Service>().get("iris").await?;
+    let canary = setup.api::<Service>().get("iris-canary").await?;
+    assert_ne!(
+        stable.spec.as_ref().and_then(|s| s.selector.clone()),
+        canary.spec.as_ref().and_then(|s| s.selector.clone())
+    );
+
+    // No Gateway has reported yet: the model serves, the route is pending (Progressing).
+    let pending = wait_status(&setup, "iris", "RouteAccepted=Unknown, CanaryReady", |o| {
+        is(o, "RouteAccepted", "Unknown") && is(o, "CanaryReady", "True") && is(o, "Ready", "True")
+    })
+    .await?;
+    let status = pending.status.as_ref().context("status")?;
+    assert_eq!(
+        status.url.as_deref(),
+        Some("https://iris.models.example.com:8443/v1/models/iris"),
+        "the route's host name with the listener's scheme and port"
+    );
+    assert_eq!(
+        status.cluster_url.as_deref(),
+        Some(format!("http://iris.{}.svc.cluster.local", setup.ns()).as_str())
+    );
+    let canary_status = status.canary.as_ref().context("status.canary")?;
+    assert_eq!(canary_status.traffic_percent, Some(10));
+    assert_eq!(
+        canary_status.image.as_deref(),
+        Some("registry.example.com/acme/iris:1.5.0")
+    );
+
+    // The Gateway accepts the route: Ready, nothing in progress (Healthy, Current).
+    gateway_reports(&setup, ("True", "Accepted"), ("True", "ResolvedRefs")).await?;
+    wait_status(&setup, "iris", "RouteAccepted=True", |o| {
+        is(o, "RouteAccepted", "True") && is(o, "Reconciling", "False") && is(o, "Ready", "True")
+    })
+    .await?;
+
+    // The Gateway refuses it: Stalled with the Gateway's reason (Degraded, Failed).
+    gateway_reports(
+        &setup,
+        ("False", "NotAllowedByListeners"),
+        ("True", "ResolvedRefs"),
+    )
+    .await?;
+    let refused = wait_status(&setup, "iris", "Stalled RouteNotAccepted", |o| {
+        is(o, "Stalled", "True") && is(o, "RouteAccepted", "False")
+    })
+    .await?;
+    let stalled = condition(&refused, "Stalled").context("Stalled")?;
+    assert_eq!(stalled.reason, "RouteNotAccepted");
+    assert!(
+        stalled.message.contains("NotAllowedByListeners"),
+        "{}",
+        stalled.message
+    );
+
+    // Removing spec.route and spec.canary (a GitOps revert) deletes the route and the canary.
+    if let Some(spec) = manifest["spec"].as_object_mut() {
+        spec.remove("route");
+        spec.remove("canary");
+    }
+    setup.apply(&manifest).await?;
+    wait_until("the route and the canary to go", CONVERGE, || {
+        let (route, deployment, service) = (
+            routes(&setup),
+            setup.api::<Deployment>(),
+            setup.api::<Service>(),
+        );
+        async move {
+            let left = (
+                route
+                    .get_opt("iris")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some(),
+                deployment
+                    .get_opt("iris-canary")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some(),
+                service
+                    .get_opt("iris-canary")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some(),
+            );
+            if left == (false, false, false) {
+                Ok(Some(()))
+            } else {
+                Err(format!(
+                    "route, canary Deployment, canary Service left: {left:?}"
+                ))
+            }
+        }
+    })
+    .await
+    .with_context(|| operator.log_tail())?;
+    let back = wait_ready(&setup, "iris").await?;
+    let status = back.status.as_ref().context("status")?;
+    assert_eq!(
+        status.url.as_deref(),
+        Some(format!("http://iris.{}.svc.cluster.local", setup.ns()).as_str())
+    );
+    assert!(status.canary.is_none() && condition(&back, "RouteAccepted").is_none());
+    setup.finish().await;
+    Ok(())
+}

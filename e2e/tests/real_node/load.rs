@@ -4,6 +4,7 @@
 //! connection and reconnect only when a response says `Connection: close` (gateways, ingress
 //! controllers and SDK sessions do this). Bounded: it stops when told, or at its deadline.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +31,8 @@ pub struct LoadReport {
     pub failed: u64,
     /// The first failures, for the test's message.
     pub failures: Vec<String>,
+    /// Answers by the `model_version` they named (`-` for none).
+    pub versions: BTreeMap<String, u64>,
 }
 
 impl LoadReport {
@@ -46,9 +49,16 @@ struct Counters {
     reconnects: AtomicU64,
     failed: AtomicU64,
     failures: std::sync::Mutex<Vec<String>>,
+    versions: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Counters {
+    fn answered_by(&self, version: String) {
+        if let Ok(mut versions) = self.versions.lock() {
+            *versions.entry(version).or_default() += 1;
+        }
+    }
+
     fn fail(&self, what: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut failures) = self.failures.lock()
@@ -84,6 +94,19 @@ impl Load {
         keepalive: usize,
         headers: &[(&str, &str)],
     ) -> Self {
+        Self::start_mixed(target, path, 1, keepalive, headers)
+    }
+
+    /// Starts `fresh` new-connection clients and `keepalive` keep-alive clients. New
+    /// connections are balanced per request (kube-proxy picks an endpoint per connection), so
+    /// only they show how a Service splits requests between pods.
+    pub fn start_mixed(
+        target: SocketAddr,
+        path: &str,
+        fresh: usize,
+        keepalive: usize,
+        headers: &[(&str, &str)],
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let mut tasks = JoinSet::new();
@@ -94,13 +117,15 @@ impl Load {
                 .collect(),
         );
         let path: Arc<str> = path.into();
-        tasks.spawn(fresh_client(
-            target,
-            path.clone(),
-            headers.clone(),
-            stop.clone(),
-            counters.clone(),
-        ));
+        for _ in 0..fresh {
+            tasks.spawn(fresh_client(
+                target,
+                path.clone(),
+                headers.clone(),
+                stop.clone(),
+                counters.clone(),
+            ));
+        }
         for _ in 0..keepalive {
             tasks.spawn(keepalive_client(
                 target,
@@ -134,6 +159,7 @@ impl Load {
             reconnects: c.reconnects.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             failures: c.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            versions: c.versions.lock().map(|v| v.clone()).unwrap_or_default(),
         }
     }
 }
@@ -154,13 +180,20 @@ async fn connect(target: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String>
     Ok(sender)
 }
 
-/// Sends one request on `sender`; returns whether the server asked to close the connection.
+/// What one answered request told: whether the server asked to close the connection, and the
+/// model version that answered.
+struct Answer {
+    close: bool,
+    version: String,
+}
+
+/// Sends one request on `sender`; returns what the answer told.
 async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     target: SocketAddr,
     path: &str,
     headers: &[(String, String)],
-) -> Result<bool, String> {
+) -> Result<Answer, String> {
     let mut request = Request::post(path)
         .header(header::HOST, target.to_string())
         .header(header::CONTENT_TYPE, "application/json");
@@ -197,7 +230,11 @@ async fn send(
                 String::from_utf8_lossy(&body)
             ));
         }
-        Ok(close)
+        let version = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["model_version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "-".to_owned());
+        Ok(Answer { close, version })
     };
     tokio::time::timeout(REQUEST_DEADLINE, exchange)
         .await
@@ -218,8 +255,9 @@ async fn fresh_client(
             Err(e) => Err(e),
         };
         match result {
-            Ok(_) => {
+            Ok(answer) => {
                 counters.fresh_ok.fetch_add(1, Ordering::Relaxed);
+                counters.answered_by(answer.version);
             }
             Err(e) => counters.fail(format!("new-connection client: {e}")),
         }
@@ -249,8 +287,9 @@ async fn keepalive_client(
             },
         };
         match send(sender, target, &path, &headers).await {
-            Ok(close) => {
+            Ok(Answer { close, version }) => {
                 counters.keepalive_ok.fetch_add(1, Ordering::Relaxed);
+                counters.answered_by(version);
                 if close {
                     counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     connection = None;

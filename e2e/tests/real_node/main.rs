@@ -42,6 +42,8 @@ const REAL_NODE_KEY: &str = "modelserver.dev/node";
 const REAL_NODE_VALUE: &str = "real";
 /// The pod label naming the ModelServer (the operator's instance label).
 const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The label of a canary's pods: the name of the ModelServer whose canary they are.
+const CANARY_OF_LABEL: &str = "modelserver.dev/canary-of";
 /// Where the sidecar's admin port is in every model pod.
 const ADMIN_PORT: u16 = 9090;
 /// The uid every image here runs as.
@@ -246,10 +248,16 @@ impl Setup {
 
     /// Waits until exactly `count` pods of `name` exist, all Ready, none terminating.
     async fn wait_pods_ready(&self, name: &str, count: usize) -> Result<Vec<Pod>> {
+        self.wait_selected_pods_ready(&format!("{INSTANCE_LABEL}={name}"), count)
+            .await
+    }
+
+    /// Waits until exactly `count` pods match `selector`, all Ready, none terminating.
+    async fn wait_selected_pods_ready(&self, selector: &str, count: usize) -> Result<Vec<Pod>> {
         let api = self.api::<Pod>();
-        let selector = format!("{INSTANCE_LABEL}={name}");
+        let selector = selector.to_owned();
         Ok(wait_until(
-            &format!("{count} ready pods of {name} and no others"),
+            &format!("{count} ready pods of {selector} and no others"),
             CONVERGE,
             || {
                 let api = api.clone();
@@ -1139,6 +1147,148 @@ async fn the_disruption_budget_refuses_an_eviction_that_would_break_it() -> Resu
         second.stderr.contains("disruption budget") && second.stderr.contains("TooManyRequests"),
         "{}",
         second.stderr
+    );
+    setup.finish().await;
+    Ok(())
+}
+
+/// Waits until `load` has answered `more` requests beyond what it had answered.
+async fn wait_answered(load: &Load, what: &str, more: u64) -> Result<()> {
+    let target = load.answered() + more;
+    wait_until(what, Duration::from_secs(120), || {
+        let answered = load.answered();
+        async move {
+            if answered >= target {
+                Ok(Some(()))
+            } else {
+                Err(format!("{answered} of {target} answered"))
+            }
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// The canary behind the shared Service on the real node, under load through the ClusterIP:
+/// added, measured, promoted, then a second canary added and aborted. No request may fail.
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn a_canary_takes_its_share_and_its_promotion_and_abort_under_load_lose_no_request()
+-> Result<()> {
+    let setup = Setup::new("rn-canary").await?;
+    let mut manifest = setup.iris("iris", |m| {
+        m["spec"]["replicas"] = json!(3);
+        m["spec"]["server"]["workers"] = json!(1);
+        set_env(m, "MODEL_VERSION", "v1");
+    })?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    setup.wait_pods_ready("iris", 3).await?;
+    let addr = setup.service_addr("iris").await?;
+    wait_service_answers(addr, &[]).await?;
+    let stable_pods = format!("{INSTANCE_LABEL}=iris,!{CANARY_OF_LABEL}");
+    let canary_pods = format!("{CANARY_OF_LABEL}=iris");
+    let canary = |version: &str, weight: i32| json!({"weight": weight, "model": {"env": [{"name": "MODEL_VERSION", "value": version}]}});
+
+    // 1. A canary at 34% of 3 pods: one canary pod, and the stable version gives up one pod
+    //    once the canary's is available. Under load.
+    let load = Load::start(addr, "/predict", 4, &[]);
+    wait_answered(&load, "load flowing", 50).await?;
+    manifest["spec"]["canary"] = canary("v2", 34);
+    setup.apply(&manifest).await?;
+    setup
+        .wait_status("iris", "the canary ready", CONVERGE, |o| {
+            is(o, "CanaryReady", "True") && is(o, "Ready", "True") && is(o, "Reconciling", "False")
+        })
+        .await?;
+    setup.wait_selected_pods_ready(&stable_pods, 2).await?;
+    setup.wait_selected_pods_ready(&canary_pods, 1).await?;
+    wait_answered(&load, "load on both versions", 50).await?;
+    let added = load.stop().await;
+    report("adding the canary", &added);
+    assert_eq!(added.failed, 0, "adding the canary: {:?}", added.failures);
+
+    // 2. The split, counted per version on new connections (kube-proxy picks a pod per
+    //    connection; a kept-alive connection stays on one pod).
+    let split = Load::start_mixed(addr, "/predict", 4, 0, &[]);
+    wait_answered(&split, "the split sample", 600).await?;
+    let split = split.stop().await;
+    let total: u64 = split.versions.values().sum();
+    let canary_share = split.versions.get("v2").copied().unwrap_or(0) as f64 / total.max(1) as f64;
+    eprintln!(
+        "canary split: {:?} of {total}: canary {:.1}% (1 of 3 ready pods, weight 34)",
+        split.versions,
+        canary_share * 100.0
+    );
+    assert_eq!(split.failed, 0, "{:?}", split.failures);
+    assert!(
+        (0.15..=0.55).contains(&canary_share),
+        "the canary got {:.1}% of the requests: {:?}",
+        canary_share * 100.0,
+        split.versions
+    );
+    let status = setup.api::<ModelServer>().get("iris").await?;
+    let traffic = status
+        .status
+        .as_ref()
+        .and_then(|s| s.canary.as_ref())
+        .and_then(|c| c.traffic_percent);
+    assert_eq!(traffic, Some(33), "1 of 3 ready pods");
+
+    // 3. Promotion: the canary's change moves into the spec and spec.canary goes, under load.
+    let load = Load::start(addr, "/predict", 4, &[]);
+    wait_answered(&load, "load flowing", 50).await?;
+    set_env(&mut manifest, "MODEL_VERSION", "v2");
+    if let Some(spec) = manifest["spec"].as_object_mut() {
+        spec.remove("canary");
+    }
+    setup.apply(&manifest).await?;
+    setup
+        .wait_status("iris", "the promotion rolled out", CONVERGE, |o| {
+            is(o, "Ready", "True") && o.status.as_ref().is_some_and(|s| s.canary.is_none())
+        })
+        .await?;
+    setup.wait_selected_pods_ready(&stable_pods, 3).await?;
+    setup.wait_selected_pods_ready(&canary_pods, 0).await?;
+    let before = load.stop().await;
+    let after = Load::start_mixed(addr, "/predict", 2, 0, &[]);
+    wait_answered(&after, "answers after the promotion", 100).await?;
+    let after = after.stop().await;
+    report("promotion", &before);
+    assert_eq!(before.failed, 0, "promotion: {:?}", before.failures);
+    assert_eq!(
+        after.versions.keys().collect::<Vec<_>>(),
+        ["v2"],
+        "after the promotion only v2 answers: {:?}",
+        after.versions
+    );
+
+    // 4. Abort: a second canary comes up, then spec.canary goes again, under load.
+    manifest["spec"]["canary"] = canary("v3", 50);
+    setup.apply(&manifest).await?;
+    setup
+        .wait_status("iris", "the second canary ready", CONVERGE, |o| {
+            is(o, "CanaryReady", "True") && is(o, "Reconciling", "False")
+        })
+        .await?;
+    let load = Load::start(addr, "/predict", 4, &[]);
+    wait_answered(&load, "load on both versions", 100).await?;
+    if let Some(spec) = manifest["spec"].as_object_mut() {
+        spec.remove("canary");
+    }
+    setup.apply(&manifest).await?;
+    setup.wait_selected_pods_ready(&canary_pods, 0).await?;
+    setup.wait_selected_pods_ready(&stable_pods, 3).await?;
+    setup.wait_ready("iris").await?;
+    wait_answered(&load, "load after the abort", 50).await?;
+    let aborted = load.stop().await;
+    report("abort", &aborted);
+    eprintln!("abort: answers by version {:?}", aborted.versions);
+    assert_eq!(aborted.failed, 0, "abort: {:?}", aborted.failures);
+    assert!(
+        aborted.versions.contains_key("v3"),
+        "the canary answered before the abort: {:?}",
+        aborted.versions
     );
     setup.finish().await;
     Ok(())
