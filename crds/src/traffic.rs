@@ -85,7 +85,7 @@ pub struct CanarySpec {
 
     /// The canary's image. Default: spec.image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 1024))]
     pub image: Option<String>,
 
     /// The canary's command, arguments and environment. Default: spec.model's.

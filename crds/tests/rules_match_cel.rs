@@ -412,6 +412,10 @@ fn canary_rules_agree() {
         json!({"weight": 50, "model": {"env": env("MODELSERVER_PORT", "1")}}),
         json!({"weight": 100, "resources": {"limits": {"cpu": "1"}}}),
         json!({"weight": 100, "resources": {"limits": {"cpu": "2"}}}),
+        json!({"weight": 100, "resources": {"requests": {"cpu": "1"}}}),
+        json!({"weight": 100, "resources": {}}),
+        json!({"weight": 5, "model": {"env": [{"name": "VERSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}),
+        json!({"weight": 5, "model": {"env": [{"name": "VERSION"}]}}),
     ];
     for canary in &canaries {
         let mut spec = stable.clone();

@@ -241,33 +241,15 @@ fn optional<T>(value: Option<T>, check: impl FnOnce(T) -> bool) -> bool {
     value.is_none_or(check)
 }
 
-/// Some override of the canary differs from the stable version (env: a variable the stable
-/// version does not have with that exact value).
+/// The canary overrides something, and an image it names is not the stable one.
 fn canary_differs(spec: &ModelServerSpec, canary: &CanarySpec) -> bool {
-    fn changes<T: PartialEq>(canary: Option<&T>, stable: Option<&T>) -> bool {
-        canary.is_some_and(|c| stable != Some(c))
-    }
     let model = canary.model.as_ref();
-    let env_changes = model.and_then(|m| m.env.as_ref()).is_some_and(|env| {
-        env.iter().any(|e| {
-            !spec
-                .model
-                .env
-                .as_ref()
-                .is_some_and(|stable| stable.contains(e))
-        })
-    });
-    changes(canary.image.as_ref(), Some(&spec.image))
-        || changes(canary.resources.as_ref(), spec.resources.as_ref())
-        || changes(
-            model.and_then(|m| m.command.as_ref()),
-            spec.model.command.as_ref(),
-        )
-        || changes(
-            model.and_then(|m| m.args.as_ref()),
-            spec.model.args.as_ref(),
-        )
-        || env_changes
+    canary
+        .image
+        .as_ref()
+        .is_some_and(|image| *image != spec.image)
+        || canary.resources.is_some()
+        || model.is_some_and(|m| m.command.is_some() || m.args.is_some() || m.env.is_some())
 }
 
 fn is_clean_path(path: &str) -> bool {

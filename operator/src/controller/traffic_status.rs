@@ -278,3 +278,97 @@ fn escalate(states: &mut [ConditionState], type_: ConditionType, reason: Reason,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canarys_share_is_its_route_weight_once_routed_else_its_share_of_ready_pods() {
+        assert_eq!(traffic_percent(true, true, 10, 1, 4), 10);
+        assert_eq!(
+            traffic_percent(true, false, 10, 1, 4),
+            0,
+            "not in the route yet"
+        );
+        assert_eq!(traffic_percent(false, false, 34, 1, 2), 33);
+        assert_eq!(traffic_percent(false, false, 50, 2, 1), 67);
+        assert_eq!(traffic_percent(false, false, 50, 0, 3), 0);
+        assert_eq!(traffic_percent(false, false, 50, 0, 0), 0);
+    }
+
+    fn states(reconciling: bool, stalled: bool) -> Vec<ConditionState> {
+        let state = |type_, on: bool| ConditionState {
+            type_,
+            status: ConditionStatus::from(on),
+            reason: Reason::Idle,
+            message: String::new(),
+        };
+        vec![
+            state(ConditionType::Ready, !reconciling && !stalled),
+            state(ConditionType::Reconciling, reconciling),
+            state(ConditionType::Stalled, stalled),
+        ]
+    }
+
+    fn of(states: &[ConditionState], type_: ConditionType) -> (ConditionStatus, Reason) {
+        let s = find(states, type_).expect("condition");
+        (s.status, s.reason)
+    }
+
+    #[test]
+    fn a_problem_elsewhere_never_hides_the_stable_versions_own_and_never_sets_both() {
+        // The stable version rolls out: a refused route does not override its Reconciling,
+        // but Stalled (a change is needed) wins and Reconciling goes False.
+        let mut rolling = states(true, false);
+        escalate(
+            &mut rolling,
+            ConditionType::Stalled,
+            Reason::RouteNotAccepted,
+            "no".into(),
+        );
+        assert_eq!(
+            of(&rolling, ConditionType::Stalled),
+            (ConditionStatus::True, Reason::RouteNotAccepted)
+        );
+        assert_eq!(
+            of(&rolling, ConditionType::Reconciling).0,
+            ConditionStatus::False
+        );
+        // The stable version is stalled: its reason stays.
+        let mut stalled = states(false, true);
+        escalate(
+            &mut stalled,
+            ConditionType::Stalled,
+            Reason::RouteNotAccepted,
+            "no".into(),
+        );
+        escalate(
+            &mut stalled,
+            ConditionType::Reconciling,
+            Reason::CanaryRollout,
+            "up".into(),
+        );
+        assert_eq!(
+            of(&stalled, ConditionType::Stalled),
+            (ConditionStatus::True, Reason::Idle)
+        );
+        assert_eq!(
+            of(&stalled, ConditionType::Reconciling).0,
+            ConditionStatus::False
+        );
+        // Ready stays the stable version's.
+        let mut ready = states(false, false);
+        escalate(
+            &mut ready,
+            ConditionType::Reconciling,
+            Reason::CanaryRollout,
+            "up".into(),
+        );
+        assert_eq!(of(&ready, ConditionType::Ready).0, ConditionStatus::True);
+        assert_eq!(
+            of(&ready, ConditionType::Reconciling),
+            (ConditionStatus::True, Reason::CanaryRollout)
+        );
+    }
+}

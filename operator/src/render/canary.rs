@@ -34,6 +34,18 @@ pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// Why a canary whose pods would equal the stable version's is refused (the API server's rule
+/// catches only a canary that overrides nothing; comparing the overrides costs more than a CEL
+/// rule may).
+pub const CHANGES_NOTHING: &str = "spec.canary changes nothing: its pods would run exactly what the stable version's run (the same image, command, args, env and resources); change one of them, or remove spec.canary";
+
+/// Whether two Deployments' pods would run the same thing (their pod specs are equal; labels
+/// and counts aside).
+pub fn same_pods(a: &Deployment, b: &Deployment) -> bool {
+    let pod = |d: &Deployment| d.spec.as_ref().and_then(|s| s.template.spec.clone());
+    pod(a) == pod(b)
+}
+
 /// How many pods each version runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
@@ -261,6 +273,31 @@ mod tests {
         // Coarse with few pods: any weight above 0 gets a canary pod.
         let one = object(None, false, false);
         assert_eq!(split_of(&one, 10, None), (Some(1), 1));
+    }
+
+    #[test]
+    fn a_canary_whose_pods_equal_the_stable_ones_is_refused_and_a_real_change_is_not() {
+        let render = |canary: serde_json::Value| {
+            let mut object = object(Some(2), false, false);
+            object.spec.model.env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+                name: "V".into(),
+                value: Some("1".into()),
+                value_from: None,
+            }]);
+            object.spec.canary = Some(serde_json::from_value(canary).expect("a canary"));
+            crate::render::render(&object, &RenderConfig::default())
+        };
+        for same in [
+            json!({"weight": 10, "model": {"env": [{"name": "V", "value": "1"}]}}),
+            json!({"weight": 10, "model": {"command": ["w"]}}),
+        ] {
+            assert!(
+                matches!(render(same), Err(RenderError::InvalidSpec { message }) if message == CHANGES_NOTHING)
+            );
+        }
+        let changed =
+            render(json!({"weight": 10, "model": {"env": [{"name": "V", "value": "2"}]}}));
+        assert!(changed.is_ok_and(|c| c.canary.is_some()));
     }
 
     #[test]

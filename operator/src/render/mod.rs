@@ -126,14 +126,13 @@ pub fn render_observed(
             if let (Some(stable), Some(deployment)) = (split.stable, deployment.spec.as_mut()) {
                 deployment.replicas = Some(stable);
             }
-            Some(canary::children(
-                object,
-                spec,
-                split.canary,
-                name,
-                namespace,
-                config,
-            )?)
+            let children = canary::children(object, spec, split.canary, name, namespace, config)?;
+            if canary::same_pods(&children.deployment, &deployment) {
+                return Err(RenderError::InvalidSpec {
+                    message: canary::CHANGES_NOTHING.to_owned(),
+                });
+            }
+            Some(children)
         }
         None => None,
     };
