@@ -9,7 +9,9 @@
 #   4. what each render must contain (RBAC mode, leader election, CRD policy, security context),
 #      and that the rendered RBAC grants exactly rbac-expected.txt;
 #   5. values.schema.json refuses bad values;
-#   6. docs/argocd/health.lua against its fixtures with real Lua interpreters.
+#   6. docs/argocd/health.lua against its fixtures with real Lua interpreters;
+#   7. the alerts and the Grafana dashboard (hack/chart/observability-test.sh: promtool check and
+#      test rules, every dashboard query parsed, metric names from the real sidecar's /metrics).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -306,6 +308,13 @@ for path in files:
         if doc:
             assert doc.get("apiVersion") and doc.get("kind"), f"{path}: a document without apiVersion/kind"
 PY
+
+echo "== alerts and dashboard (hack/chart/observability-test.sh)"
+if hack/chart/observability-test.sh > "$work/observability.out" 2>&1; then
+  pass "alerts and dashboard: $(grep -c '^ok' "$work/observability.out") checks (hack/chart/observability-test.sh)"
+else
+  fail "alerts and dashboard (hack/chart/observability-test.sh):"; grep -v '^ok' "$work/observability.out" | sed 's/^/     /'
+fi
 
 echo "chart-lint: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
