@@ -6,6 +6,8 @@
 #   hack/chart/tools.sh crane    crane (go-containerregistry), built the same way
 #   hack/chart/tools.sh promtool promtool (Prometheus), built the same way: checks and unit-tests
 #                                the chart's alerting rules and the dashboard's queries
+#   hack/chart/tools.sh prometheus  the Prometheus server from the same module (a larger build;
+#                                only hack/chart/prometheus-test.sh uses it, not in `all`)
 #   hack/chart/tools.sh lua      Debian's lua5.4 (installed with apt-get when missing)
 #   hack/chart/tools.sh lua5.1   Debian's lua5.1: Argo CD runs health checks with gopher-lua,
 #                                a Lua 5.1, so the health check is also tested under 5.1
@@ -17,8 +19,8 @@ set -euo pipefail
 
 HELM_VERSION=v3.22.0
 CRANE_VERSION=v0.22.1
-# Prometheus v3.x's Go module versions are v0.3xx (v3.16.0 is v0.316.0).
-PROMTOOL_VERSION=v0.316.0
+# Prometheus v3.x's Go module versions are v0.3xx (v3.16.0 is v0.316.0); promtool and the server.
+PROMETHEUS_VERSION=v0.316.0
 
 cache=${MODELSERVER_CACHE:-$HOME/.cache/modelserver}/tools
 
@@ -80,14 +82,16 @@ helm() {
   go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "${ldflags:-}"
 }
 crane() { go_tool crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane; }
-promtool() { go_tool promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool; }
+promtool() { go_tool promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool; }
+prometheus() { go_tool prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus; }
 
 case "${1:-}" in
   helm) helm ;;
   crane) crane ;;
   promtool) promtool ;;
+  prometheus) prometheus ;;
   lua) apt_tool lua5.4 lua5.4 ;;
   lua5.1) apt_tool lua5.1 lua5.1 ;;
   all) helm >/dev/null; crane >/dev/null; promtool >/dev/null; apt_tool lua5.4 lua5.4 >/dev/null; apt_tool lua5.1 lua5.1 >/dev/null ;;
-  *) die "usage: $0 helm|crane|promtool|lua|lua5.1|all" ;;
+  *) die "usage: $0 helm|crane|promtool|prometheus|lua|lua5.1|all" ;;
 esac
