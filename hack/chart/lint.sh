@@ -11,7 +11,8 @@
 #   5. values.schema.json refuses bad values;
 #   6. docs/argocd/health.lua against its fixtures with real Lua interpreters;
 #   7. the alerts and the Grafana dashboard (hack/chart/observability-test.sh: promtool check and
-#      test rules, every dashboard query parsed, metric names from the real sidecar's /metrics).
+#      test rules, every dashboard query parsed, metric names from the real sidecar's /metrics,
+#      the ServiceMonitor, PodMonitor and PrometheusRule against the Prometheus Operator's CRDs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -59,9 +60,9 @@ for scenario in "${scenarios[@]}"; do
     fail "helm template ($scenario)"; sed 's/^/     /' "$work/out"
     continue
   fi
-  # The Prometheus Operator's kinds out (the ServiceMonitor checked below, the PodMonitor and
-  # PrometheusRule by hack/chart/observability-test.sh); the rest must all be kinds
-  # kubernetes-validate knows.
+  # The Prometheus Operator's kinds out (hack/chart/observability-test.sh validates them against
+  # that operator's CRDs; the ServiceMonitor's selection is also checked below); the rest must
+  # all be kinds kubernetes-validate knows.
   "$python" - "$work/$scenario.yaml" "$work/$scenario.core.yaml" "$work/$scenario.servicemonitor.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]

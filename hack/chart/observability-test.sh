@@ -9,7 +9,9 @@
 #      docs/alerts.md, and docs/alerts.md has a section for each alert and no other;
 #   4. every dashboard query parses (each wrapped as a recording rule, `promtool check rules`),
 #      filters the sidecar's series by the dashboard's namespace and ModelServer variables;
-#   5. every metric name in the alerts and the dashboard exists: the sidecar's in the /metrics of
+#   5. the ServiceMonitor, PodMonitor and PrometheusRule of every ci/ scenario are valid against
+#      the Prometheus Operator's CRDs (from its Go module), unknown fields refused;
+#   6. every metric name in the alerts and the dashboard exists: the sidecar's in the /metrics of
 #      the real modelserver-sidecar serving examples/iris on loopback, the operator's in
 #      operator/src/metrics.rs (the operator cannot run without an API server).
 # Prints ok/FAIL lines and exits non-zero on any failure.
@@ -22,6 +24,7 @@ namespace=modelserver-system
 helm=$(hack/chart/tools.sh helm)
 promtool=$(hack/chart/tools.sh promtool)
 python=$(./hack/venv.sh)
+crds=$(hack/chart/tools.sh prometheus-operator-crds)
 work=$(mktemp -d)
 sidecar_pid=
 cleanup() {
@@ -215,6 +218,45 @@ expect(all(re.search(rf"\b{n}(_bucket|_sum|_count)?\b", text) for n in (
 PY
 results "$work/dashboard.out"
 check "promtool check rules: every dashboard query (as recording rules)" "$promtool" check rules "$work/dashboard-rules.yaml"
+
+echo "== Prometheus Operator objects against the Prometheus Operator's CRDs ($(basename "$(dirname "$(dirname "$crds")")"))"
+for file in "$chart"/ci/*-values.yaml; do
+  "$helm" template "$release" "$chart" --namespace "$namespace" --values "$file" > "$work/ci-$(basename "$file" -values.yaml).yaml"
+done
+"$python" - "$crds" "$work"/ci-*.yaml > "$work/crds.out" <<'PY' || true
+import os, sys, yaml, jsonschema
+crds, renders = sys.argv[1], sys.argv[2:]
+def strict(schema):
+    # The API server prunes fields a structural schema does not name; refuse them instead.
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {k: strict(v) for k, v in schema.items()}
+    if (schema.get("type") == "object" and isinstance(schema.get("properties"), dict)
+            and "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields")):
+        schema["additionalProperties"] = False
+    return schema
+schemas = {}
+for kind, plural in (("ServiceMonitor", "servicemonitors"), ("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")):
+    crd = yaml.safe_load(open(os.path.join(crds, f"monitoring.coreos.com_{plural}.yaml")))
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schemas[kind] = strict(version["schema"]["openAPIV3Schema"])
+seen = set()
+for path in renders:
+    scenario = os.path.basename(path)[3:-5]
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") not in schemas:
+            continue
+        seen.add(doc["kind"])
+        errors = sorted(jsonschema.Draft7Validator(schemas[doc["kind"]]).iter_errors(doc), key=str)
+        ok = doc["apiVersion"] == "monitoring.coreos.com/v1" and not errors
+        print(("ok   " if ok else "FAIL ") + f"{scenario}: {doc['kind']} {doc['metadata']['name']} valid against its CRD")
+        for e in errors[:5]:
+            print(f"     {'/'.join(map(str, e.absolute_path))}: {e.message}")
+print(("ok   " if seen == set(schemas) else "FAIL ") + f"the ci/ scenarios render every Prometheus Operator kind ({sorted(seen)})")
+PY
+results "$work/crds.out"
 
 echo "== metric names in the alerts and the dashboard exist"
 # The sidecar's: from the real binary's /metrics.
