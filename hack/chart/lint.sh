@@ -286,12 +286,12 @@ refuse "image.digest without sha256:" "digest" --set image.digest=latest
 refuse "metrics.port=70000" "port" --set metrics.port=70000
 refuse "crds.install=yes (a string)" "install" --set-string crds.install=yes
 refuse "serviceAccount.create=false without a name" "serviceAccount.name is required" --set serviceAccount.create=false
-refuse "metrics.prometheusRule.alerts.highErrorRatio.ratio=5 (not a fraction)" "ratio" --set metrics.prometheusRule.alerts.highErrorRatio.ratio=5
-refuse "an alert's for=soon" "for" --set metrics.prometheusRule.alerts.notReady.for=soon
-refuse "a misspelt alert" "notready" --set metrics.prometheusRule.alerts.notready.for=5m
+refuse "metrics.prometheusRule.alerts.highErrorRatio.ratio=5 (not a fraction)" "highErrorRatio/ratio" --set metrics.prometheusRule.alerts.highErrorRatio.ratio=5
+refuse "an alert's for=soon" "notReady/for" --set metrics.prometheusRule.alerts.notReady.for=soon
+refuse "a misspelt alert" "alerts.*notready" --set metrics.prometheusRule.alerts.notready.for=5m
 refuse "metrics.prometheusRule.modelServerLabel=app.kubernetes.io/instance (not a label name)" "modelServerLabel" --set metrics.prometheusRule.modelServerLabel=app.kubernetes.io/instance
 refuse "metrics.prometheusRule.runbookBaseUrl with an anchor" "runbookBaseUrl" --set metrics.prometheusRule.runbookBaseUrl=https://x/alerts.md#top
-refuse "metrics.dashboard.labelValue=1 (a number)" "labelValue" --set metrics.dashboard.labelValue=1
+refuse "metrics.dashboard.labelValue=1 (a number)" "dashboard/labelValue" --set metrics.dashboard.labelValue=1
 
 echo "== Argo CD health check"
 if hack/chart/health-test.sh > "$work/health.out" 2>&1; then
