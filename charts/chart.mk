@@ -1,11 +1,11 @@
 # Helm chart, install bundle, Argo CD health check and container images; included by the
-# top-level Makefile (`include charts/chart.mk`). Tools (helm, crane: built from their Go modules;
-# Lua: Debian's lua5.4/lua5.1) are installed on first use by hack/chart/tools.sh into
-# $(HOME)/.cache/modelserver/tools. See docs/install.md.
+# top-level Makefile (`include charts/chart.mk`). Tools (helm, crane, promtool, prometheus: built
+# from their Go modules; Lua: Debian's lua5.4/lua5.1) are installed on first use by
+# hack/chart/tools.sh into $(HOME)/.cache/modelserver/tools. See docs/install.md.
 
-.PHONY: chart-tools chart-generate chart-lint chart-cluster-test images operator-static
+.PHONY: chart-tools chart-generate chart-lint chart-prometheus-test chart-cluster-test images operator-static
 
-chart-tools: ## install the pinned helm and crane (go install) and Lua (apt) into the cache
+chart-tools: ## install the pinned helm, crane and promtool (go install), the Prometheus Operator's CRDs (go mod download) and Lua (apt) into the cache
 	./hack/chart/tools.sh all
 
 chart-generate: ## regenerate the chart's CRD copy, deploy/install.yaml and docs/argocd/argocd-cm.yaml
@@ -15,6 +15,9 @@ chart-generate: ## regenerate the chart's CRD copy, deploy/install.yaml and docs
 
 chart-lint: ## helm lint --strict, strict schema validation of every render, drift checks, health.lua tests
 	./hack/chart/lint.sh
+
+chart-prometheus-test: ## the dashboard's queries and the alerts on a real Prometheus (built once from its Go module) scraping the real sidecar, on loopback
+	./hack/chart/prometheus-test.sh
 
 chart-cluster-test: ## install, upgrade and uninstall the chart and install.yaml on a real API server; RBAC as granted
 	./hack/chart/cluster-test.sh

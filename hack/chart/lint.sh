@@ -9,7 +9,10 @@
 #   4. what each render must contain (RBAC mode, leader election, CRD policy, security context),
 #      and that the rendered RBAC grants exactly rbac-expected.txt;
 #   5. values.schema.json refuses bad values;
-#   6. docs/argocd/health.lua against its fixtures with real Lua interpreters.
+#   6. docs/argocd/health.lua against its fixtures with real Lua interpreters;
+#   7. the alerts and the Grafana dashboard (hack/chart/observability-test.sh: promtool check and
+#      test rules, every dashboard query parsed, metric names from the real sidecar's /metrics,
+#      the ServiceMonitor, PodMonitor and PrometheusRule against the Prometheus Operator's CRDs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -37,7 +40,7 @@ check "chart CRD copy matches crds/ (hack/chart/sync-crd.sh)" hack/chart/sync-cr
 check "deploy/install.yaml matches the chart (hack/chart/gen-install.sh)" hack/chart/gen-install.sh --check
 
 # Scenarios: the default values and every ci/*-values.yaml (namespaced, ha, servicemonitor,
-# networkpolicy, everything).
+# networkpolicy, observability, everything).
 scenarios=(default)
 for file in "$chart"/ci/*-values.yaml; do
   name=$(basename "$file" -values.yaml)
@@ -57,11 +60,13 @@ for scenario in "${scenarios[@]}"; do
     fail "helm template ($scenario)"; sed 's/^/     /' "$work/out"
     continue
   fi
-  # The ServiceMonitor out; the rest must all be kinds kubernetes-validate knows.
+  # The Prometheus Operator's kinds out (hack/chart/observability-test.sh validates them against
+  # that operator's CRDs; the ServiceMonitor's selection is also checked below); the rest must
+  # all be kinds kubernetes-validate knows.
   "$python" - "$work/$scenario.yaml" "$work/$scenario.core.yaml" "$work/$scenario.servicemonitor.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-core = [d for d in docs if d["kind"] != "ServiceMonitor"]
+core = [d for d in docs if d["kind"] not in ("ServiceMonitor", "PodMonitor", "PrometheusRule")]
 monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
 yaml.safe_dump_all(core, open(sys.argv[2], "w"))
 yaml.safe_dump_all(monitors, open(sys.argv[3], "w"))
@@ -281,6 +286,12 @@ refuse "image.digest without sha256:" "digest" --set image.digest=latest
 refuse "metrics.port=70000" "port" --set metrics.port=70000
 refuse "crds.install=yes (a string)" "install" --set-string crds.install=yes
 refuse "serviceAccount.create=false without a name" "serviceAccount.name is required" --set serviceAccount.create=false
+refuse "metrics.prometheusRule.alerts.highErrorRatio.ratio=5 (not a fraction)" "highErrorRatio/ratio" --set metrics.prometheusRule.alerts.highErrorRatio.ratio=5
+refuse "an alert's for=soon" "notReady/for" --set metrics.prometheusRule.alerts.notReady.for=soon
+refuse "a misspelt alert" "alerts.*notready" --set metrics.prometheusRule.alerts.notready.for=5m
+refuse "metrics.prometheusRule.modelServerLabel=app.kubernetes.io/instance (not a label name)" "modelServerLabel" --set metrics.prometheusRule.modelServerLabel=app.kubernetes.io/instance
+refuse "metrics.prometheusRule.runbookBaseUrl with an anchor" "runbookBaseUrl" --set metrics.prometheusRule.runbookBaseUrl=https://x/alerts.md#top
+refuse "metrics.dashboard.labelValue=1 (a number)" "dashboard/labelValue" --set metrics.dashboard.labelValue=1
 
 echo "== Argo CD health check"
 if hack/chart/health-test.sh > "$work/health.out" 2>&1; then
@@ -298,6 +309,13 @@ for path in files:
         if doc:
             assert doc.get("apiVersion") and doc.get("kind"), f"{path}: a document without apiVersion/kind"
 PY
+
+echo "== alerts and dashboard (hack/chart/observability-test.sh)"
+if hack/chart/observability-test.sh > "$work/observability.out" 2>&1; then
+  pass "alerts and dashboard: $(grep -c '^ok' "$work/observability.out") checks (hack/chart/observability-test.sh)"
+else
+  fail "alerts and dashboard (hack/chart/observability-test.sh):"; grep -v '^ok' "$work/observability.out" | sed 's/^/     /'
+fi
 
 echo "chart-lint: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,6 +4,13 @@
 #
 #   hack/chart/tools.sh helm     helm, built from its Go module with `go install`
 #   hack/chart/tools.sh crane    crane (go-containerregistry), built the same way
+#   hack/chart/tools.sh promtool promtool (Prometheus), built the same way: checks and unit-tests
+#                                the chart's alerting rules and the dashboard's queries
+#   hack/chart/tools.sh prometheus  the Prometheus server from the same module (a larger build;
+#                                only hack/chart/prometheus-test.sh uses it, not in `all`)
+#   hack/chart/tools.sh prometheus-operator-crds  the directory of the Prometheus Operator's CRDs
+#                                (ServiceMonitor, PodMonitor, PrometheusRule), from its Go module
+#                                (downloaded with `go mod download`, nothing built)
 #   hack/chart/tools.sh lua      Debian's lua5.4 (installed with apt-get when missing)
 #   hack/chart/tools.sh lua5.1   Debian's lua5.1: Argo CD runs health checks with gopher-lua,
 #                                a Lua 5.1, so the health check is also tested under 5.1
@@ -15,6 +22,11 @@ set -euo pipefail
 
 HELM_VERSION=v3.22.0
 CRANE_VERSION=v0.22.1
+# Prometheus v3.x's Go module versions are v0.3xx (v3.16.0 is v0.316.0); promtool and the server.
+PROMETHEUS_VERSION=v0.316.0
+# The Prometheus Operator whose CRDs the chart's ServiceMonitor, PodMonitor and PrometheusRule
+# are validated against.
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
 cache=${MODELSERVER_CACHE:-$HOME/.cache/modelserver}/tools
 
@@ -76,12 +88,25 @@ helm() {
   go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "${ldflags:-}"
 }
 crane() { go_tool crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane; }
+promtool() { go_tool promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool; }
+prometheus() { go_tool prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus; }
+prometheus_operator_crds() {
+  local module=github.com/prometheus-operator/prometheus-operator dir
+  command -v go >/dev/null || die "go is not installed: the Prometheus Operator's CRDs come from its Go module"
+  dir=$(cd / && go mod download -json "$module@$PROMETHEUS_OPERATOR_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [ -d "$dir/example/prometheus-operator-crd" ] || die "could not download $module@$PROMETHEUS_OPERATOR_VERSION"
+  echo "$dir/example/prometheus-operator-crd"
+}
 
 case "${1:-}" in
   helm) helm ;;
   crane) crane ;;
+  promtool) promtool ;;
+  prometheus) prometheus ;;
+  prometheus-operator-crds) prometheus_operator_crds ;;
   lua) apt_tool lua5.4 lua5.4 ;;
   lua5.1) apt_tool lua5.1 lua5.1 ;;
-  all) helm >/dev/null; crane >/dev/null; apt_tool lua5.4 lua5.4 >/dev/null; apt_tool lua5.1 lua5.1 >/dev/null ;;
-  *) die "usage: $0 helm|crane|lua|lua5.1|all" ;;
+  all) helm >/dev/null; crane >/dev/null; promtool >/dev/null; prometheus_operator_crds >/dev/null; apt_tool lua5.4 lua5.4 >/dev/null; apt_tool lua5.1 lua5.1 >/dev/null ;;
+  *) die "usage: $0 helm|crane|promtool|prometheus|prometheus-operator-crds|lua|lua5.1|all" ;;
 esac
