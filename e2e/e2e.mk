@@ -45,6 +45,9 @@ e2e: sidecar-static ## end-to-end suite on a fresh local cluster with a real nod
 	$(CARGO) test -p modelserver-e2e --no-run
 	MODELSERVER_E2E_HEALTH=$$(./e2e/health/build.sh) || exit 1; export MODELSERVER_E2E_HEALTH; \
 	MODELSERVER_E2E_GATEWAY_API_CRDS=$$(./e2e/gateway-api.sh crds) || exit 1; export MODELSERVER_E2E_GATEWAY_API_CRDS; \
+	MODELSERVER_E2E_KEDA=$$(./e2e/keda/build.sh) || exit 1; export MODELSERVER_E2E_KEDA; \
+	MODELSERVER_E2E_KEDA_CRDS=$$(./e2e/keda/build.sh crds) || exit 1; export MODELSERVER_E2E_KEDA_CRDS; \
+	MODELSERVER_E2E_PROMETHEUS=$$(./hack/chart/tools.sh prometheus) || exit 1; export MODELSERVER_E2E_PROMETHEUS; \
 	export MODELSERVER_E2E_CLUSTER=e2e; \
 	sysctls=$$(./e2e/node.sh sysctls); \
 	trap 'rc=$$?; $(E2E_CLUSTER) down; ./e2e/node.sh leftovers "$$sysctls" || rc=1; exit $$rc' EXIT; \

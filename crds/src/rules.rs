@@ -244,6 +244,27 @@ pub const AUTOSCALING_RANGE: CelRule = CelRule {
     message: "spec.autoscaling.maxReplicas must be >= minReplicas (default 1)",
 };
 
+/// A concurrency target belongs to concurrency autoscaling.
+pub const TARGET_CONCURRENCY_NEEDS_CONCURRENCY: CelRule = CelRule {
+    path: "spec.autoscaling",
+    rule: "!has(self.targetConcurrency) || (has(self.metric) && self.metric == 'concurrency')",
+    message: "spec.autoscaling.targetConcurrency applies to metric concurrency: set spec.autoscaling.metric to concurrency, or remove targetConcurrency",
+};
+
+/// A CPU target belongs to CPU autoscaling.
+pub const TARGET_CPU_NEEDS_CPU: CelRule = CelRule {
+    path: "spec.autoscaling",
+    rule: "!has(self.targetCPUUtilization) || !has(self.metric) || self.metric == 'cpu'",
+    message: "spec.autoscaling.targetCPUUtilization applies to metric cpu (the default): remove it, or use targetConcurrency with metric concurrency",
+};
+
+/// The scale-down window is a duration the autoscaler accepts (at most an hour).
+pub const SCALE_DOWN_DELAY_IS_DURATION: CelRule = CelRule {
+    path: "spec.autoscaling.scaleDownDelay",
+    rule: "self.matches('^([0-9]+(\\\\.[0-9]*)?|\\\\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\\\\.[0-9]*)?|\\\\.[0-9]+)(ns|us|µs|ms|s|m|h))*$') && duration(self) >= duration('0s') && duration(self) <= duration('1h')",
+    message: "spec.autoscaling.scaleDownDelay must be a duration from 0s to 1h, such as 5m",
+};
+
 /// A PodDisruptionBudget takes one of its two forms.
 pub const DISRUPTION_ONE_FORM: CelRule = CelRule {
     path: "spec.disruption",
@@ -347,6 +368,9 @@ pub const ALL: &[CelRule] = &[
     CANARY_COMMAND_NEEDS_COMMAND,
     CANARY_ENV_NOT_RESERVED,
     ROUTE_PATH_PREFIX_IS_PATH,
+    TARGET_CONCURRENCY_NEEDS_CONCURRENCY,
+    TARGET_CPU_NEEDS_CPU,
+    SCALE_DOWN_DELAY_IS_DURATION,
 ];
 
 /// A positive-byte-quantity rule for the field at `path`.

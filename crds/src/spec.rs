@@ -125,8 +125,9 @@ pub struct ModelServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Autoscale the pods on CPU utilization with a HorizontalPodAutoscaler. Removing this field
-    /// deletes the autoscaler and returns the replica count to spec.replicas.
+    /// Autoscale the pods on CPU utilization (a HorizontalPodAutoscaler) or on concurrency (a
+    /// KEDA ScaledObject). Removing this field deletes the autoscaler and returns the replica
+    /// count to spec.replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
@@ -567,9 +568,13 @@ pub struct LifecycleSpec {
     pub max_worker_restarts: Option<i32>,
 }
 
-/// Autoscaling on CPU utilization.
+/// Autoscaling: on CPU utilization with a HorizontalPodAutoscaler (the default), or on
+/// concurrency (the requests in flight and waiting in each pod's sidecar) with a KEDA
+/// ScaledObject over the sidecar's metrics in Prometheus.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new(rules::AUTOSCALING_RANGE.rule).message(rules::AUTOSCALING_RANGE.message))]
+#[x_kube(validation = Rule::new(rules::TARGET_CONCURRENCY_NEEDS_CONCURRENCY.rule).message(rules::TARGET_CONCURRENCY_NEEDS_CONCURRENCY.message))]
+#[x_kube(validation = Rule::new(rules::TARGET_CPU_NEEDS_CPU.rule).message(rules::TARGET_CPU_NEEDS_CPU.message))]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalingSpec {
     /// Fewest pods, default 1.
@@ -581,8 +586,17 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
 
+    /// What to scale on. cpu (the default): a HorizontalPodAutoscaler on the pods' CPU
+    /// utilization. concurrency: a KEDA ScaledObject (KEDA must be installed) whose Prometheus
+    /// trigger sums the sidecars' modelserver_inflight_requests and modelserver_queue_depth
+    /// across the ModelServer's pods, so a model waiting on a GPU or I/O scales too. The
+    /// Prometheus address is the operator's --prometheus-url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<AutoscalingMetric>,
+
     /// Target average CPU utilization of the pods, in percent of their CPU request, 1 to 100,
-    /// default 70. The model container needs a CPU request for this to work.
+    /// default 70. The model container needs a CPU request for this to work. Only with metric
+    /// cpu.
     #[serde(
         default,
         rename = "targetCPUUtilization",
@@ -590,6 +604,30 @@ pub struct AutoscalingSpec {
     )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization: Option<i32>,
+
+    /// Target requests per pod, in flight and waiting, with metric concurrency: the pods are
+    /// scaled to the total divided by this. Default server.workers x server.executorThreads
+    /// (the pod's slots), so pods are added when requests start to wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub target_concurrency: Option<i32>,
+
+    /// How long the load must have been lower before pods are removed (the autoscaler's
+    /// scale-down stabilization window), at most 1h. Default 5m, the HorizontalPodAutoscaler's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::SCALE_DOWN_DELAY_IS_DURATION.rule).message(rules::SCALE_DOWN_DELAY_IS_DURATION.message))]
+    #[schemars(length(max = 32))]
+    pub scale_down_delay: Option<K8sDuration>,
+}
+
+/// What the autoscaler scales on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoscalingMetric {
+    /// CPU utilization (a HorizontalPodAutoscaler).
+    Cpu,
+    /// Requests in flight and waiting per pod (a KEDA ScaledObject).
+    Concurrency,
 }
 
 /// The PodDisruptionBudget.

@@ -223,6 +223,9 @@ api_strings! {
         /// The cluster has no Gateway API (its CRDs are not installed), so spec.route cannot
         /// be served.
         GatewayApiMissing = "GatewayAPIMissing",
+        /// The cluster has no KEDA (its CRDs are not installed), so concurrency autoscaling
+        /// cannot work.
+        KedaMissing = "KEDAMissing",
         /// The canary is being rolled out while the stable version serves.
         CanaryRollout = "CanaryRollout",
         /// A child's name is taken by an object the ModelServer does not own.

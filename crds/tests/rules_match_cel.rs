@@ -432,16 +432,38 @@ fn canary_rules_agree() {
         rust_messages(&document("iris", proxy)),
         vec![rules::CANARY_COMMAND_NEEDS_COMMAND.message.to_owned()]
     );
-    // The same canary as the stable version is refused, a changed variable is not.
-    let mut same = stable.clone();
-    merge(
-        &mut same,
-        json!({"canary": {"weight": 10, "model": {"env": env("VERSION", "1")}}}),
-    );
-    assert_eq!(
-        cel_messages(&document("iris", same)),
-        vec![rules::CANARY_DIFFERS.message.to_owned()]
-    );
+    // A canary that overrides nothing, or only names the stable image, is refused.
+    for canary in [json!({"weight": 10}), json!({"weight": 10, "image": "i"})] {
+        let mut same = stable.clone();
+        merge(&mut same, json!({"canary": canary}));
+        assert_eq!(
+            cel_messages(&document("iris", same)),
+            vec![rules::CANARY_DIFFERS.message.to_owned()]
+        );
+    }
+}
+
+#[test]
+fn autoscaling_metric_rules_agree() {
+    for autoscaling in [
+        json!({"maxReplicas": 3}),
+        json!({"maxReplicas": 3, "metric": "cpu", "targetCPUUtilization": 50}),
+        json!({"maxReplicas": 3, "metric": "concurrency", "targetCPUUtilization": 50}),
+        json!({"maxReplicas": 3, "targetCPUUtilization": 50}),
+        json!({"maxReplicas": 3, "metric": "concurrency", "targetConcurrency": 8}),
+        json!({"maxReplicas": 3, "metric": "cpu", "targetConcurrency": 8}),
+        json!({"maxReplicas": 3, "targetConcurrency": 8}),
+        json!({"maxReplicas": 3, "scaleDownDelay": "30s"}),
+        json!({"maxReplicas": 3, "scaleDownDelay": "0s"}),
+        json!({"maxReplicas": 3, "scaleDownDelay": "1h"}),
+        json!({"maxReplicas": 3, "scaleDownDelay": "61m"}),
+        json!({"maxReplicas": 3, "scaleDownDelay": "soon"}),
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"autoscaling": autoscaling})),
+        ));
+    }
 }
 
 #[test]

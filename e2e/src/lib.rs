@@ -439,39 +439,82 @@ pub const GATEWAY_CRD: &str = "gateways.gateway.networking.k8s.io";
 /// platform team does (`kubectl apply --server-side`), and waits until HTTPRoutes and Gateways
 /// are served. Idempotent: tests running at once may each call it.
 pub async fn install_gateway_api(client: &Client, kubectl: &Kubectl) -> Result<()> {
-    let dir = match std::env::var_os(GATEWAY_API_CRDS_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let script = repo_root().join("e2e/gateway-api.sh");
-            let out = Command::new(&script)
-                .arg("crds")
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .map_err(|e| Error::ClusterScript {
-                    command: "gateway-api.sh crds".to_owned(),
-                    detail: e.to_string(),
-                })?;
-            if !out.status.success() {
-                return Err(Error::ClusterScript {
-                    command: "gateway-api.sh crds".to_owned(),
-                    detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-                });
-            }
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-    };
-    let entries = std::fs::read_dir(&dir).map_err(|cause| Error::Read {
-        path: dir.clone(),
+    let dir = dir_from_env_or_script(GATEWAY_API_CRDS_ENV, "e2e/gateway-api.sh", &["crds"]).await?;
+    install_crd_files(
+        client,
+        kubectl,
+        &dir,
+        |name| name.starts_with("gateway.networking.k8s.io_") && !name.contains("_vap_"),
+        "gateway.networking.k8s.io/v1",
+        &[(HTTPROUTE_CRD, "httproutes"), (GATEWAY_CRD, "gateways")],
+    )
+    .await
+}
+
+/// Environment variable naming the directory of KEDA's CRDs (`make e2e` sets it from
+/// `e2e/keda/build.sh crds`; without it the script is run).
+pub const KEDA_CRDS_ENV: &str = "MODELSERVER_E2E_KEDA_CRDS";
+/// The ScaledObject CRD's name.
+pub const SCALEDOBJECT_CRD: &str = "scaledobjects.keda.sh";
+
+/// Installs KEDA's CRDs (from the Go module of the version `e2e/keda/go.mod` pins) and waits
+/// until ScaledObjects are served. Idempotent.
+pub async fn install_keda_crds(client: &Client, kubectl: &Kubectl) -> Result<()> {
+    let dir = dir_from_env_or_script(KEDA_CRDS_ENV, "e2e/keda/build.sh", &["crds"]).await?;
+    install_crd_files(
+        client,
+        kubectl,
+        &dir,
+        |name| name.starts_with("keda.sh_") && name.ends_with(".yaml"),
+        "keda.sh/v1alpha1",
+        &[(SCALEDOBJECT_CRD, "scaledobjects")],
+    )
+    .await
+}
+
+/// The directory in `$var`, else what `script args` prints.
+async fn dir_from_env_or_script(var: &str, script: &str, args: &[&str]) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let path = repo_root().join(script);
+    let command = format!("{script} {}", args.join(" "));
+    let out = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Error::ClusterScript {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::ClusterScript {
+            command,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Applies the CRD files of `dir` whose names `wanted` accepts (server-side, sorted), waits until
+/// each of `crds` (name, plural) is Established and discovery lists its plural in
+/// `group_version` (the operator asks discovery).
+async fn install_crd_files(
+    client: &Client,
+    kubectl: &Kubectl,
+    dir: &Path,
+    wanted: impl Fn(&str) -> bool,
+    group_version: &str,
+    crds: &[(&str, &str)],
+) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|cause| Error::Read {
+        path: dir.to_path_buf(),
         cause,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("gateway.networking.k8s.io_") && !n.contains("_vap_")
-            })
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&wanted))
         .collect();
     files.sort();
     for file in &files {
@@ -488,20 +531,20 @@ pub async fn install_gateway_api(client: &Client, kubectl: &Kubectl) -> Result<(
             ])
             .await?;
     }
-    for crd in [HTTPROUTE_CRD, GATEWAY_CRD] {
+    for (crd, _) in crds {
         wait_crd_established(client, crd, Duration::from_secs(60)).await?;
     }
     // Discovery lists them a moment after they are Established; the operator asks discovery.
     wait_until(
-        "discovery to list HTTPRoutes and Gateways",
+        &format!("discovery to list {group_version}"),
         Duration::from_secs(60),
         || async {
             let list = client
-                .list_api_group_resources("gateway.networking.k8s.io/v1")
+                .list_api_group_resources(group_version)
                 .await
                 .map_err(|e| e.to_string())?;
             let names: Vec<&str> = list.resources.iter().map(|r| r.name.as_str()).collect();
-            if names.contains(&"httproutes") && names.contains(&"gateways") {
+            if crds.iter().all(|(_, plural)| names.contains(plural)) {
                 Ok(Some(()))
             } else {
                 Err(format!("listed: {names:?}"))

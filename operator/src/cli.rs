@@ -33,6 +33,8 @@ pub mod operator_env {
     pub const CONCURRENCY: &str = "MODELSERVER_CONCURRENCY";
     /// `--debounce`.
     pub const DEBOUNCE: &str = "MODELSERVER_DEBOUNCE";
+    /// `--prometheus-url`.
+    pub const PROMETHEUS_URL: &str = "MODELSERVER_PROMETHEUS_URL";
 }
 
 /// The ModelServer operator.
@@ -98,6 +100,10 @@ pub struct RunArgs {
     /// Cluster DNS domain, for status.url.
     #[arg(long, default_value = render::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
+    /// Where KEDA reaches the Prometheus that scrapes the sidecars, for ModelServers that
+    /// autoscale on concurrency (written into their ScaledObjects).
+    #[arg(long, env = operator_env::PROMETHEUS_URL, default_value = render::DEFAULT_PROMETHEUS_URL)]
+    pub prometheus_url: String,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -112,6 +118,7 @@ impl RunArgs {
                 sidecar_image: self.sidecar_image.clone(),
                 sidecar_image_pull_policy: self.sidecar_image_pull_policy.clone(),
                 cluster_domain: self.cluster_domain.clone(),
+                prometheus_url: self.prometheus_url.clone(),
                 ..RenderConfig::default()
             },
             scope: match &self.namespace {
@@ -151,6 +158,9 @@ pub struct RenderArgs {
     /// Cluster DNS domain.
     #[arg(long, default_value = render::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
+    /// Where KEDA reaches Prometheus (concurrency autoscaling).
+    #[arg(long, env = operator_env::PROMETHEUS_URL, default_value = render::DEFAULT_PROMETHEUS_URL)]
+    pub prometheus_url: String,
 }
 
 /// Renders every ModelServer document of `args.file` to `out`.
@@ -171,6 +181,7 @@ pub fn run_render(args: &RenderArgs, out: &mut impl Write) -> Result<(), CliErro
         sidecar_image: args.sidecar_image.clone(),
         cluster_domain: args.cluster_domain.clone(),
         default_namespace: args.namespace.clone(),
+        prometheus_url: args.prometheus_url.clone(),
         ..RenderConfig::default()
     };
     let load_error = |source| CliError::Load {

@@ -43,6 +43,7 @@ fn rendered_examples_match_their_golden_files() {
             sidecar_image: GOLDEN_SIDECAR_IMAGE.to_owned(),
             namespace: render::DEFAULT_NAMESPACE.to_owned(),
             cluster_domain: render::DEFAULT_CLUSTER_DOMAIN.to_owned(),
+            prometheus_url: render::DEFAULT_PROMETHEUS_URL.to_owned(),
         };
         let mut out = Vec::new();
         run_render(&args, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));

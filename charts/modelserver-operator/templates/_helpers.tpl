@@ -131,6 +131,12 @@ with what a real API server grants the ServiceAccount (hack/chart/cluster-test.s
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["gateways"]
   verbs: ["list", "watch"]
+# spec.autoscaling.metric concurrency: the KEDA ScaledObject of each ModelServer (optional CRDs),
+# applied, watched and deleted when the ModelServer stops asking for it. KEDA makes the HPA from
+# it. Read from the watch's cache only: no get.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Kubernetes events on ModelServers (kube-runtime's recorder creates, then patches repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -4,7 +4,7 @@
 //! (or an interpreter that disagrees with the API server's reading) shows up here.
 
 use modelserver_crds::rules::*;
-use modelserver_crds::spec::{CanarySpec, ModelServerSpec, ModelSpec};
+use modelserver_crds::spec::{AutoscalingMetric, CanarySpec, ModelServerSpec, ModelSpec};
 use modelserver_crds::{ModelServer, defaults};
 
 const ADMIN_PORT: i32 = modelserver_contract::defaults::ADMIN_PORT as i32;
@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 36] = [
+    let checks: [(CelRule, bool); 39] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -219,6 +219,32 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
                     .and_then(|c| c.model.as_ref())
                     .and_then(|m| m.env.as_ref()),
                 |env| env.iter().all(|e| !e.name.starts_with("MODELSERVER_")),
+            ),
+        ),
+        (
+            TARGET_CONCURRENCY_NEEDS_CONCURRENCY,
+            optional(spec.autoscaling.as_ref(), |a| {
+                a.target_concurrency.is_none() || a.metric == Some(AutoscalingMetric::Concurrency)
+            }),
+        ),
+        (
+            TARGET_CPU_NEEDS_CPU,
+            optional(spec.autoscaling.as_ref(), |a| {
+                a.target_cpu_utilization.is_none()
+                    || a.metric.is_none_or(|m| m == AutoscalingMetric::Cpu)
+            }),
+        ),
+        (
+            SCALE_DOWN_DELAY_IS_DURATION,
+            optional(
+                spec.autoscaling
+                    .as_ref()
+                    .and_then(|a| a.scale_down_delay.as_ref().map(|d| d.as_str())),
+                |d| {
+                    is_duration_syntax(d)
+                        && modelserver_units::parse_duration(d)
+                            .is_ok_and(|d| d <= std::time::Duration::from_secs(3600))
+                },
             ),
         ),
         (

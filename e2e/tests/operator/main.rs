@@ -1098,3 +1098,68 @@ async fn a_route_and_a_canary_follow_the_gateways_verdict_and_the_canarys_readin
     setup.finish().await;
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: make e2e"]
+async fn concurrency_autoscaling_is_a_scaled_object_that_kedas_schema_accepts() -> Result<()> {
+    let setup = Setup::new("op-keda").await?;
+    modelserver_e2e::install_keda_crds(&setup.client, &setup.kubectl).await?;
+    let operator = setup.operator("operator", &[]).await?;
+    let mut manifest = Value::Null;
+    setup
+        .apply_example("concurrency", |m| manifest = m.clone())
+        .await?;
+    let name = "iris-concurrency";
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"),
+        "scaledobjects",
+    );
+    let scaled_objects: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(setup.client.clone(), setup.ns(), &resource);
+    // Applied through KEDA's own CRD schema on the real API server.
+    let scaled = wait_until("the ScaledObject", CONVERGE, || {
+        let api = scaled_objects.clone();
+        async move { api.get_opt(name).await.map_err(|e| e.to_string()) }
+    })
+    .await
+    .with_context(|| operator.log_tail())?;
+    let spec = &scaled.data["spec"];
+    assert_eq!(spec["scaleTargetRef"]["name"], name);
+    assert_eq!(spec["maxReplicaCount"], 8);
+    assert_eq!(spec["triggers"][0]["metadata"]["threshold"], "4");
+    wait_ready(&setup, name).await?;
+    assert!(
+        setup
+            .api::<HorizontalPodAutoscaler>()
+            .get_opt(name)
+            .await?
+            .is_none(),
+        "no HPA of the operator's: KEDA makes its own"
+    );
+
+    // Back to cpu: the ScaledObject goes, the operator's HPA comes.
+    manifest["spec"]["autoscaling"] = json!({"minReplicas": 1, "maxReplicas": 8});
+    setup.apply(&manifest).await?;
+    wait_until("the HPA instead of the ScaledObject", CONVERGE, || {
+        let (so, hpa) = (
+            scaled_objects.clone(),
+            setup.api::<HorizontalPodAutoscaler>(),
+        );
+        async move {
+            let so = so.get_opt(name).await.map_err(|e| e.to_string())?;
+            let hpa = hpa.get_opt(name).await.map_err(|e| e.to_string())?;
+            match (so, hpa) {
+                (None, Some(hpa)) => Ok(Some(hpa)),
+                (so, hpa) => Err(format!(
+                    "ScaledObject {}, HPA {}",
+                    so.is_some(),
+                    hpa.is_some()
+                )),
+            }
+        }
+    })
+    .await
+    .with_context(|| operator.log_tail())?;
+    setup.finish().await;
+    Ok(())
+}

@@ -40,6 +40,7 @@ use serde_json::json;
 use crate::controller::{pod_watch, pods};
 use crate::labels;
 use crate::render::gateway::{Gateway, HTTPRoute};
+use crate::render::keda::ScaledObject;
 
 /// A kind the controller watches and caches.
 pub trait Watched:
@@ -159,6 +160,16 @@ impl Watched for HTTPRoute {
     /// With the status: RouteAccepted mirrors what the Gateways wrote there.
     fn fingerprint(&self) -> u64 {
         content_fingerprint(self.clone())
+    }
+}
+
+impl Watched for ScaledObject {
+    /// The whole object: KEDA's status is not read, but it changes rarely.
+    fn fingerprint(&self) -> u64 {
+        content_fingerprint(Self {
+            status: None,
+            ..self.clone()
+        })
     }
 }
 
@@ -476,6 +487,8 @@ pub struct Caches {
     pub routes: Cache<HTTPRoute>,
     /// The Gateways, for the routes' URLs (filled only once the Gateway API is served).
     pub gateways: Cache<Gateway>,
+    /// The KEDA ScaledObjects the operator manages (filled only once KEDA is served).
+    pub scaled_objects: Cache<ScaledObject>,
 }
 
 /// The write halves of the [`Caches`]' stores with the fingerprints their watches share with
@@ -499,6 +512,8 @@ pub struct Feeds {
     pub routes: Feed<HTTPRoute>,
     /// Gateways.
     pub gateways: Feed<Gateway>,
+    /// ScaledObjects.
+    pub scaled_objects: Feed<ScaledObject>,
 }
 
 /// The write half of one cache: its store's writer and the fingerprints its watch records.
@@ -532,6 +547,7 @@ impl Caches {
         let (pods, pods_feed) = cache();
         let (routes, routes_feed) = cache();
         let (gateways, gateways_feed) = cache();
+        let (scaled_objects, scaled_objects_feed) = cache();
         (
             Self {
                 modelservers,
@@ -543,6 +559,7 @@ impl Caches {
                 pods,
                 routes,
                 gateways,
+                scaled_objects,
             },
             Feeds {
                 modelservers: modelservers_feed,
@@ -554,15 +571,25 @@ impl Caches {
                 pods: pods_feed,
                 routes: routes_feed,
                 gateways: gateways_feed,
+                scaled_objects: scaled_objects_feed,
             },
         )
     }
 
     /// Waits until every watch has listed its objects once (only ever waits at start-up), at
     /// most `limit`; an object absent from a store that has not listed yet may well exist. The
-    /// Gateway API's watches count only when `gateway_api` (the cluster serves it).
-    pub async fn listed(&self, limit: Duration, gateway_api: bool) -> Result<(), NotListed> {
+    /// Gateway API's watches count only when `gateway_api` (the cluster serves it), KEDA's only
+    /// when `keda`.
+    pub async fn listed(
+        &self,
+        limit: Duration,
+        gateway_api: bool,
+        keda: bool,
+    ) -> Result<(), NotListed> {
         let all = async {
+            if keda && !ready(&self.scaled_objects).await {
+                return Err(NotListed("ScaledObjects"));
+            }
             if gateway_api {
                 if !ready(&self.routes).await {
                     return Err(NotListed("HTTPRoutes"));

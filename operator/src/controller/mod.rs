@@ -4,7 +4,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod cache;
-pub mod gateway_api;
+pub mod optional_api;
 pub mod pod_watch;
 pub mod pods;
 pub mod reconcile;
@@ -32,6 +32,7 @@ use crate::labels;
 use crate::metrics::Metrics;
 use crate::render::RenderConfig;
 use crate::render::gateway::{Gateway, HTTPRoute};
+use crate::render::keda::ScaledObject;
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +121,9 @@ pub struct Context {
     /// What the watches know: the ModelServers, their children and their pods.
     pub caches: cache::Caches,
     /// Whether the cluster serves the Gateway API.
-    pub gateway_api: gateway_api::GatewayApi,
+    pub gateway_api: optional_api::OptionalApi,
+    /// Whether the cluster serves KEDA's API.
+    pub keda: optional_api::OptionalApi,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -133,7 +136,7 @@ pub async fn run(
     let owned = watcher::Config::default().labels(&labels::managed_by_selector());
     let scope = config.scope.clone();
     let (caches, feeds) = cache::Caches::new();
-    let gateway_api = gateway_api::discover(client.clone()).await;
+    let gateway_api = optional_api::discover(client.clone(), optional_api::GATEWAY_API).await;
     // The Gateway API's watches start once it is served (its CRDs are optional).
     let routes = {
         let (api, config, feed) = (
@@ -148,6 +151,15 @@ pub async fn run(
         gateway_api.once_present(move || {
             cache::watch(api, watcher::Config::default(), feed.writer, feed.seen)
         })
+    };
+    let keda = optional_api::discover(client.clone(), optional_api::KEDA).await;
+    let scaled_objects = {
+        let (api, config, feed) = (
+            scope.api::<ScaledObject>(client.clone()),
+            owned.clone(),
+            feeds.scaled_objects,
+        );
+        keda.once_present(move || cache::watch(api, config, feed.writer, feed.seen))
     };
     let modelservers_store = caches.modelservers.store().clone();
     // Each watch fills its cache and triggers reconciles for news only ([`cache`]).
@@ -201,7 +213,11 @@ pub async fn run(
         .watches_stream(gateways, move |gateway: Gateway| {
             routed_through(&modelservers_store, &gateway)
         })
-        .reconcile_all_on(gateway_api.appeared())
+        .owns_stream(scaled_objects)
+        .reconcile_all_on(futures::stream::select(
+            gateway_api.appeared(),
+            keda.appeared(),
+        ))
         .with_config(
             controller::Config::default()
                 .concurrency(config.concurrency)
@@ -223,6 +239,7 @@ pub async fn run(
         backoff: backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
         caches,
         gateway_api,
+        keda,
     });
     controller
         .run(reconcile::reconcile, reconcile::error_policy, context)

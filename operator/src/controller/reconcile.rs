@@ -32,6 +32,7 @@ use crate::error::RenderError;
 use crate::labels;
 use crate::metrics::{RESULT_ERROR, RESULT_SUCCESS};
 use crate::render::gateway::HTTPRoute;
+use crate::render::keda::ScaledObject;
 use crate::render::{self, Observed, meta};
 use crate::text;
 
@@ -120,9 +121,10 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
     // The children are compared with the caches: wait for every watch's first list (only ever
     // at start-up), so that an object not in a cache does not exist.
     let gateway_api = context.gateway_api.present();
+    let keda = context.keda.present();
     context
         .caches
-        .listed(CACHES_LISTED_WAIT, gateway_api)
+        .listed(CACHES_LISTED_WAIT, gateway_api, keda)
         .await?;
     let caches = &context.caches;
     let uid = object.uid().unwrap_or_default();
@@ -175,6 +177,19 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
             apply::delete_owned(&autoscalers, &caches.autoscalers, &namespace, &name, &uid).await?;
         }
     }
+    if keda {
+        let scaled_objects = Api::<ScaledObject>::namespaced(client.clone(), &namespace);
+        apply_or_delete(
+            &scaled_objects,
+            &caches.scaled_objects,
+            &namespace,
+            &name,
+            &uid,
+            children.scaled_object.as_ref(),
+        )
+        .await?;
+    }
+    let keda_missing = children.scaled_object.is_some() && !keda;
     let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace);
     match &children.disruption_budget {
         Some(budget) => {
@@ -326,6 +341,7 @@ async fn reconcile_object(object: &ModelServer, context: &Context) -> Result<Act
         pod_problem: problem.as_ref(),
         canary: canary_observation,
         route: route_observation,
+        keda_missing,
     };
     write_status(object, context, &observation, selector, urls).await?;
     Ok(Action::requeue(RESYNC))

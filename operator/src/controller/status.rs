@@ -28,8 +28,13 @@ pub enum Observation<'a> {
         canary: Option<CanaryObservation<'a>>,
         /// The route, with spec.route.
         route: Option<RouteObservation<'a>>,
+        /// The spec asks for concurrency autoscaling on a cluster without KEDA.
+        keda_missing: bool,
     },
 }
+
+/// The Stalled message of concurrency autoscaling without KEDA.
+pub const KEDA_MISSING: &str = "spec.autoscaling.metric is concurrency, which needs KEDA (keda.sh/v1alpha1 ScaledObjects): install KEDA, or scale on cpu; the replica count stays as it is until then";
 
 /// The Deployment condition type that carries the progress deadline verdict.
 const PROGRESSING: &str = "Progressing";
@@ -103,6 +108,7 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
             pod_problem,
             canary,
             route,
+            keda_missing,
         } => {
             let caught_up = deployment_caught_up(deployment);
             if caught_up {
@@ -122,6 +128,14 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
             }
             if let Some(route) = route {
                 traffic_status::with_route(&mut states, route);
+            }
+            if *keda_missing {
+                traffic_status::escalate(
+                    &mut states,
+                    ConditionType::Stalled,
+                    Reason::KedaMissing,
+                    KEDA_MISSING.to_owned(),
+                );
             }
             states
         }
@@ -410,6 +424,7 @@ mod tests {
                 pod_problem: None,
                 canary: None,
                 route: None,
+                keda_missing: false,
             },
             selector: "sel".into(),
             url: "url".into(),
@@ -544,6 +559,7 @@ mod tests {
                 pod_problem: Some(problem),
                 canary: None,
                 route: None,
+                keda_missing: false,
             },
             selector: "sel".into(),
             url: "url".into(),

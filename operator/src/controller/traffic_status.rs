@@ -259,7 +259,12 @@ fn find(states: &[ConditionState], type_: ConditionType) -> Option<&ConditionSta
 /// Makes `type_` (Stalled or Reconciling) True for `reason` unless the stable version already
 /// reports a problem or progress there. Stalled and Reconciling are never both True: a Stalled
 /// makes Reconciling False, and Reconciling is not raised over a Stalled.
-fn escalate(states: &mut [ConditionState], type_: ConditionType, reason: Reason, message: String) {
+pub fn escalate(
+    states: &mut [ConditionState],
+    type_: ConditionType,
+    reason: Reason,
+    message: String,
+) {
     let is_true = |states: &[ConditionState], t| {
         find(states, t).is_some_and(|s| s.status == ConditionStatus::True)
     };

@@ -1,4 +1,5 @@
-//! The HorizontalPodAutoscaler, only when `spec.autoscaling` is set.
+//! The HorizontalPodAutoscaler, when `spec.autoscaling` scales on CPU (on concurrency KEDA makes
+//! one from the ScaledObject of [`keda`](crate::render::keda)).
 
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
@@ -6,6 +7,7 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use modelserver_crds::{ModelServer, defaults};
 
+use crate::render::keda;
 use crate::render::meta::child_meta;
 
 /// Renders the autoscaler of `object`, or nothing when autoscaling is not asked for.
@@ -14,7 +16,11 @@ pub fn autoscaler(
     name: &str,
     namespace: &str,
 ) -> Option<HorizontalPodAutoscaler> {
-    let autoscaling = object.spec.autoscaling.as_ref()?;
+    let autoscaling = object
+        .spec
+        .autoscaling
+        .as_ref()
+        .filter(|a| !keda::on_concurrency(a))?;
     Some(HorizontalPodAutoscaler {
         metadata: child_meta(object, name, namespace),
         spec: Some(HorizontalPodAutoscalerSpec {
@@ -45,7 +51,7 @@ pub fn autoscaler(
                 }),
                 ..MetricSpec::default()
             }]),
-            behavior: None,
+            behavior: keda::scale_down_behavior(autoscaling),
         }),
         status: None,
     })

@@ -6,6 +6,7 @@ pub mod canary;
 pub mod deployment;
 pub mod disruption;
 pub mod gateway;
+pub mod keda;
 pub mod meta;
 pub mod names;
 pub mod network_policy;
@@ -27,6 +28,9 @@ pub use settings::Settings;
 
 /// The default image of the sidecar (the operator's `--sidecar-image` overrides it).
 pub const DEFAULT_SIDECAR_IMAGE: &str = concat!("modelserver-sidecar:", env!("CARGO_PKG_VERSION"));
+/// Where KEDA reaches Prometheus by default: the Service the Prometheus Operator (and so
+/// kube-prometheus-stack) gives a Prometheus named `prometheus` in `monitoring`.
+pub const DEFAULT_PROMETHEUS_URL: &str = "http://prometheus-operated.monitoring.svc:9090";
 /// The default cluster DNS domain, for `status.url`.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 /// The namespace of a ModelServer rendered from a file without one.
@@ -43,6 +47,8 @@ pub struct RenderConfig {
     pub cluster_domain: String,
     /// Namespace of a ModelServer that has none (rendered from a file).
     pub default_namespace: String,
+    /// Where KEDA reaches Prometheus, for concurrency autoscaling.
+    pub prometheus_url: String,
 }
 
 impl Default for RenderConfig {
@@ -52,6 +58,7 @@ impl Default for RenderConfig {
             sidecar_image_pull_policy: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
             default_namespace: DEFAULT_NAMESPACE.to_owned(),
+            prometheus_url: DEFAULT_PROMETHEUS_URL.to_owned(),
         }
     }
 }
@@ -63,8 +70,10 @@ pub struct Children {
     pub deployment: Deployment,
     /// The Service (always).
     pub service: Service,
-    /// The HorizontalPodAutoscaler, when `spec.autoscaling` is set.
+    /// The HorizontalPodAutoscaler, when `spec.autoscaling` scales on CPU.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// The KEDA ScaledObject, when `spec.autoscaling` scales on concurrency.
+    pub scaled_object: Option<keda::ScaledObject>,
     /// The PodDisruptionBudget, when the rule in [`disruption::wants_budget`] says so.
     pub disruption_budget: Option<PodDisruptionBudget>,
     /// The NetworkPolicy, unless `spec.networkPolicy.enabled` is false
@@ -148,6 +157,13 @@ pub fn render_observed(
         deployment,
         service: service::service(object, name, namespace),
         autoscaler: autoscaler::autoscaler(object, name, namespace),
+        scaled_object: keda::scaled_object(
+            object,
+            name,
+            namespace,
+            &settings,
+            &config.prometheus_url,
+        ),
         disruption_budget: disruption::disruption_budget(object, name, namespace),
         network_policy: network_policy::network_policy(object, name, namespace, &settings),
         url: service::url(object, name, namespace, &config.cluster_domain),
@@ -166,6 +182,9 @@ impl Children {
         ];
         if let Some(autoscaler) = &self.autoscaler {
             documents.push(serde_saphyr::to_string(autoscaler)?);
+        }
+        if let Some(scaled_object) = &self.scaled_object {
+            documents.push(serde_saphyr::to_string(scaled_object)?);
         }
         if let Some(budget) = &self.disruption_budget {
             documents.push(serde_saphyr::to_string(budget)?);

@@ -262,6 +262,13 @@ impl Settings {
         self.sidecar.server().map_or(0, |s| i32::from(s.port))
     }
 
+    /// The requests a pod's workers take at once: workers x executor threads.
+    pub fn slots(&self) -> i32 {
+        self.sidecar.server().map_or(1, |s| {
+            i32::from(s.workers).saturating_mul(i32::from(s.executor_threads))
+        })
+    }
+
     /// The sidecar's admin port.
     pub fn admin_port(&self) -> i32 {
         self.sidecar.server().map_or(0, |s| i32::from(s.admin_port))

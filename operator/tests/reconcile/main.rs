@@ -26,7 +26,7 @@ use modelserver_crds::ModelServer;
 use modelserver_crds::status::ConditionType;
 use modelserver_operator::controller::backoff::Backoff;
 use modelserver_operator::controller::cache::{Caches, Feed, Feeds, Triggers, Watched};
-use modelserver_operator::controller::gateway_api::GatewayApi;
+use modelserver_operator::controller::optional_api::OptionalApi;
 use modelserver_operator::controller::{
     Context, ControllerConfig, Error, Scope, apply::APPLIED_HASH_ANNOTATION, pod_watch, reconcile,
 };
@@ -34,6 +34,7 @@ use modelserver_operator::labels;
 use modelserver_operator::metrics::Metrics;
 use modelserver_operator::render::RenderConfig;
 use modelserver_operator::render::gateway::{Gateway, HTTPRoute};
+use modelserver_operator::render::keda::ScaledObject;
 use serde_json::{Value, json};
 
 use fake_api::{FakeApi, Sent};
@@ -166,6 +167,7 @@ struct Watches {
     pods: Watch<Pod>,
     routes: Watch<HTTPRoute>,
     gateways: Watch<Gateway>,
+    scaled_objects: Watch<ScaledObject>,
 }
 
 impl Watches {
@@ -180,6 +182,7 @@ impl Watches {
             pods: Watch::new(feeds.pods),
             routes: Watch::new(feeds.routes),
             gateways: Watch::new(feeds.gateways),
+            scaled_objects: Watch::new(feeds.scaled_objects),
         }
     }
 }
@@ -198,7 +201,7 @@ impl Cluster {
         Self::with_gateway_api(false)
     }
 
-    /// A cluster that serves the Gateway API, or not.
+    /// A cluster that serves the Gateway API and KEDA, or neither.
     fn with_gateway_api(gateway_api: bool) -> Self {
         let api = FakeApi::default();
         let metrics = Metrics::new().expect("metrics");
@@ -223,7 +226,8 @@ impl Cluster {
             metrics: metrics.clone(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             caches,
-            gateway_api: GatewayApi::fixed(gateway_api),
+            gateway_api: OptionalApi::fixed(gateway_api),
+            keda: OptionalApi::fixed(gateway_api),
         });
         Self {
             api,
@@ -307,6 +311,16 @@ impl Cluster {
                 .deliver(api, &prefix("pods", "/api/v1"), caches.pods.store(), false)
                 .iter()
                 .filter_map(|p| pod_watch::owner(p).map(|o| o.name))
+                .collect(),
+            w.scaled_objects
+                .deliver(
+                    api,
+                    &prefix("scaledobjects", "/apis/keda.sh/v1alpha1"),
+                    caches.scaled_objects.store(),
+                    false,
+                )
+                .iter()
+                .filter_map(owner)
                 .collect(),
             w.routes
                 .deliver(

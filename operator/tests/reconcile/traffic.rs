@@ -312,3 +312,90 @@ async fn without_the_gateway_api_a_route_is_reported_and_nothing_else_breaks() {
     cluster.reconcile("iris").await.expect("reconcile");
     assert!(cluster.sent().iter().all(|l| !l.contains(GATEWAY_API)));
 }
+
+fn scaled_object(name: &str) -> String {
+    format!("/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects/{name}")
+}
+
+#[tokio::test]
+async fn concurrency_autoscaling_replaces_the_hpa_with_a_keda_scaled_object_and_back() {
+    let mut cluster = Cluster::with_gateway_api(true);
+    let mut spec = iris();
+    spec["replicas"] = json!(3);
+    spec["server"] = json!({"workers": 2, "executorThreads": 3});
+    spec["autoscaling"] = json!({"maxReplicas": 6, "minReplicas": 2});
+    cluster.create("iris", spec);
+    cluster.ready("iris").await;
+    assert!(cluster.api.get(&autoscaler("iris")).is_some());
+    let before = replicas(&cluster, "iris");
+
+    cluster.edit_spec("iris", |spec| {
+        spec["autoscaling"]["metric"] = json!("concurrency");
+        spec["autoscaling"]["scaleDownDelay"] = json!("30s");
+    });
+    settle(&mut cluster, "iris").await;
+    let sent = cluster.sent();
+    assert!(sent.contains(&apply(&scaled_object("iris"))), "{sent:#?}");
+    assert!(
+        sent.contains(&format!("DELETE {}", autoscaler("iris"))),
+        "the operator's HPA goes: KEDA makes its own: {sent:#?}"
+    );
+    let object = stored(&cluster, &scaled_object("iris"));
+    let spec = &object["spec"];
+    assert_eq!(
+        spec["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"})
+    );
+    assert_eq!(
+        (
+            spec["minReplicaCount"].clone(),
+            spec["maxReplicaCount"].clone()
+        ),
+        (json!(2), json!(6))
+    );
+    let trigger = &spec["triggers"][0];
+    assert_eq!(trigger["type"], "prometheus");
+    assert_eq!(trigger["metricType"], "AverageValue");
+    assert_eq!(trigger["metadata"]["threshold"], "6", "2 workers x 3 slots");
+    assert_eq!(
+        trigger["metadata"]["query"],
+        "sum(modelserver_inflight_requests{namespace=\"ml\",modelserver=\"iris\"}) + (sum(modelserver_queue_depth{namespace=\"ml\",modelserver=\"iris\"}) or vector(0))"
+    );
+    assert_eq!(
+        trigger["metadata"]["serverAddress"],
+        "http://prometheus-operated.monitoring.svc:9090"
+    );
+    assert_eq!(
+        spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        30
+    );
+    // The operator still leaves the count to the autoscaler.
+    assert_eq!(replicas(&cluster, "iris"), before);
+
+    // Back to cpu: the ScaledObject goes, the HPA comes back.
+    cluster.edit_spec("iris", |spec| {
+        spec["autoscaling"] = json!({"maxReplicas": 6, "minReplicas": 2});
+    });
+    settle(&mut cluster, "iris").await;
+    let sent = cluster.sent();
+    assert!(
+        sent.contains(&format!("DELETE {}", scaled_object("iris"))),
+        "{sent:#?}"
+    );
+    assert!(sent.contains(&apply(&autoscaler("iris"))), "{sent:#?}");
+}
+
+#[tokio::test]
+async fn concurrency_autoscaling_without_keda_is_stalled_and_sends_nothing_to_it() {
+    let mut cluster = Cluster::with_gateway_api(false);
+    let mut spec = iris();
+    spec["autoscaling"] = json!({"maxReplicas": 4, "metric": "concurrency"});
+    cluster.create("iris", spec);
+    settle(&mut cluster, "iris").await;
+    assert_eq!(
+        cluster.condition("iris", ConditionType::Stalled),
+        is("True", "KEDAMissing")
+    );
+    assert!(cluster.sent().iter().all(|l| !l.contains("keda.sh")));
+    assert!(cluster.api.get(&autoscaler("iris")).is_none());
+}
