@@ -465,7 +465,10 @@ pub async fn install_keda_crds(client: &Client, kubectl: &Kubectl) -> Result<()>
         client,
         kubectl,
         &dir,
-        |name| name.starts_with("keda.sh_") && name.ends_with(".yaml"),
+        |name| {
+            (name.starts_with("keda.sh_") || name.starts_with("eventing.keda.sh_"))
+                && name.ends_with(".yaml")
+        },
         "keda.sh/v1alpha1",
         &[(SCALEDOBJECT_CRD, "scaledobjects")],
     )

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // The operator harness of tests/operator; this binary uses only part of it.
+mod autoscale;
 #[allow(dead_code)]
 #[path = "../operator/harness.rs"]
 mod harness;
@@ -108,6 +109,11 @@ struct Setup {
 impl Setup {
     /// A restricted namespace and an operator watching it with the real sidecar image.
     async fn new(prefix: &str) -> Result<Self> {
+        Self::with_operator_args(prefix, &[]).await
+    }
+
+    /// [`Setup::new`] with `extra` flags for the operator.
+    async fn with_operator_args(prefix: &str, extra: &[&str]) -> Result<Self> {
         let images = images()?;
         let client = client().await?;
         let kubectl = Kubectl::new().await?;
@@ -144,7 +150,7 @@ impl Setup {
                 setup.dir.path(),
                 "operator",
                 &setup.images.sidecar,
-                &[],
+                extra,
             )
             .await?,
         );
@@ -1290,6 +1296,146 @@ async fn a_canary_takes_its_share_and_its_promotion_and_abort_under_load_lose_no
         "the canary answered before the abort: {:?}",
         aborted.versions
     );
+    setup.finish().await;
+    Ok(())
+}
+
+/// Waits until the Deployment `name` has `count` replicas, all ready, and no other pods; returns
+/// how long that took.
+async fn wait_scaled(setup: &Setup, name: &str, count: usize, what: &str) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    let deployments = setup.api::<k8s_openapi::api::apps::v1::Deployment>();
+    wait_until(what, CONVERGE, || {
+        let deployments = deployments.clone();
+        async move {
+            let d = deployments.get(name).await.map_err(|e| e.to_string())?;
+            let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let ready = d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            let total = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let count = i32::try_from(count).unwrap_or(i32::MAX);
+            if desired == count && ready == count && total == count {
+                Ok(Some(()))
+            } else {
+                Err(format!("desired {desired}, ready {ready}, total {total}"))
+            }
+        }
+    })
+    .await?;
+    setup.wait_pods_ready(name, count).await?;
+    Ok(started.elapsed())
+}
+
+/// Concurrency autoscaling for real: a Prometheus scraping the real node's sidecars, KEDA's
+/// operator and metrics API server, the kube-controller-manager's HPA controller. Load through
+/// the ClusterIP scales the ModelServer up; when it drops to a trickle, back down; no request
+/// fails on the way.
+#[tokio::test]
+#[ignore = "needs the local control plane with the real node: make e2e"]
+async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_losing_nothing()
+-> Result<()> {
+    // KEDA's CRDs before the operator starts, so its discovery finds them at once.
+    modelserver_e2e::install_keda_crds(&client().await?, &Kubectl::new().await?).await?;
+    let prometheus_address = autoscale::Prometheus::address()?;
+    let prometheus_url = format!("http://{prometheus_address}");
+    let setup =
+        Setup::with_operator_args("rn-keda", &["--prometheus-url", &prometheus_url]).await?;
+    let kubeconfig = modelserver_e2e::kubeconfig_path().await?;
+    let prometheus = autoscale::Prometheus::start(
+        setup.dir.path(),
+        &prometheus_address,
+        setup.ns(),
+        &kubeconfig,
+    )
+    .await?;
+    let keda =
+        autoscale::Keda::start(&setup.client, setup.dir.path(), setup.ns(), &kubeconfig).await?;
+    let logs = || {
+        format!(
+            "{}\n{}\n{}\n{}",
+            autoscale::tail(&keda.operator_log),
+            autoscale::tail(&keda.adapter_log),
+            autoscale::tail(&prometheus.log),
+            setup.operator_log()
+        )
+    };
+
+    let manifest = setup.iris("iris", |m| {
+        if let Some(spec) = m["spec"].as_object_mut() {
+            spec.remove("replicas");
+        }
+        m["spec"]["server"]["workers"] = json!(1);
+        m["spec"]["server"]["executorThreads"] = json!(2);
+        m["spec"]["server"]["maxQueue"] = json!(256);
+        // Requests wait while pods are added (about 15 s here) rather than being refused after
+        // the default 1 s: a model that autoscales wants a queue budget as long as a scale-up.
+        m["spec"]["server"]["maxQueueWait"] = json!("30s");
+        m["spec"]["model"]["args"] = json!(["--model", "/app/model.json", "--predict-delay", "0.25"]);
+        m["spec"]["autoscaling"] = json!({"metric": "concurrency", "minReplicas": 1, "maxReplicas": 3,
+            "targetConcurrency": 2, "scaleDownDelay": "20s"});
+    })?;
+    setup.apply(&manifest).await?;
+    setup.wait_ready("iris").await?;
+    setup.wait_pods_ready("iris", 1).await?;
+    let series = format!(
+        "count(modelserver_ready{{namespace=\"{}\",modelserver=\"iris\"}})",
+        setup.ns()
+    );
+    wait_until("Prometheus scraping the sidecar", CONVERGE, || {
+        let (prometheus, series) = (&prometheus, series.clone());
+        async move {
+            match prometheus.query(&series).await {
+                Ok(v) if v >= 1.0 => Ok(Some(())),
+                Ok(v) => Err(format!("{v} sidecars scraped")),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        }
+    })
+    .await
+    .with_context(logs)?;
+
+    // Nine clients, each holding a request for 250 ms: about nine requests in flight and waiting,
+    // 2 per pod wanted: KEDA's HPA asks for 5, capped at 3.
+    let addr = setup.service_addr("iris").await?;
+    wait_service_answers(addr, &[]).await?;
+    let load = Load::start(addr, "/predict", 8, &[]);
+    let up = wait_scaled(&setup, "iris", 3, "scaled up to 3 ready pods under load")
+        .await
+        .with_context(logs)?;
+    wait_answered(&load, "load on the new pods", 100).await?;
+    let busy = load.stop().await;
+
+    // A trickle (one client): KEDA's HPA wants one pod again after the 20 s window.
+    let trickle = Load::start_mixed(addr, "/predict", 1, 0, &[]);
+    let down = wait_scaled(&setup, "iris", 1, "scaled back down to 1 pod")
+        .await
+        .with_context(logs)?;
+    wait_answered(&trickle, "answers after the scale-down", 10).await?;
+    let quiet = trickle.stop().await;
+    eprintln!(
+        "concurrency autoscaling: 1 -> 3 pods in {:.1}s under load, 3 -> 1 in {:.1}s after it \
+         (scaleDownDelay 20s); {} requests under load, {} failed; {} during the scale-down, {} failed",
+        up.as_secs_f64(),
+        down.as_secs_f64(),
+        busy.total(),
+        busy.failed,
+        quiet.total(),
+        quiet.failed
+    );
+    report("scale-up", &busy);
+    report("scale-down", &quiet);
+    assert_eq!(busy.failed, 0, "under load: {:?}", busy.failures);
+    assert_eq!(
+        quiet.failed, 0,
+        "during the scale-down: {:?}",
+        quiet.failures
+    );
+    let ms = setup.api::<ModelServer>().get("iris").await?;
+    assert!(is(&ms, "Ready", "True"), "{}", summary(&ms));
+    keda.stop().await;
     setup.finish().await;
     Ok(())
 }
