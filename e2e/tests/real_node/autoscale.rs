@@ -85,12 +85,14 @@ impl Prometheus {
         Ok(format!("127.0.0.1:{}", free_port()?))
     }
 
-    /// Starts it on `address` for the pods of `namespace`, discovering them with `kubeconfig`.
+    /// Starts it on `address` for the pods of `namespace`, discovering them with `kubeconfig`,
+    /// and for the operator's metrics at `operator` (host:port).
     pub async fn start(
         dir: &Path,
         address: &str,
         namespace: &str,
         kubeconfig: &Path,
+        operator: &str,
     ) -> Result<Self> {
         let config = dir.join("prometheus.yml");
         std::fs::write(
@@ -113,6 +115,10 @@ scrape_configs:
         target_label: namespace
       - source_labels: [__meta_kubernetes_pod_name]
         target_label: pod
+  - job_name: modelserver-operator
+    static_configs:
+      - targets: ["{operator}"]
+        labels: {{namespace: {namespace}, pod: modelserver-operator}}
 "#,
                 kubeconfig = kubeconfig.display()
             ),
@@ -146,18 +152,29 @@ scrape_configs:
         })
     }
 
+    /// The result vector of an instant query; an error when Prometheus refuses the query.
+    pub async fn series(&self, promql: &str) -> Result<Vec<Value>> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            &[("query", promql)],
+        )?;
+        let body: Value = reqwest::Client::new().get(url).send().await?.json().await?;
+        if body["status"] != "success" {
+            bail!("{promql}: {}", body["error"]);
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// The value of an instant query (0 when it returns nothing).
     pub async fn query(&self, promql: &str) -> Result<f64> {
         let url = reqwest::Url::parse_with_params(
             &format!("{}/api/v1/query", self.url),
             &[("query", promql)],
         )?;
-        let body: Value = reqwest::Client::new()
-            .get(url)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let body: Value = reqwest::Client::new().get(url).send().await?.json().await?;
         let value = body["data"]["result"][0]["value"][1]
             .as_str()
             .map_or(Ok(0.0), str::parse::<f64>)?;

@@ -1344,11 +1344,17 @@ async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_lo
     let setup =
         Setup::with_operator_args("rn-keda", &["--prometheus-url", &prometheus_url]).await?;
     let kubeconfig = modelserver_e2e::kubeconfig_path().await?;
+    let operator_metrics = setup
+        .operator
+        .as_ref()
+        .map(|o| o.metrics_addr.clone())
+        .context("operator")?;
     let prometheus = autoscale::Prometheus::start(
         setup.dir.path(),
         &prometheus_address,
         setup.ns(),
         &kubeconfig,
+        &operator_metrics,
     )
     .await?;
     let keda =
@@ -1406,6 +1412,8 @@ async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_lo
         .await
         .with_context(logs)?;
     wait_answered(&load, "load on the new pods", 100).await?;
+    // The chart's Grafana dashboard, every query against this Prometheus under this load.
+    dashboard_queries_have_data(&prometheus, setup.ns(), "iris").await?;
     let busy = load.stop().await;
 
     // A trickle (one client): KEDA's HPA wants one pod again after the 20 s window.
@@ -1437,5 +1445,53 @@ async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_lo
     assert!(is(&ms, "Ready", "True"), "{}", summary(&ms));
     keda.stop().await;
     setup.finish().await;
+    Ok(())
+}
+
+/// Every query of the chart's Grafana dashboard (its variables set to `namespace` and `name`,
+/// `$__rate_interval` to 1m) runs on `prometheus`, and each returns data, but those that count
+/// what a healthy run does not have: 5xx and 503 answers, failed reconciles, and the operator's
+/// API reads (it reads from its caches: none in steady state). `make chart-prometheus-test`
+/// sets those off on purpose.
+async fn dashboard_queries_have_data(
+    prometheus: &autoscale::Prometheus,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    let path = repo_root().join("charts/modelserver-operator/files/dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut empty = Vec::new();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().context("a target without expr")?;
+            let concrete = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", namespace)
+                .replace("$modelserver", name);
+            let series = prometheus.series(&concrete).await?;
+            checked += 1;
+            let healthy_empty = [
+                "code=~\"5..\"",
+                "code=\"503\"",
+                "result=\"error\"",
+                "api_reads_total",
+            ]
+            .iter()
+            .any(|p| concrete.contains(p));
+            if series.is_empty() && !healthy_empty {
+                empty.push(format!("{}: {concrete}", panel["title"]));
+            }
+        }
+    }
+    eprintln!(
+        "dashboard: {checked} queries run on the live Prometheus, {} empty",
+        empty.len()
+    );
+    ensure!(checked >= 20, "only {checked} dashboard queries");
+    ensure!(
+        empty.is_empty(),
+        "dashboard queries without data: {empty:#?}"
+    );
     Ok(())
 }
