@@ -40,6 +40,11 @@ pub struct ModelServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
+    /// The image the stable version's pods run (its Deployment's model container). With a
+    /// canary, status.canary.image is the other version's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
     /// The in-cluster URL of the Service, when status.url is the route's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_url: Option<String>,

@@ -457,21 +457,7 @@ async fn rollout_under_load(
     let addr = setup.service_addr(name).await?;
     wait_service_answers(addr, &[]).await?;
     let load = Load::start(addr, "/predict", 4, &[]);
-    wait_until(
-        "load flowing through the ClusterIP",
-        Duration::from_secs(60),
-        || {
-            let answered = load.answered();
-            async move {
-                if answered >= 50 {
-                    Ok(Some(()))
-                } else {
-                    Err(format!("{answered} answered"))
-                }
-            }
-        },
-    )
-    .await?;
+    wait_answered(&load, "load flowing through the ClusterIP", 50).await?;
     let before: Vec<String> = setup
         .pods(name)
         .await?
@@ -492,18 +478,7 @@ async fn rollout_under_load(
         pod_summaries(&after)
     );
     // A little more traffic on the new pods only, then stop.
-    let settle = load.answered() + 50;
-    wait_until("load on the new pods", Duration::from_secs(60), || {
-        let answered = load.answered();
-        async move {
-            if answered >= settle {
-                Ok(Some(()))
-            } else {
-                Err(format!("{answered}"))
-            }
-        }
-    })
-    .await?;
+    wait_answered(&load, "load on the new pods", 50).await?;
     Ok(load.stop().await)
 }
 

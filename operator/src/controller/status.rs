@@ -9,6 +9,7 @@ use modelserver_crds::status::{ConditionStatus, ConditionType, Reason};
 
 use crate::controller::pods::PodProblem;
 use crate::controller::traffic_status::{self, CanaryObservation, RouteObservation};
+use crate::render::names;
 
 /// What the reconciler found, as input to the status.
 #[derive(Debug, Clone)]
@@ -110,6 +111,7 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
             route,
             keda_missing,
         } => {
+            status.image = model_image(deployment);
             let caught_up = deployment_caught_up(deployment);
             if caught_up {
                 let observed = deployment.status.clone().unwrap_or_default();
@@ -150,6 +152,20 @@ pub fn compute(inputs: Inputs<'_>) -> ModelServerStatus {
             .collect(),
     );
     status
+}
+
+/// The image of a Deployment's model container.
+pub fn model_image(deployment: &Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == names::MODEL_CONTAINER)
+        .and_then(|c| c.image.clone())
 }
 
 /// True when the Deployment controller has seen the Deployment's latest spec.

@@ -74,7 +74,10 @@ pub fn canary_status(canary: &CanaryObservation<'_>) -> CanaryStatus {
         .and_then(|d| d.status.clone())
         .unwrap_or_default();
     CanaryStatus {
-        image: Some(canary.image.to_owned()),
+        image: canary
+            .deployment
+            .and_then(status::model_image)
+            .or_else(|| Some(canary.image.to_owned())),
         replicas: Some(observed.replicas.unwrap_or(0)),
         ready_replicas: Some(observed.ready_replicas.unwrap_or(0)),
         weight: Some(canary.weight),

@@ -92,7 +92,12 @@ async fn a_canary_behind_the_shared_service_takes_pods_from_the_stable_version_o
         cluster.condition("iris", ConditionType::Reconciling),
         is("False", "Idle")
     );
-    let status = &stored(&cluster, &modelserver("iris"))["status"]["canary"];
+    let status = &stored(&cluster, &modelserver("iris"))["status"];
+    assert_eq!(
+        status["image"], "registry.example.com/acme/iris:1.4.0",
+        "the stable version's"
+    );
+    let status = &status["canary"];
     assert_eq!(status["weight"], 25);
     assert_eq!(status["trafficPercent"], 25, "1 of 4 ready pods");
     assert_eq!(status["image"], "registry.example.com/acme/iris:1.5.0");
