@@ -1382,6 +1382,7 @@ async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_lo
     // 2 per pod wanted: KEDA's HPA asks for 5, capped at 3.
     let addr = setup.service_addr("iris").await?;
     wait_service_answers(addr, &[]).await?;
+    let load_started = std::time::Instant::now();
     let load = Load::start(addr, "/predict", 8, &[]);
     let up = wait_scaled(&setup, "iris", 3, "scaled up to 3 ready pods under load")
         .await
@@ -1418,6 +1419,21 @@ async fn concurrency_autoscaling_with_keda_scales_up_under_load_and_back_down_lo
     );
     let ms = setup.api::<ModelServer>().get("iris").await?;
     assert!(is(&ms, "Ready", "True"), "{}", summary(&ms));
+    // The picture of the dashboard in the docs comes from here (hack/dashboard-png.sh).
+    if let Some(out) = std::env::var_os("MODELSERVER_E2E_DASHBOARD_PNG") {
+        let seconds = (load_started.elapsed().as_secs() + 30).to_string();
+        let status = tokio::process::Command::new(repo_root().join("hack/dashboard-png.sh"))
+            .args([
+                prometheus.url.as_str(),
+                setup.ns(),
+                "iris",
+                seconds.as_str(),
+            ])
+            .arg(&out)
+            .status()
+            .await?;
+        ensure!(status.success(), "hack/dashboard-png.sh failed");
+    }
     keda.stop().await;
     setup.finish().await;
     Ok(())
