@@ -29,6 +29,8 @@ use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
 use crate::state::SharedState;
+use crate::trace::RequestTrace;
+use crate::trace::span::{AttrValue, OpenSpan};
 use modelserver_units::format_duration;
 
 /// The only `TE` value HTTP/2 allows, which gRPC servers require.
@@ -111,7 +113,9 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         return response;
     }
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // Present only on a sampled request (tracing on): its spans' ids.
+    let trace = parts.extensions.remove::<RequestTrace>();
     let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
     let client_fault = body.client_fault();
     let path_and_query = parts
@@ -152,10 +156,19 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     // at once, the rest in the background), so the connection stays usable for the client's next
     // request.
     let mut refused_body = None;
+    let mut queue_span = trace.as_ref().map(RequestTrace::queue_wait);
+    let mut worker_span = None;
     let outcome = match tokio::time::timeout_at(deadline, state.dispatcher.acquire()).await {
         Ok(Ok(permit)) => {
             let backend = permit.backend();
             chosen = Some(backend);
+            if let Some(trace) = &trace {
+                let name = state.mode.backend_name(backend);
+                if let Some(mut span) = queue_span.take() {
+                    span.attribute("modelserver.backend", AttrValue::Text(name.clone()));
+                }
+                worker_span = Some(trace.worker(name));
+            }
             let mut upstream = http::Request::new(Body::new(body));
             *upstream.method_mut() = parts.method;
             *upstream.uri_mut() = Uri::from(path_and_query);
@@ -174,19 +187,29 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
                 .map(|result| result.map_err(|error| Failure::Backend { backend, error }))
         }
         Ok(Err(error)) => {
+            if let Some(span) = &mut queue_span {
+                span.fail(error.to_string());
+            }
             refused_body = Some(body);
             Ok(Err(Failure::Acquire(error)))
         }
         Err(elapsed) => {
+            if let Some(span) = &mut queue_span {
+                span.fail("the request timed out waiting for a worker slot");
+            }
             refused_body = Some(body);
             Err(elapsed)
         }
     };
+    drop(queue_span);
     if tripped.load(Ordering::Relaxed) {
         state.metrics.reject(RejectReason::TooLarge);
+        if let Some(span) = &mut worker_span {
+            span.fail("the request body exceeded the upload limit");
+        }
         return too_large(limits.max_upload_size);
     }
-    let mut response = answer(&state, outcome, chosen, budget, &client_fault);
+    let mut response = answer(&state, outcome, chosen, budget, &client_fault, worker_span);
     if let Some(mut body) = refused_body
         && !body.is_end_stream()
     {
@@ -212,11 +235,22 @@ fn answer(
     chosen: Option<usize>,
     budget: Duration,
     client_fault: &ClientFault,
+    mut worker_span: Option<OpenSpan>,
 ) -> Response {
     let limits = state.limits;
+    if let (Some(span), Ok(Err(Failure::Backend { error, .. }))) = (&mut worker_span, &outcome) {
+        span.fail(crate::errors::error_chain(error.as_ref()));
+    }
+    if let (Some(span), Err(_)) = (&mut worker_span, &outcome) {
+        span.fail("no response head within the request's time budget");
+    }
     match outcome {
         Ok(Ok((permit, response))) => {
             let backend = permit.backend();
+            if let Some(span) = &mut worker_span {
+                span.event("response head");
+                span.http_status(response.status(), 400);
+            }
             let (mut parts, incoming) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             // Only the access log reads it (an extension costs an allocation).
@@ -226,6 +260,7 @@ fn answer(
             let body = Body::new(HeldBody {
                 inner: incoming,
                 _permit: permit,
+                _span: worker_span,
             });
             Response::from_parts(parts, body)
         }
@@ -435,10 +470,12 @@ fn too_large(limit: u64) -> Response {
     .into_response()
 }
 
-/// The backend's response body, holding the backend slot until it ends.
+/// The backend's response body, holding the backend slot until it ends (and, when the request
+/// is traced, the `worker` span, which ends with it).
 struct HeldBody {
     inner: Body,
     _permit: Permit,
+    _span: Option<OpenSpan>,
 }
 
 impl http_body::Body for HeldBody {

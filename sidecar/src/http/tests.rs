@@ -68,6 +68,7 @@ fn state_in(
         metrics: Metrics::new().unwrap(),
         workers: None,
         access_log: false,
+        tracer: None,
     })
 }
 
@@ -447,6 +448,7 @@ async fn a_queue_bounded_by_time_refuses_at_arrival_and_after_the_wait_with_retr
         metrics: Metrics::new().unwrap(),
         workers: None,
         access_log: false,
+        tracer: None,
     });
     let router = public_router(state.clone(), PublicOptions::default());
     let held = tokio::spawn(send_owned(router.clone(), "/first"));

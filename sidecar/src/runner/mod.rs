@@ -28,6 +28,7 @@ use crate::http::public::{PublicOptions, public_router};
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 use crate::shutdown::{self, Lifecycle, Model, Running, Signals, Timing};
+use crate::trace::Tracer;
 use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::tls::Certificates;
 use crate::workers::WorkerTable;
@@ -78,6 +79,11 @@ impl FrontDoor {
             max_queue: max_queue(server),
         };
         let backends_len = backend.len();
+        // The exporter runs as a task of its own, off every request's path.
+        let tracer = Tracer::new(&server.trace, &metrics).map(|(tracer, exporter)| {
+            tokio::spawn(exporter.run());
+            tracer
+        });
         let state: SharedState = Arc::new(AppState {
             mode,
             dispatcher,
@@ -87,6 +93,7 @@ impl FrontDoor {
             metrics,
             workers,
             access_log: server.access_log,
+            tracer,
         });
 
         let admin_listener = bind("admin", SocketAddr::new(server.bind, server.admin_port)).await?;
