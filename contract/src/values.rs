@@ -105,7 +105,9 @@ impl SamplingRatio {
     /// Reads `0`, `1`, `0.25`, `1.0`, at most six decimals.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
-            format!("{text:?} is not a sampling ratio from 0 to 1 such as 0.1 (at most six decimals)")
+            format!(
+                "{text:?} is not a sampling ratio from 0 to 1 such as 0.1 (at most six decimals)"
+            )
         };
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         if !matches!(whole, "0" | "1")
@@ -168,7 +170,18 @@ mod tests {
             assert_eq!(ratio.per_million(), ppm, "{text}");
             assert_eq!(ratio.to_string(), printed, "{text}");
         }
-        for bad in ["", ".5", "0.", "1.5", "2", "-0.1", "0.0000001", "10%", "1e-3", "0,5"] {
+        for bad in [
+            "",
+            ".5",
+            "0.",
+            "1.5",
+            "2",
+            "-0.1",
+            "0.0000001",
+            "10%",
+            "1e-3",
+            "0,5",
+        ] {
             assert!(SamplingRatio::parse(bad).is_err(), "{bad}");
         }
     }

@@ -195,9 +195,18 @@ async fn jaeger_receives_the_three_spans_with_their_links() {
                 .map(|r| r["spanID"].as_str().unwrap().to_owned())
         };
         let request_id = spans["request"]["spanID"].as_str().unwrap().to_owned();
-        assert_eq!(parent_of(spans["queue wait"]).as_deref(), Some(request_id.as_str()));
-        assert_eq!(parent_of(spans["worker"]).as_deref(), Some(request_id.as_str()));
-        assert_eq!(spans["worker"]["spanID"].as_str(), Some(worker_parent.as_str()));
+        assert_eq!(
+            parent_of(spans["queue wait"]).as_deref(),
+            Some(request_id.as_str())
+        );
+        assert_eq!(
+            parent_of(spans["worker"]).as_deref(),
+            Some(request_id.as_str())
+        );
+        assert_eq!(
+            spans["worker"]["spanID"].as_str(),
+            Some(worker_parent.as_str())
+        );
         if index == 0 {
             assert_eq!(parent_of(spans["request"]).as_deref(), Some(caller_span));
         } else {
@@ -229,7 +238,10 @@ async fn jaeger_receives_the_three_spans_with_their_links() {
         .await
         .unwrap();
     assert!(
-        services["data"].as_array().unwrap().contains(&Value::from("iris")),
+        services["data"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("iris")),
         "{services}"
     );
 }

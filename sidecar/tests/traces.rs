@@ -67,9 +67,11 @@ async fn wait_spans(
     trace_id: &str,
     count: usize,
 ) -> std::collections::BTreeMap<String, otlp::Span> {
-    wait_for(&format!("{count} spans of trace {trace_id}"), DEADLINE, || async {
-        received.trace(trace_id).len() >= count
-    })
+    wait_for(
+        &format!("{count} spans of trace {trace_id}"),
+        DEADLINE,
+        || async { received.trace(trace_id).len() >= count },
+    )
     .await;
     let spans = received.trace(trace_id);
     assert_eq!(spans.len(), count, "{spans:#?}");
@@ -90,7 +92,11 @@ async fn a_callers_trace_is_continued_and_its_decision_kept() {
         assert!(!seen.contains_key("traceparent"), "{seen:?}");
     }
     let unsampled = format!("00-{TRACE_ID}-{CALLER_SPAN}-00");
-    let seen = echo(&sidecar, &[("traceparent", &unsampled), ("tracestate", "k=v")]).await;
+    let seen = echo(
+        &sidecar,
+        &[("traceparent", &unsampled), ("tracestate", "k=v")],
+    )
+    .await;
     assert_eq!(seen["traceparent"], unsampled.as_str());
     assert_eq!(seen["tracestate"], "k=v");
 
@@ -109,9 +115,15 @@ async fn a_callers_trace_is_continued_and_its_decision_kept() {
     .await;
     let (trace, parent, flags) = split(seen["traceparent"].as_str().unwrap());
     assert_eq!(trace, sampled_trace);
-    assert_ne!(parent, CALLER_SPAN, "the worker's parent is the sidecar's span");
+    assert_ne!(
+        parent, CALLER_SPAN,
+        "the worker's parent is the sidecar's span"
+    );
     assert_eq!(flags, "01");
-    assert_eq!(seen["tracestate"], "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    assert_eq!(
+        seen["tracestate"],
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
 
     let spans = wait_spans(&received, sampled_trace, 3).await;
     let request = &spans["request"];
@@ -212,9 +224,18 @@ async fn a_trace_is_started_when_the_caller_sent_none_or_an_invalid_one() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let spans = wait_spans(&received, TRACE_ID, 3).await;
-    assert_eq!(spans["worker"].status_code, 2, "a 4xx fails the client span");
-    assert_eq!(spans["request"].status_code, 0, "a 4xx is not the server's error");
-    assert_eq!(spans["request"].attributes["http.response.status_code"], "404");
+    assert_eq!(
+        spans["worker"].status_code, 2,
+        "a 4xx fails the client span"
+    );
+    assert_eq!(
+        spans["request"].status_code, 0,
+        "a 4xx is not the server's error"
+    );
+    assert_eq!(
+        spans["request"].attributes["http.response.status_code"],
+        "404"
+    );
 }
 
 #[tokio::test]

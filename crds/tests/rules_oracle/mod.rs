@@ -231,7 +231,9 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
         (
             TRACING_ENDPOINT_IS_HTTP_URL,
             optional(
-                server.and_then(|s| s.tracing.as_ref()).map(|t| t.endpoint.as_str()),
+                server
+                    .and_then(|s| s.tracing.as_ref())
+                    .map(|t| t.endpoint.as_str()),
                 is_otlp_http_url,
             ),
         ),

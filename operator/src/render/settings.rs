@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector,
-};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector};
 use modelserver_contract::cli::{Cli, Command, LogFormat};
 use modelserver_contract::defaults as contract_defaults;
 use modelserver_contract::pod_env;

@@ -15,10 +15,10 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
+use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -185,7 +185,12 @@ where
         // A sampled request's span ends with its response body (or when it is dropped unsent).
         if let Some(mut span) = this.span.take() {
             span.http_status(status, 500);
-            response = response.map(|body| Body::new(SpanBody { inner: body, _span: span }));
+            response = response.map(|body| {
+                Body::new(SpanBody {
+                    inner: body,
+                    _span: span,
+                })
+            });
         }
         Poll::Ready(Ok(response))
     }

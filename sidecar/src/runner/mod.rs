@@ -28,9 +28,9 @@ use crate::http::public::{PublicOptions, public_router};
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 use crate::shutdown::{self, Lifecycle, Model, Running, Signals, Timing};
-use crate::trace::Tracer;
 use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::tls::Certificates;
+use crate::trace::Tracer;
 use crate::workers::WorkerTable;
 use modelserver_units::format_duration;
 

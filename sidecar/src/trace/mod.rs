@@ -170,7 +170,11 @@ impl Tracer {
     /// Decides whether `request` is traced. A sampled request gets its `request` span (returned,
     /// to be ended with the response), a `traceparent` naming its `worker` span, and a
     /// [`RequestTrace`] extension; any other request is left unchanged.
-    pub fn start(&self, request: &mut Request, request_id: Option<&HeaderValue>) -> Option<OpenSpan> {
+    pub fn start(
+        &self,
+        request: &mut Request,
+        request_id: Option<&HeaderValue>,
+    ) -> Option<OpenSpan> {
         let incoming = TraceParent::from_headers(request.headers());
         let (trace_id, parent_id, sampled) = match &incoming {
             Some(parent) => (parent.trace_id, Some(parent.parent_id), parent.sampled()),

@@ -20,7 +20,9 @@ pub fn encode(resource: &[(&str, String)], spans: &[SpanRecord]) -> Vec<u8> {
     let mut resource_spans = Vec::with_capacity(256 + spans.len() * 256);
     message(&mut resource_spans, 1, |out| {
         for (key, value) in resource {
-            message(out, 1, |kv| key_value(kv, key, &AttrValue::Text(value.clone())));
+            message(out, 1, |kv| {
+                key_value(kv, key, &AttrValue::Text(value.clone()))
+            });
         }
     });
     message(&mut resource_spans, 2, |out| {

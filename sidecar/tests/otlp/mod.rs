@@ -13,10 +13,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
+/// One export request: its content type and body.
+type Body = (Option<String>, Vec<u8>);
+
 /// What the receiver got.
 #[derive(Clone, Default)]
 pub struct Received {
-    bodies: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    bodies: Arc<Mutex<Vec<Body>>>,
 }
 
 impl Received {
@@ -194,7 +197,10 @@ fn key_value(buf: &[u8]) -> (String, String) {
 pub fn decode_request(body: &[u8]) -> Vec<Span> {
     let mut spans = Vec::new();
     for (field, resource_spans) in fields(body) {
-        assert_eq!(field, 1, "ExportTraceServiceRequest has resource_spans only");
+        assert_eq!(
+            field, 1,
+            "ExportTraceServiceRequest has resource_spans only"
+        );
         let mut resource = BTreeMap::new();
         let mut scopes = Vec::new();
         for (field, v) in fields(resource_spans.bytes()) {
