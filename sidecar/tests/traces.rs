@@ -289,3 +289,27 @@ async fn a_collector_that_is_down_loses_no_request() {
     assert_eq!(series("exported").await, 0.0);
     assert!(sidecar.logged("trace export failed"));
 }
+
+// Multi-thread: the test thread blocks waiting for the exit while the receiver must answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_spans_leave_before_the_sidecar_exits() {
+    let (collector, received) = otlp::start().await;
+    let mut flags = trace_flags(&format!("http://{collector}"), "0");
+    flags.extend(["--drain-delay".to_owned(), "0s".to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut sidecar = Sidecar::serve(&flags, &[]);
+    let http = client();
+    sidecar.wait_ready(&http).await;
+    let trace = "5c1e0b1a9d3f4e2a8b7c6d5e4f3a2b1c";
+    echo(
+        &sidecar,
+        &[("traceparent", &format!("00-{trace}-{CALLER_SPAN}-01"))],
+    )
+    .await;
+    sidecar.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = sidecar.wait_exit(DEADLINE);
+    assert!(status.success(), "{status}");
+    // Exported before the exit, not left in the queue.
+    let spans = received.trace(trace);
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+}

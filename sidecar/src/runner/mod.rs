@@ -186,7 +186,12 @@ impl FrontDoor {
             drain_timeout: self.drain_timeout,
             shutdown_timeout,
         };
-        shutdown::run_until_stopped(running, timing).await
+        let stopped = shutdown::run_until_stopped(running, timing).await;
+        // The spans of the last requests leave before the process does.
+        if let Some(tracer) = &self.state.tracer {
+            tracer.flush(crate::trace::FLUSH_TIMEOUT).await;
+        }
+        stopped
     }
 }
 

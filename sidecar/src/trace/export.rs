@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{BATCH_DELAY, EXPORT_TIMEOUT, MAX_BATCH, SpanCounters, otlp};
 use crate::trace::span::SpanRecord;
@@ -27,7 +27,10 @@ pub struct Exporter {
     url: String,
     resource: Vec<(&'static str, String)>,
     receiver: mpsc::Receiver<SpanRecord>,
+    flushes: mpsc::Receiver<oneshot::Sender<()>>,
     counters: SpanCounters,
+    last_warning: Option<Instant>,
+    held_back: u64,
 }
 
 impl Exporter {
@@ -35,13 +38,17 @@ impl Exporter {
         endpoint: &str,
         resource: Vec<(&'static str, String)>,
         receiver: mpsc::Receiver<SpanRecord>,
+        flushes: mpsc::Receiver<oneshot::Sender<()>>,
         counters: SpanCounters,
     ) -> Self {
         Self {
             url: format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/')),
             resource,
             receiver,
+            flushes,
             counters,
+            last_warning: None,
+            held_back: 0,
         }
     }
 
@@ -58,38 +65,67 @@ impl Exporter {
         };
         tracing::info!(url = %self.url, "exporting traces over OTLP/HTTP");
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut last_warning: Option<Instant> = None;
-        let mut held_back: u64 = 0;
-        while let Some(first) = self.receiver.recv().await {
-            batch.push(first);
-            let deadline = tokio::time::Instant::now() + BATCH_DELAY;
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) | Err(_) => break,
+        loop {
+            tokio::select! {
+                span = self.receiver.recv() => {
+                    let Some(first) = span else { break };
+                    batch.push(first);
+                    let deadline = tokio::time::Instant::now() + BATCH_DELAY;
+                    while batch.len() < MAX_BATCH {
+                        match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                            Ok(Some(span)) => batch.push(span),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    self.export(&client, &uri, &mut batch).await;
+                }
+                Some(done) = self.flushes.recv() => {
+                    // Shutting down: whatever is queued goes now, without waiting for more.
+                    while let Ok(span) = self.receiver.try_recv() {
+                        batch.push(span);
+                        if batch.len() == MAX_BATCH {
+                            self.export(&client, &uri, &mut batch).await;
+                        }
+                    }
+                    if !batch.is_empty() {
+                        self.export(&client, &uri, &mut batch).await;
+                    }
+                    let _ = done.send(());
                 }
             }
-            let spans = batch.len() as u64;
-            let body = otlp::encode(&self.resource, &batch);
-            batch.clear();
-            match send(&client, &uri, body).await {
-                Ok(()) => self.counters.exported.inc_by(spans),
-                Err(error) => {
-                    self.counters.failed.inc_by(spans);
-                    // One warning a minute at most: a collector that is down must not flood the log.
-                    if last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-                        tracing::warn!(
-                            url = %self.url,
-                            %error,
-                            spans,
-                            earlier_failures = held_back,
-                            "trace export failed; the spans are dropped"
-                        );
-                        last_warning = Some(Instant::now());
-                        held_back = 0;
-                    } else {
-                        held_back += 1;
-                    }
+        }
+    }
+
+    /// Sends `batch` (and empties it), counting its spans as exported or failed.
+    async fn export(
+        &mut self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        uri: &Uri,
+        batch: &mut Vec<SpanRecord>,
+    ) {
+        let spans = batch.len() as u64;
+        let body = otlp::encode(&self.resource, batch);
+        batch.clear();
+        match send(client, uri, body).await {
+            Ok(()) => self.counters.exported.inc_by(spans),
+            Err(error) => {
+                self.counters.failed.inc_by(spans);
+                // One warning a minute at most: a collector that is down must not flood the log.
+                if self
+                    .last_warning
+                    .is_none_or(|at| at.elapsed() >= WARN_EVERY)
+                {
+                    tracing::warn!(
+                        url = %self.url,
+                        %error,
+                        spans,
+                        earlier_failures = self.held_back,
+                        "trace export failed; the spans are dropped"
+                    );
+                    self.last_warning = Some(Instant::now());
+                    self.held_back = 0;
+                } else {
+                    self.held_back += 1;
                 }
             }
         }

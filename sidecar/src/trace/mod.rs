@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use http::HeaderValue;
 use prometheus::IntCounter;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::http::request_id::next_random;
 use crate::metrics::Metrics;
@@ -45,6 +45,8 @@ pub const MAX_BATCH: usize = 512;
 pub const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// Budget of one export request; a collector that takes longer loses that batch.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the sidecar waits at exit for its last spans to be exported.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// `service.name` when the ModelServer's name is not known (a sidecar run by hand).
 pub const DEFAULT_SERVICE_NAME: &str = "modelserver-sidecar";
 
@@ -75,6 +77,7 @@ pub struct Tracer {
 
 struct Inner {
     sender: mpsc::Sender<SpanRecord>,
+    flushes: mpsc::Sender<oneshot::Sender<()>>,
     per_million: u32,
     /// Attributes of every request span: the ModelServer, namespace and pod.
     request_attributes: Vec<(&'static str, AttrValue)>,
@@ -133,6 +136,7 @@ impl Tracer {
     pub fn new(args: &TraceArgs, metrics: &Metrics) -> Option<(Self, Exporter)> {
         let endpoint = args.otlp_endpoint.as_deref()?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (flushes, flush_requests) = mpsc::channel(1);
         let counters = SpanCounters::new(metrics);
         let service = args.name.clone().unwrap_or(DEFAULT_SERVICE_NAME.to_owned());
         let mut resource = vec![
@@ -158,12 +162,13 @@ impl Tracer {
         let tracer = Self {
             inner: Arc::new(Inner {
                 sender,
+                flushes,
                 per_million: args.trace_sampling.per_million(),
                 request_attributes,
                 counters: counters.clone(),
             }),
         };
-        let exporter = Exporter::new(endpoint, resource, receiver, counters);
+        let exporter = Exporter::new(endpoint, resource, receiver, flush_requests, counters);
         Some((tracer, exporter))
     }
 
@@ -241,6 +246,17 @@ impl Tracer {
             trace_state,
         });
         Some(span)
+    }
+
+    /// Exports the spans queued so far, waiting at most `within` (at shutdown, so the last
+    /// requests' spans are not lost with the process).
+    pub async fn flush(&self, within: Duration) {
+        let (done, exported) = oneshot::channel();
+        if self.inner.flushes.try_send(done).is_ok()
+            && tokio::time::timeout(within, exported).await.is_err()
+        {
+            tracing::debug!("trace spans not flushed within {}s", within.as_secs());
+        }
     }
 
     /// Queues a finished span for export; drops it (counted) when the queue is full.
