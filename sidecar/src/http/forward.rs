@@ -50,7 +50,8 @@ pub const ABANDONED_RESPONSE_DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendId(pub usize);
 
-/// Headers that describe one connection and are never forwarded.
+/// Headers that describe one connection and are never forwarded (also listed, as text, in
+/// [`is_hop_by_hop`]).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -61,20 +62,35 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// True for a name in [`HOP_BY_HOP`], by its text (a length switch and a short compare).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. Runs twice per
-/// forwarded request, so it looks before it removes: one pass over the names present, and a
-/// lookup only for those that go (in the same order as removing every listed name would, so the
-/// headers left keep their order).
+/// forwarded request, so it looks before it removes: one pass over the names present, each
+/// checked by its text; only when one of them is hop-by-hop (rare) the listed names present are
+/// removed, in the same order as removing every listed name would, so the headers left keep
+/// their order.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = HOP_BY_HOP
-        .iter()
-        .filter(|name| headers.keys().any(|k| k == *name))
-        .cloned()
-        .collect();
     // No hop-by-hop header, so no `Connection` header either: nothing to do.
-    if present.is_empty() {
+    if !headers.keys().any(is_hop_by_hop) {
         return;
     }
+    let present: Vec<HeaderName> = HOP_BY_HOP
+        .iter()
+        .filter(|name| headers.contains_key(*name))
+        .cloned()
+        .collect();
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -114,8 +130,11 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     }
 
     let (mut parts, body) = request.into_parts();
-    // Present only on a sampled request (tracing on): its spans' ids.
-    let trace = parts.extensions.remove::<RequestTrace>();
+    // Present only on a sampled request: its spans' ids (with tracing off, not even looked up).
+    let trace = match state.tracer {
+        Some(_) => parts.extensions.remove::<RequestTrace>(),
+        None => None,
+    };
     let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
     let client_fault = body.client_fault();
     let path_and_query = parts
@@ -501,6 +520,15 @@ impl http_body::Body for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_check_knows_every_listed_name() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        assert!(!is_hop_by_hop(&header::CONTENT_TYPE));
+        assert!(!is_hop_by_hop(&HeaderName::from_static("x-connection")));
+    }
 
     #[test]
     fn leaves_headers_without_hop_by_hop_ones_alone() {

@@ -76,7 +76,7 @@ pub struct Tracer {
 }
 
 struct Inner {
-    sender: mpsc::Sender<SpanRecord>,
+    sender: mpsc::Sender<Box<SpanRecord>>,
     flushes: mpsc::Sender<oneshot::Sender<()>>,
     per_million: u32,
     /// Attributes of every request span: the ModelServer, namespace and pod.
@@ -85,9 +85,13 @@ struct Inner {
 }
 
 /// What the forwarding handler needs to record its spans (a request extension, present only on
-/// sampled requests).
+/// sampled requests). One word: the handler's future holds it.
 #[derive(Clone)]
-pub struct RequestTrace {
+pub struct RequestTrace(Box<TraceIds>);
+
+/// The ids of a sampled request's spans.
+#[derive(Clone)]
+struct TraceIds {
     tracer: Tracer,
     trace_id: TraceId,
     request_span: SpanId,
@@ -97,13 +101,14 @@ pub struct RequestTrace {
 
 impl RequestTrace {
     fn child(&self, span_id: SpanId, name: &'static str, kind: SpanKind) -> OpenSpan {
+        let ids = &self.0;
         OpenSpan::start(
-            self.tracer.clone(),
+            ids.tracer.clone(),
             SpanRecord {
-                trace_id: self.trace_id,
+                trace_id: ids.trace_id,
                 span_id,
-                parent_id: Some(self.request_span),
-                trace_state: self.trace_state.clone(),
+                parent_id: Some(ids.request_span),
+                trace_state: ids.trace_state.clone(),
                 name,
                 kind,
                 start_unix_nanos: now_unix_nanos(),
@@ -118,14 +123,16 @@ impl RequestTrace {
     }
 
     /// Starts the `queue wait` span: the time until a worker slot is free.
+    #[inline(never)]
     pub fn queue_wait(&self) -> OpenSpan {
         self.child(new_span_id(), "queue wait", SpanKind::Internal)
     }
 
     /// Starts the `worker` span: the call to the model (its id is the one the model's
     /// `traceparent` names).
+    #[inline(never)]
     pub fn worker(&self, backend: String) -> OpenSpan {
-        let mut span = self.child(self.worker_span, "worker", SpanKind::Client);
+        let mut span = self.child(self.0.worker_span, "worker", SpanKind::Client);
         span.attribute("modelserver.backend", AttrValue::Text(backend));
         span
     }
@@ -175,6 +182,7 @@ impl Tracer {
     /// Decides whether `request` is traced. A sampled request gets its `request` span (returned,
     /// to be ended with the response), a `traceparent` naming its `worker` span, and a
     /// [`RequestTrace`] extension; any other request is left unchanged.
+    #[inline(never)]
     pub fn start(
         &self,
         request: &mut Request,
@@ -238,13 +246,15 @@ impl Tracer {
                 flags: FLAG_SAMPLED,
             },
         );
-        request.extensions_mut().insert(RequestTrace {
-            tracer: self.clone(),
-            trace_id,
-            request_span,
-            worker_span,
-            trace_state,
-        });
+        request
+            .extensions_mut()
+            .insert(RequestTrace(Box::new(TraceIds {
+                tracer: self.clone(),
+                trace_id,
+                request_span,
+                worker_span,
+                trace_state,
+            })));
         Some(span)
     }
 
@@ -260,7 +270,8 @@ impl Tracer {
     }
 
     /// Queues a finished span for export; drops it (counted) when the queue is full.
-    pub fn record(&self, span: SpanRecord) {
+    #[inline(never)]
+    pub fn record(&self, span: Box<SpanRecord>) {
         if self.inner.sender.try_send(span).is_err() {
             self.inner.counters.dropped.inc();
         }

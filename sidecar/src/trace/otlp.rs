@@ -16,7 +16,7 @@ const FIXED32: u8 = 5;
 pub const SCOPE_NAME: &str = "modelserver-sidecar";
 
 /// Encodes `spans` of the resource described by `resource` as an `ExportTraceServiceRequest`.
-pub fn encode(resource: &[(&str, String)], spans: &[SpanRecord]) -> Vec<u8> {
+pub fn encode(resource: &[(&str, String)], spans: &[Box<SpanRecord>]) -> Vec<u8> {
     let mut resource_spans = Vec::with_capacity(256 + spans.len() * 256);
     message(&mut resource_spans, 1, |out| {
         for (key, value) in resource {

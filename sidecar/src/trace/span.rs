@@ -74,10 +74,11 @@ pub fn now_unix_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// A span being recorded; dropping it ends it and hands it to the exporter.
+/// A span being recorded; dropping it ends it and hands it to the exporter. Two words, so the
+/// futures and bodies that may hold one stay as small as without tracing (the record is boxed).
 pub struct OpenSpan {
     tracer: Tracer,
-    record: Option<SpanRecord>,
+    record: Option<Box<SpanRecord>>,
 }
 
 impl OpenSpan {
@@ -85,11 +86,12 @@ impl OpenSpan {
     pub(crate) fn start(tracer: Tracer, record: SpanRecord) -> Self {
         Self {
             tracer,
-            record: Some(record),
+            record: Some(Box::new(record)),
         }
     }
 
     /// Adds an attribute.
+    #[inline(never)]
     pub fn attribute(&mut self, key: &'static str, value: AttrValue) {
         if let Some(record) = &mut self.record {
             record.attributes.push((key, value));
@@ -97,6 +99,7 @@ impl OpenSpan {
     }
 
     /// Adds an event now.
+    #[inline(never)]
     pub fn event(&mut self, name: &'static str) {
         if let Some(record) = &mut self.record {
             record.events.push((now_unix_nanos(), name));
@@ -104,6 +107,7 @@ impl OpenSpan {
     }
 
     /// Marks the span failed, with the reason.
+    #[inline(never)]
     pub fn fail(&mut self, message: impl Into<String>) {
         if let Some(record) = &mut self.record {
             record.status = SpanStatus::Error;
@@ -112,6 +116,7 @@ impl OpenSpan {
     }
 
     /// The HTTP status the span ended with: an attribute, and an error from `error_from` up.
+    #[inline(never)]
     pub fn http_status(&mut self, status: http::StatusCode, error_from: u16) {
         self.attribute(
             "http.response.status_code",
@@ -125,7 +130,10 @@ impl OpenSpan {
     }
 }
 
+// Kept out of line (like the methods above), so that the request path's functions that may
+// hold a span compile as they would without tracing.
 impl Drop for OpenSpan {
+    #[inline(never)]
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.end_unix_nanos = now_unix_nanos().max(record.start_unix_nanos);
