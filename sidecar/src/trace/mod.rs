@@ -162,7 +162,7 @@ impl Tracer {
             if let Some(value) = value {
                 resource.push((key, value.clone()));
                 if key != "service.instance.id" {
-                    request_attributes.push((key, AttrValue::Text(value.clone())));
+                    request_attributes.push((key, AttrValue::Shared(value.as_str().into())));
                 }
             }
         }

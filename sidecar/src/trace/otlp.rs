@@ -15,27 +15,29 @@ const FIXED32: u8 = 5;
 /// The instrumentation scope's name.
 pub const SCOPE_NAME: &str = "modelserver-sidecar";
 
-/// Encodes `spans` of the resource described by `resource` as an `ExportTraceServiceRequest`.
+/// Encodes `spans` of the resource described by `resource` as an `ExportTraceServiceRequest`,
+/// into one buffer (nested messages get their length prefix inserted after they are written).
 pub fn encode(resource: &[(&str, String)], spans: &[Box<SpanRecord>]) -> Vec<u8> {
-    let mut resource_spans = Vec::with_capacity(256 + spans.len() * 256);
-    message(&mut resource_spans, 1, |out| {
-        for (key, value) in resource {
-            message(out, 1, |kv| {
-                key_value(kv, key, &AttrValue::Text(value.clone()))
-            });
-        }
-    });
-    message(&mut resource_spans, 2, |out| {
-        message(out, 1, |scope| {
-            string(scope, 1, SCOPE_NAME);
-            string(scope, 2, env!("CARGO_PKG_VERSION"));
+    let mut request = Vec::with_capacity(256 + spans.len() * 320);
+    message(&mut request, 1, |resource_spans| {
+        message(resource_spans, 1, |out| {
+            for (key, value) in resource {
+                message(out, 1, |kv| {
+                    string(kv, 1, key);
+                    message(kv, 2, |any| string(any, 1, value));
+                });
+            }
         });
-        for span in spans {
-            message(out, 2, |s| encode_span(s, span));
-        }
+        message(resource_spans, 2, |out| {
+            message(out, 1, |scope| {
+                string(scope, 1, SCOPE_NAME);
+                string(scope, 2, env!("CARGO_PKG_VERSION"));
+            });
+            for span in spans {
+                message(out, 2, |s| encode_span(s, span));
+            }
+        });
     });
-    let mut request = Vec::with_capacity(resource_spans.len() + 8);
-    bytes(&mut request, 1, &resource_spans);
     request
 }
 
@@ -79,6 +81,7 @@ fn key_value(out: &mut Vec<u8>, key: &str, value: &AttrValue) {
     string(out, 1, key);
     message(out, 2, |any| match value {
         AttrValue::Text(text) => string(any, 1, text),
+        AttrValue::Shared(text) => string(any, 1, text),
         AttrValue::Int(number) => {
             tag(any, 3, VARINT);
             // int64: two's complement as a 64-bit varint.
@@ -114,11 +117,23 @@ fn string(out: &mut Vec<u8>, field: u32, value: &str) {
     bytes(out, field, value.as_bytes());
 }
 
-/// A nested message: written to its own buffer, then length-prefixed.
+/// A nested message: written in place, then its length inserted in front of it (a move of
+/// the bytes just written, instead of a buffer of its own per message).
 fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    write(&mut inner);
-    bytes(out, field, &inner);
+    tag(out, field, LEN);
+    let start = out.len();
+    write(out);
+    let mut prefix = [0u8; 10];
+    let mut used = 0;
+    let mut value = (out.len() - start) as u64;
+    while value >= 0x80 {
+        prefix[used] = (value as u8 & 0x7f) | 0x80;
+        value >>= 7;
+        used += 1;
+    }
+    prefix[used] = value as u8;
+    used += 1;
+    out.splice(start..start, prefix[..used].iter().copied());
 }
 
 #[cfg(test)]
@@ -145,5 +160,16 @@ mod tests {
         message(&mut out, 1, |inner| string(inner, 2, "ab"));
         // field 1 LEN, length 4: field 2 LEN, length 2, "ab".
         assert_eq!(out, [0x0a, 0x04, 0x12, 0x02, b'a', b'b']);
+    }
+
+    #[test]
+    fn a_long_nested_message_gets_a_two_byte_length() {
+        let text = "x".repeat(200);
+        let mut out = Vec::new();
+        message(&mut out, 1, |inner| string(inner, 2, &text));
+        // Inner: tag, length 200 (0xc8 0x01), 200 bytes = 203; outer length 203 = 0xcb 0x01.
+        assert_eq!(out[..5], [0x0a, 0xcb, 0x01, 0x12, 0xc8]);
+        assert_eq!(out[5], 0x01);
+        assert_eq!(out.len(), 3 + 203);
     }
 }

@@ -32,6 +32,8 @@ pub enum SpanStatus {
 pub enum AttrValue {
     /// A string.
     Text(String),
+    /// A string shared by many spans (the ModelServer's and pod's names).
+    Shared(std::sync::Arc<str>),
     /// An integer.
     Int(i64),
 }
