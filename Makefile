@@ -35,7 +35,7 @@ golden: ## regenerate the golden render output of every example under tests/gold
 render: ## render an example: make render FILE=examples/iris/modelserver.yaml
 	$(CARGO) run --quiet -p modelserver-operator -- render -f $(FILE)
 
-test: lint sidecar-static chart-lint ## everything that needs no cluster: lint, unit, process, schema and chart tests
+test: lint sidecar-static chart-lint trace-test ## everything that needs no cluster: lint, unit, process, schema and chart tests
 	$(CARGO) test --workspace --all-targets
 	./hack/validate-examples.sh
 

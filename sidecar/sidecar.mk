@@ -12,7 +12,11 @@ TOOLS_DIR ?= $(HOME)/.cache/modelserver/tools
 OHA_VERSION ?= 1.16.0
 OHA = $(TOOLS_DIR)/bin/oha
 
-.PHONY: demo sidecar-static
+.PHONY: demo sidecar-static trace-test
+
+trace-test: ## the sidecar's traces in a real Jaeger v1.76.0 (built from its Go module into the cache on first use)
+	MODELSERVER_TEST_JAEGER=$$(sidecar/tests/jaeger/build.sh) \
+		$(CARGO) test -p modelserver-sidecar --test trace_jaeger -- --ignored --nocapture
 
 sidecar-static: ## build the statically linked release sidecar (runs inside any model image)
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(SIDECAR_TARGET) -p modelserver-sidecar

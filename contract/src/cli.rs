@@ -279,6 +279,41 @@ pub struct ServerArgs {
     #[arg(long, env = env::RUNTIME_THREADS, default_value_t = defaults::RUNTIME_THREADS,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub runtime_threads: u16,
+    /// Distributed tracing (off unless `--otlp-endpoint` is set).
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// Tracing flags: W3C trace context on every forwarded request and spans exported over
+/// OTLP/HTTP; off (no per-request work) while `--otlp-endpoint` is unset.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct TraceArgs {
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver
+    /// (`http://otel-collector.observability:4318`); spans are POSTed as protobuf to
+    /// `<url>/v1/traces`. Unset: tracing off.
+    #[arg(long, env = env::OTLP_ENDPOINT, value_parser = values::otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces sampled, from 0 to 1 (`0.1`); a request whose `traceparent` the
+    /// caller sent keeps the caller's decision (its sampled flag).
+    #[arg(long, env = env::TRACE_SAMPLING, default_value = defaults::TRACE_SAMPLING,
+          value_parser = values::sampling_ratio)]
+    pub trace_sampling: values::SamplingRatio,
+    /// The ModelServer's name: the spans' `service.name` (default `modelserver-sidecar`).
+    #[arg(long = "modelserver-name", env = env::NAME)]
+    pub name: Option<String>,
+    /// The pod's name (`k8s.pod.name` of the spans; from the downward API).
+    #[arg(long, env = env::POD_NAME)]
+    pub pod_name: Option<String>,
+    /// The pod's namespace (`k8s.namespace.name` of the spans; from the downward API).
+    #[arg(long, env = env::POD_NAMESPACE)]
+    pub pod_namespace: Option<String>,
+}
+
+impl TraceArgs {
+    /// True when spans are exported.
+    pub fn enabled(&self) -> bool {
+        self.otlp_endpoint.is_some()
+    }
 }
 
 /// CORS flags; an empty origin list turns CORS off.
@@ -412,6 +447,8 @@ mod tests {
         assert_eq!(s.drain_delay, Duration::from_secs(5));
         assert_eq!(s.drain_timeout, Duration::from_secs(30));
         assert_eq!(s.runtime_threads, 1);
+        assert!(!s.trace.enabled());
+        assert_eq!(s.trace.trace_sampling, crate::values::SamplingRatio::ALWAYS);
         assert_eq!(cli.log.log_level, "info");
         assert_eq!(cli.log.log_format, LogFormat::Text);
         assert_eq!(serve.shutdown_timeout, Duration::from_secs(10));

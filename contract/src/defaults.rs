@@ -64,3 +64,6 @@ pub const WORKER_PROBE_PERIOD: &str = "5s";
 pub const WORKER_PROBE_TIMEOUT: &str = "2s";
 /// Failed probes in a row after which a serving worker is restarted as hung.
 pub const WORKER_PROBE_FAILURES: u32 = 3;
+/// Share of new traces sampled when tracing is on (a request that carries a `traceparent` keeps
+/// its caller's decision): every one, as the OpenTelemetry SDKs' default sampler.
+pub const TRACE_SAMPLING: &str = "1";

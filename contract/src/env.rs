@@ -108,3 +108,13 @@ pub const WORKER_PROBE_PERIOD: &str = "MODELSERVER_WORKER_PROBE_PERIOD";
 pub const WORKER_PROBE_TIMEOUT: &str = "MODELSERVER_WORKER_PROBE_TIMEOUT";
 /// Failed probes in a row after which a serving worker is killed and restarted as hung.
 pub const WORKER_PROBE_FAILURES: &str = "MODELSERVER_WORKER_PROBE_FAILURES";
+/// Base URL of the OTLP/HTTP collector traces are exported to (unset: tracing off).
+pub const OTLP_ENDPOINT: &str = "MODELSERVER_OTLP_ENDPOINT";
+/// Share of new traces sampled, a decimal from 0 to 1.
+pub const TRACE_SAMPLING: &str = "MODELSERVER_TRACE_SAMPLING";
+/// The ModelServer's name (the traces' `service.name`).
+pub const NAME: &str = "MODELSERVER_NAME";
+/// The pod's name (downward API), a resource attribute of the traces.
+pub const POD_NAME: &str = "MODELSERVER_POD_NAME";
+/// The pod's namespace (downward API), a resource attribute of the traces.
+pub const POD_NAMESPACE: &str = "MODELSERVER_POD_NAMESPACE";

@@ -82,6 +82,16 @@ pub fn render(cli: &Cli) -> Vec<(&'static str, String)> {
         (env::DRAIN_DELAY, format_duration(server.drain_delay)),
         (env::DRAIN_TIMEOUT, format_duration(server.drain_timeout)),
     ]);
+    // Tracing only when it is on, so the pods of a ModelServer without it do not change. The
+    // pod's name and namespace come from the downward API, which the operator adds itself.
+    let trace = &server.trace;
+    if let Some(endpoint) = &trace.otlp_endpoint {
+        vars.push((env::OTLP_ENDPOINT, endpoint.clone()));
+        vars.push((env::TRACE_SAMPLING, trace.trace_sampling.to_string()));
+        if let Some(name) = &trace.name {
+            vars.push((env::NAME, name.clone()));
+        }
+    }
     if let Command::Serve(serve) = &cli.command {
         vars.push((
             env::SHUTDOWN_TIMEOUT,

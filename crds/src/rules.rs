@@ -330,6 +330,21 @@ pub const ROUTE_PATH_PREFIX_IS_PATH: CelRule = CelRule {
     message: "spec.route.pathPrefix must be an absolute path such as /models/iris (starting with '/', without '//', '?', '#', an encoded '/', or a trailing '/.' or '/..')",
 };
 
+/// The collector is reached over plain HTTP (OTLP/HTTP), at a host, an optional port and an
+/// optional path; the sidecar reads exactly these forms.
+pub const TRACING_ENDPOINT_IS_HTTP_URL: CelRule = CelRule {
+    path: "spec.server.tracing.endpoint",
+    rule: r"self.matches('^http://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$')",
+    message: "spec.server.tracing.endpoint must be the http:// URL of an OTLP/HTTP collector, such as http://otel-collector.observability:4318 (host, optional port and path; no query; https is not supported)",
+};
+
+/// The sampling ratio is a decimal from 0 to 1.
+pub const TRACING_SAMPLING_RATIO_IS_RATIO: CelRule = CelRule {
+    path: "spec.server.tracing.samplingRatio",
+    rule: r"self.matches('^(0(\\.[0-9]{1,6})?|1(\\.0{1,6})?)$')",
+    message: "spec.server.tracing.samplingRatio must be a decimal from 0 to 1 written as a string, such as \"0.1\" for 10% (at most six decimals)",
+};
+
 /// Every rule, for the tests and for documentation.
 pub const ALL: &[CelRule] = &[
     NAME_IS_DNS_LABEL,
@@ -371,6 +386,8 @@ pub const ALL: &[CelRule] = &[
     TARGET_CONCURRENCY_NEEDS_CONCURRENCY,
     TARGET_CPU_NEEDS_CPU,
     SCALE_DOWN_DELAY_IS_DURATION,
+    TRACING_ENDPOINT_IS_HTTP_URL,
+    TRACING_SAMPLING_RATIO_IS_RATIO,
 ];
 
 /// A positive-byte-quantity rule for the field at `path`.

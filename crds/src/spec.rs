@@ -410,6 +410,13 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
 
+    /// Distributed tracing: the sidecar continues the caller's W3C trace context (traceparent,
+    /// tracestate) or starts a trace, passes it on to the model, and exports a span for each
+    /// request, its wait for a worker and the worker's time to an OpenTelemetry collector over
+    /// OTLP/HTTP. Off (no per-request cost) while unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+
     /// Log level of the sidecar: trace, debug, info (the default), warn or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
@@ -419,6 +426,32 @@ pub struct ServerSpec {
     /// and always before any other log line; a sidecar killed with SIGKILL loses the last batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
+}
+
+/// Distributed tracing of the requests through the sidecar.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (protobuf over HTTP, port
+    /// 4318 by convention), for example http://otel-collector.observability:4318: the sidecar
+    /// POSTs spans to <endpoint>/v1/traces in batches, off the request path; when the collector
+    /// is slow or down, spans are dropped (counted in modelserver_trace_spans_total) and no
+    /// request waits or fails. Plain http only (OTLP over gRPC and https are not supported).
+    /// The spans carry service.name = the ModelServer's name, k8s.namespace.name and
+    /// k8s.pod.name.
+    #[x_kube(validation = Rule::new(rules::TRACING_ENDPOINT_IS_HTTP_URL.rule).message(rules::TRACING_ENDPOINT_IS_HTTP_URL.message))]
+    #[schemars(length(min = 1, max = 512))]
+    pub endpoint: String,
+
+    /// Share of new traces that are recorded and exported, a decimal from 0 to 1 written as a
+    /// string ("0.1" is 10%, at most six decimals), chosen by trace id so every pod keeps or
+    /// drops the same traces. Default "1": every trace, as the OpenTelemetry SDKs' default. A
+    /// request whose caller sent a traceparent follows the caller's decision (its sampled flag)
+    /// instead, so a trace is never recorded in part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::TRACING_SAMPLING_RATIO_IS_RATIO.rule).message(rules::TRACING_SAMPLING_RATIO_IS_RATIO.message))]
+    #[schemars(length(max = 8))]
+    pub sampling_ratio: Option<String>,
 }
 
 /// Interactive API documentation.

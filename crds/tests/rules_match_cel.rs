@@ -313,6 +313,55 @@ fn server_and_cors_rules_agree() {
 }
 
 #[test]
+fn tracing_rules_agree() {
+    for endpoint in [
+        "http://otel-collector.observability:4318",
+        "http://otel-collector.observability:4318/",
+        "http://127.0.0.1:4318/otlp/base",
+        "http://collector",
+        "https://collector:4318",
+        "collector:4318",
+        "http://",
+        "http://collector:4318?x=1",
+        "http://collector:4318#x",
+        "http://collector:123456",
+        "http://user@collector:4318",
+        "http://collector:4318/a b",
+        "grpc://collector:4317",
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"server": {"tracing": {"endpoint": endpoint}}})),
+        ));
+    }
+    for ratio in [
+        "0",
+        "1",
+        "0.1",
+        "0.000001",
+        "1.0",
+        "1.000000",
+        "0.5",
+        "1.5",
+        "1.01",
+        ".5",
+        "0.",
+        "2",
+        "-0.1",
+        "0.0000001",
+        "10%",
+        "1e-3",
+        "",
+    ] {
+        assert_same_verdict(&document(
+            "iris",
+            managed(json!({"server": {"tracing": {
+                "endpoint": "http://collector:4318", "samplingRatio": ratio}}})),
+        ));
+    }
+}
+
+#[test]
 fn recycling_rule_agrees() {
     for server in [
         json!({}),

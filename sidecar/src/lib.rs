@@ -21,6 +21,7 @@ mod sniff;
 mod state;
 mod termination;
 mod tls;
+mod trace;
 pub mod workers;
 
 /// The CORS policy built from the `MODELSERVER_CORS_*` settings (public for the fuzz target).

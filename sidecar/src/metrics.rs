@@ -108,6 +108,9 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// `draining`: 1 once draining started.
     pub draining: IntGauge,
+    /// `trace_spans_total{result}`: spans `exported` to the collector, `dropped` because the
+    /// export queue was full, or `failed` (their batch was not accepted by the collector).
+    pub trace_spans_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -162,6 +165,13 @@ impl Metrics {
             IntGauge::new("workers_ready", "Workers that answer their readiness path")?;
         let ready = IntGauge::new("ready", "1 when the sidecar reports ready")?;
         let draining = IntGauge::new("draining", "1 once draining has started")?;
+        let trace_spans_total = IntCounterVec::new(
+            Opts::new(
+                "trace_spans_total",
+                "Trace spans exported over OTLP, dropped (export queue full) or failed (batch refused or collector unreachable)",
+            ),
+            &["result"],
+        )?;
 
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration_seconds.clone()))?;
@@ -175,6 +185,7 @@ impl Metrics {
         registry.register(Box::new(workers_ready.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(draining.clone()))?;
+        registry.register(Box::new(trace_spans_total.clone()))?;
 
         // Make the label sets visible at zero, so dashboards and tests see them before traffic.
         for reason in [
@@ -190,6 +201,9 @@ impl Metrics {
         }
         for reason in ExitReason::ALL {
             worker_exits_total.with_label_values(&[reason.as_str()]);
+        }
+        for result in ["exported", "dropped", "failed"] {
+            trace_spans_total.with_label_values(&[result]);
         }
 
         Ok(Self {
@@ -207,6 +221,7 @@ impl Metrics {
             workers_ready,
             ready,
             draining,
+            trace_spans_total,
         })
     }
 

@@ -89,6 +89,8 @@ pub struct AppState {
     pub workers: Option<Arc<WorkerTable>>,
     /// Write one log line per request.
     pub access_log: bool,
+    /// Distributed tracing, when it is on.
+    pub tracer: Option<crate::trace::Tracer>,
 }
 
 impl AppState {

@@ -24,6 +24,20 @@ const TOKEN: &str = "token-from-the-secret";
 /// What the kubelet would put in the upstream credential's variable.
 const UPSTREAM_CREDENTIAL: &str = "credential-from-the-secret";
 
+/// What the downward API would put in the pod name's variable.
+const POD_NAME: &str = "iris-5d9c7b6f4-x2x7q";
+/// What the downward API would put in the pod namespace's variable.
+const POD_NAMESPACE: &str = "ml";
+
+/// The field a downward API variable reads.
+fn field_path(source: &k8s_openapi::api::core::v1::EnvVarSource) -> &str {
+    source
+        .field_ref
+        .as_ref()
+        .map(|f| f.field_path.as_str())
+        .unwrap_or_default()
+}
+
 /// The sidecar's container: the model container in managed mode, the native sidecar in proxy
 /// mode.
 fn sidecar_container(pod: &k8s_openapi::api::core::v1::PodSpec) -> Container {
@@ -58,6 +72,7 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
     let mut modes = Vec::new();
     let mut examples = 0;
     let mut recycling = false;
+    let mut tracing_examples = 0;
     for entry in std::fs::read_dir(root().join("examples")).unwrap() {
         let file = entry.unwrap().path().join("modelserver.yaml");
         if !file.is_file() {
@@ -86,6 +101,14 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
                     (None, Some(_)) if v.name == env::UPSTREAM_CREDENTIAL => {
                         UPSTREAM_CREDENTIAL.to_owned()
                     }
+                    (None, Some(source)) if v.name == env::POD_NAME => {
+                        assert_eq!(field_path(source), "metadata.name");
+                        POD_NAME.to_owned()
+                    }
+                    (None, Some(source)) if v.name == env::POD_NAMESPACE => {
+                        assert_eq!(field_path(source), "metadata.namespace");
+                        POD_NAMESPACE.to_owned()
+                    }
                     other => panic!("{}: unexpected value {other:?}", v.name),
                 };
                 (v.name.clone(), value)
@@ -103,6 +126,13 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
             && let Command::Proxy(proxy) = &mut expected.command
         {
             proxy.upstream_credential = Some(UPSTREAM_CREDENTIAL.to_owned());
+        }
+        let trace = &mut expected.server_mut().unwrap().trace;
+        if trace.enabled() {
+            tracing_examples += 1;
+            assert_eq!(trace.name, object.metadata.name, "{}", file.display());
+            trace.pod_name = Some(POD_NAME.to_owned());
+            trace.pod_namespace = Some(POD_NAMESPACE.to_owned());
         }
         if let Command::Serve(serve) = &mut expected.command {
             serve
@@ -169,6 +199,7 @@ fn every_example_survives_render_and_the_sidecars_own_parser() {
     }
     assert!(examples >= 3, "{examples}");
     assert!(recycling, "an example recycles workers");
+    assert!(tracing_examples > 0, "an example exports traces");
     assert!(
         modes.contains(&SERVE) && modes.contains(&PROXY),
         "{modes:?}"

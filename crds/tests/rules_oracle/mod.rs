@@ -17,7 +17,7 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
     let server = spec.server.as_ref();
     let cors = server.and_then(|s| s.cors.as_ref());
     let lifecycle = spec.lifecycle.as_ref();
-    let checks: [(CelRule, bool); 39] = [
+    let checks: [(CelRule, bool); 41] = [
         (NAME_IS_DNS_LABEL, is_dns_1035_label(name)),
         (
             MODEL_COMMAND_XOR_UPSTREAM,
@@ -254,6 +254,24 @@ pub fn validate(object: &ModelServer) -> Vec<&'static str> {
                 is_clean_path,
             ),
         ),
+        (
+            TRACING_ENDPOINT_IS_HTTP_URL,
+            optional(
+                server
+                    .and_then(|s| s.tracing.as_ref())
+                    .map(|t| t.endpoint.as_str()),
+                is_otlp_http_url,
+            ),
+        ),
+        (
+            TRACING_SAMPLING_RATIO_IS_RATIO,
+            optional(
+                server
+                    .and_then(|s| s.tracing.as_ref())
+                    .and_then(|t| t.sampling_ratio.as_deref()),
+                is_ratio,
+            ),
+        ),
     ];
     checks
         .into_iter()
@@ -437,4 +455,43 @@ fn is_origin(origin: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
     host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '*', '?', '#', ',']))
+}
+
+/// `^http://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$`.
+fn is_otlp_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~/-".contains(&b))
+}
+
+/// `^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$`.
+fn is_ratio(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let fraction_ok = |digit: fn(&u8) -> bool| {
+        fraction.is_none_or(|f| (1..=6).contains(&f.len()) && f.as_bytes().iter().all(digit))
+    };
+    match whole {
+        "0" => fraction_ok(u8::is_ascii_digit),
+        "1" => fraction_ok(|b| *b == b'0'),
+        _ => false,
+    }
 }

@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector};
 use modelserver_contract::cli::{Cli, Command, LogFormat};
 use modelserver_contract::defaults as contract_defaults;
 use modelserver_contract::pod_env;
 use modelserver_contract::upstream::UpstreamAddr;
+use modelserver_contract::values;
 use modelserver_crds::spec::{ModelServerSpec, SecretKeyRef};
 use modelserver_crds::values::K8sDuration;
 use modelserver_crds::{ModelServer, defaults};
@@ -226,6 +227,18 @@ impl Settings {
         if let Some(timeout) = lifecycle.drain_timeout.as_ref().map(K8sDuration::value) {
             args.drain_timeout = timeout;
         }
+        if let Some(tracing) = &server.tracing {
+            let trace = &mut args.trace;
+            trace.otlp_endpoint = Some(
+                values::otlp_endpoint(&tracing.endpoint)
+                    .map_err(|e| invalid("spec.server.tracing.endpoint", e))?,
+            );
+            if let Some(ratio) = &tracing.sampling_ratio {
+                trace.trace_sampling = values::sampling_ratio(ratio)
+                    .map_err(|e| invalid("spec.server.tracing.samplingRatio", e))?;
+            }
+            trace.name = object.metadata.name.clone();
+        }
         // Saturating: drainDelay is checked by its pattern only (it may be 0), so the API server
         // accepts values up to the largest Duration, and `+` would panic on their sum.
         let grace = args
@@ -300,6 +313,25 @@ impl Settings {
                             name: secret.name.clone(),
                             key: secret.key.clone(),
                             optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                });
+            }
+        }
+        // The spans name the pod they come from: its name and namespace from the downward API.
+        if self.sidecar.server().is_some_and(|s| s.trace.enabled()) {
+            for (name, field) in [
+                (env::POD_NAME, "metadata.name"),
+                (env::POD_NAMESPACE, "metadata.namespace"),
+            ] {
+                vars.push(EnvVar {
+                    name: name.to_owned(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            api_version: Some("v1".to_owned()),
+                            field_path: field.to_owned(),
                         }),
                         ..EnvVarSource::default()
                     }),

@@ -174,6 +174,7 @@ mod tests {
             metrics: Metrics::new().unwrap(),
             workers: None,
             access_log: false,
+            tracer: None,
         })
     }
 

@@ -29,6 +29,8 @@ use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
 use crate::server::CONNECTION_CLOSE;
 use crate::state::SharedState;
+use crate::trace::RequestTrace;
+use crate::trace::span::{AttrValue, OpenSpan};
 use modelserver_units::format_duration;
 
 /// The only `TE` value HTTP/2 allows, which gRPC servers require.
@@ -48,7 +50,8 @@ pub const ABANDONED_RESPONSE_DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendId(pub usize);
 
-/// Headers that describe one connection and are never forwarded.
+/// Headers that describe one connection and are never forwarded (also listed, as text, in
+/// [`is_hop_by_hop`]).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -59,20 +62,35 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// True for a name in [`HOP_BY_HOP`], by its text (a length switch and a short compare).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names. Runs twice per
-/// forwarded request, so it looks before it removes: one pass over the names present, and a
-/// lookup only for those that go (in the same order as removing every listed name would, so the
-/// headers left keep their order).
+/// forwarded request, so it looks before it removes: one pass over the names present, each
+/// checked by its text; only when one of them is hop-by-hop (rare) the listed names present are
+/// removed, in the same order as removing every listed name would, so the headers left keep
+/// their order.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = HOP_BY_HOP
-        .iter()
-        .filter(|name| headers.keys().any(|k| k == *name))
-        .cloned()
-        .collect();
     // No hop-by-hop header, so no `Connection` header either: nothing to do.
-    if present.is_empty() {
+    if !headers.keys().any(is_hop_by_hop) {
         return;
     }
+    let present: Vec<HeaderName> = HOP_BY_HOP
+        .iter()
+        .filter(|name| headers.contains_key(*name))
+        .cloned()
+        .collect();
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -111,7 +129,12 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
         return response;
     }
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // Present only on a sampled request: its spans' ids (with tracing off, not even looked up).
+    let trace = match state.tracer {
+        Some(_) => parts.extensions.remove::<RequestTrace>(),
+        None => None,
+    };
     let (body, tripped) = LimitedBody::new(body, limits.max_upload_size);
     let client_fault = body.client_fault();
     let path_and_query = parts
@@ -152,10 +175,19 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
     // at once, the rest in the background), so the connection stays usable for the client's next
     // request.
     let mut refused_body = None;
+    let mut queue_span = trace.as_ref().map(RequestTrace::queue_wait);
+    let mut worker_span = None;
     let outcome = match tokio::time::timeout_at(deadline, state.dispatcher.acquire()).await {
         Ok(Ok(permit)) => {
             let backend = permit.backend();
             chosen = Some(backend);
+            if let Some(trace) = &trace {
+                let name = state.mode.backend_name(backend);
+                if let Some(mut span) = queue_span.take() {
+                    span.attribute("modelserver.backend", AttrValue::Text(name.clone()));
+                }
+                worker_span = Some(trace.worker(name));
+            }
             let mut upstream = http::Request::new(Body::new(body));
             *upstream.method_mut() = parts.method;
             *upstream.uri_mut() = Uri::from(path_and_query);
@@ -174,19 +206,29 @@ pub async fn forward(State(state): State<SharedState>, request: Request) -> Resp
                 .map(|result| result.map_err(|error| Failure::Backend { backend, error }))
         }
         Ok(Err(error)) => {
+            if let Some(span) = &mut queue_span {
+                span.fail(error.to_string());
+            }
             refused_body = Some(body);
             Ok(Err(Failure::Acquire(error)))
         }
         Err(elapsed) => {
+            if let Some(span) = &mut queue_span {
+                span.fail("the request timed out waiting for a worker slot");
+            }
             refused_body = Some(body);
             Err(elapsed)
         }
     };
+    drop(queue_span);
     if tripped.load(Ordering::Relaxed) {
         state.metrics.reject(RejectReason::TooLarge);
+        if let Some(span) = &mut worker_span {
+            span.fail("the request body exceeded the upload limit");
+        }
         return too_large(limits.max_upload_size);
     }
-    let mut response = answer(&state, outcome, chosen, budget, &client_fault);
+    let mut response = answer(&state, outcome, chosen, budget, &client_fault, worker_span);
     if let Some(mut body) = refused_body
         && !body.is_end_stream()
     {
@@ -212,11 +254,22 @@ fn answer(
     chosen: Option<usize>,
     budget: Duration,
     client_fault: &ClientFault,
+    mut worker_span: Option<OpenSpan>,
 ) -> Response {
     let limits = state.limits;
+    if let (Some(span), Ok(Err(Failure::Backend { error, .. }))) = (&mut worker_span, &outcome) {
+        span.fail(crate::errors::error_chain(error.as_ref()));
+    }
+    if let (Some(span), Err(_)) = (&mut worker_span, &outcome) {
+        span.fail("no response head within the request's time budget");
+    }
     match outcome {
         Ok(Ok((permit, response))) => {
             let backend = permit.backend();
+            if let Some(span) = &mut worker_span {
+                span.event("response head");
+                span.http_status(response.status(), 400);
+            }
             let (mut parts, incoming) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             // Only the access log reads it (an extension costs an allocation).
@@ -226,6 +279,7 @@ fn answer(
             let body = Body::new(HeldBody {
                 inner: incoming,
                 _permit: permit,
+                _span: worker_span,
             });
             Response::from_parts(parts, body)
         }
@@ -435,10 +489,12 @@ fn too_large(limit: u64) -> Response {
     .into_response()
 }
 
-/// The backend's response body, holding the backend slot until it ends.
+/// The backend's response body, holding the backend slot until it ends (and, when the request
+/// is traced, the `worker` span, which ends with it).
 struct HeldBody {
     inner: Body,
     _permit: Permit,
+    _span: Option<OpenSpan>,
 }
 
 impl http_body::Body for HeldBody {
@@ -464,6 +520,15 @@ impl http_body::Body for HeldBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_check_knows_every_listed_name() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        assert!(!is_hop_by_hop(&header::CONTENT_TYPE));
+        assert!(!is_hop_by_hop(&HeaderName::from_static("x-connection")));
+    }
 
     #[test]
     fn leaves_headers_without_hop_by_hop_ones_alone() {

@@ -13,9 +13,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
+use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -25,6 +28,7 @@ use crate::http::forward::BackendId;
 use crate::http::grpc::{grpc_form, is_grpc, needs_grpc_form};
 use crate::http::request_id::MakeRequestUuid;
 use crate::state::SharedState;
+use crate::trace::span::OpenSpan;
 
 /// The request id header, kept when the client sends one and added otherwise.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -102,7 +106,13 @@ where
                 .map(|c| c.0),
         });
         let grpc = is_grpc(request.headers());
+        // Tracing off: this one check is all it costs.
+        let span = match &self.state.tracer {
+            Some(tracer) => tracer.start(&mut request, request_id.as_ref()),
+            None => None,
+        };
         ObserveFuture {
+            span,
             grpc,
             inner: self.inner.call(request),
             state: self.state.clone(),
@@ -123,6 +133,7 @@ pin_project! {
         request_id: Option<HeaderValue>,
         logged: Option<Logged>,
         grpc: bool,
+        span: Option<OpenSpan>,
     }
 }
 
@@ -171,7 +182,44 @@ where
         if *this.grpc && needs_grpc_form(&response) {
             response = grpc_form(response);
         }
+        // A sampled request's span ends with its response body (or when it is dropped unsent).
+        if let Some(mut span) = this.span.take() {
+            span.http_status(status, 500);
+            response = response.map(|body| {
+                Body::new(SpanBody {
+                    inner: body,
+                    _span: span,
+                })
+            });
+        }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// A response body that ends the request span when it is dropped (after its last byte was
+/// written, or with its connection).
+struct SpanBody {
+    inner: Body,
+    _span: OpenSpan,
+}
+
+impl http_body::Body for SpanBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

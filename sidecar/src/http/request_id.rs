@@ -49,7 +49,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// 128 random-looking bits, never the same twice in a process.
-fn next_random() -> u128 {
+pub(crate) fn next_random() -> u128 {
     let g = generator();
     let n = g.counter.fetch_add(1, Ordering::Relaxed);
     let high = mix(g.seeds[0].wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));

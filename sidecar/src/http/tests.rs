@@ -68,6 +68,7 @@ fn state_in(
         metrics: Metrics::new().unwrap(),
         workers: None,
         access_log: false,
+        tracer: None,
     })
 }
 
@@ -447,6 +448,7 @@ async fn a_queue_bounded_by_time_refuses_at_arrival_and_after_the_wait_with_retr
         metrics: Metrics::new().unwrap(),
         workers: None,
         access_log: false,
+        tracer: None,
     });
     let router = public_router(state.clone(), PublicOptions::default());
     let held = tokio::spawn(send_owned(router.clone(), "/first"));
@@ -645,4 +647,74 @@ async fn proxy_mode_status_names_the_upstream() {
     assert_eq!(status["ready"], true);
     assert_eq!(status["workers"][0]["upstream"], "fake-0");
     assert_eq!(status["workers"][0]["ready"], true);
+}
+
+/// The state over `fake` with tracing on (ratio 0: only a caller's sampled flag traces); the
+/// exporter is not run, so the spans just wait in its queue.
+fn traced_state(fake: &Arc<FakeBackend>) -> SharedState {
+    let metrics = Metrics::new().unwrap();
+    let args = modelserver_contract::cli::TraceArgs {
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        trace_sampling: modelserver_contract::values::SamplingRatio::NEVER,
+        name: Some("iris".into()),
+        pod_name: None,
+        pod_namespace: None,
+    };
+    let (tracer, _exporter) = crate::trace::Tracer::new(&args, &metrics).unwrap();
+    let dispatcher = Dispatcher::new(1, 4, 8);
+    dispatcher.set_ready(0, true);
+    Arc::new(AppState {
+        mode: Mode::Managed,
+        dispatcher,
+        backend: fake.clone(),
+        limits: limits(),
+        lifecycle: Lifecycle::new(),
+        metrics,
+        workers: None,
+        access_log: false,
+        tracer: Some(tracer),
+    })
+}
+
+const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[tokio::test]
+async fn a_grpc_call_carries_the_trace_context_to_the_worker() {
+    let fake = Arc::new(FakeBackend::ok(1));
+    let router = public_router(traced_state(&fake), PublicOptions::default());
+    let request = Request::post("/inference.GRPCInferenceService/ModelInfer")
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header("traceparent", CALLER)
+        .header("tracestate", "rojo=1")
+        .body(Body::from("grpc-frame"))
+        .unwrap();
+    let answer = send(&router, request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let seen = fake.seen();
+    let headers = &seen[0].headers;
+    let forwarded = headers["traceparent"].to_str().unwrap();
+    assert!(
+        forwarded.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && forwarded.ends_with("-01"),
+        "{forwarded}"
+    );
+    assert!(
+        !forwarded.contains("00f067aa0ba902b7"),
+        "the sidecar's span is the parent"
+    );
+    assert_eq!(headers["tracestate"], "rojo=1");
+}
+
+#[tokio::test]
+async fn with_tracing_off_the_context_passes_unchanged() {
+    let fake = Arc::new(FakeBackend::ok(1));
+    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let request = Request::post("/predict")
+        .header("traceparent", CALLER)
+        .header("tracestate", "rojo=1")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(send(&router, request).await.status, StatusCode::OK);
+    let seen = fake.seen();
+    assert_eq!(seen[0].headers["traceparent"], CALLER);
+    assert_eq!(seen[0].headers["tracestate"], "rojo=1");
 }

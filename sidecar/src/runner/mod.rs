@@ -30,6 +30,7 @@ use crate::server::ServerHandle;
 use crate::shutdown::{self, Lifecycle, Model, Running, Signals, Timing};
 use crate::state::{AppState, Limits, Mode, SharedState};
 use crate::tls::Certificates;
+use crate::trace::Tracer;
 use crate::workers::WorkerTable;
 use modelserver_units::format_duration;
 
@@ -78,6 +79,11 @@ impl FrontDoor {
             max_queue: max_queue(server),
         };
         let backends_len = backend.len();
+        // The exporter runs as a task of its own, off every request's path.
+        let tracer = Tracer::new(&server.trace, &metrics).map(|(tracer, exporter)| {
+            tokio::spawn(exporter.run());
+            tracer
+        });
         let state: SharedState = Arc::new(AppState {
             mode,
             dispatcher,
@@ -87,6 +93,7 @@ impl FrontDoor {
             metrics,
             workers,
             access_log: server.access_log,
+            tracer,
         });
 
         let admin_listener = bind("admin", SocketAddr::new(server.bind, server.admin_port)).await?;
@@ -179,7 +186,12 @@ impl FrontDoor {
             drain_timeout: self.drain_timeout,
             shutdown_timeout,
         };
-        shutdown::run_until_stopped(running, timing).await
+        let stopped = shutdown::run_until_stopped(running, timing).await;
+        // The spans of the last requests leave before the process does.
+        if let Some(tracer) = &self.state.tracer {
+            tracer.flush(crate::trace::FLUSH_TIMEOUT).await;
+        }
+        stopped
     }
 }
 
