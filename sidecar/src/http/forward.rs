@@ -13,17 +13,17 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Buf;
-use bytes::Bytes;
 use futures::FutureExt;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, StatusCode, Uri, Version};
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use crate::backend::{BackendError, BackendResult, BoxFuture};
 use crate::dispatch::{AcquireError, Permit};
 use crate::http::grpc;
+use crate::http::guarded::GuardedBody;
 use crate::http::limits::{ClientFault, LimitedBody, declared_length};
 use crate::http::reply::ApiError;
 use crate::metrics::RejectReason;
@@ -276,11 +276,8 @@ fn answer(
             if state.access_log {
                 parts.extensions.insert(BackendId(backend));
             }
-            let body = Body::new(HeldBody {
-                inner: incoming,
-                _permit: permit,
-                _span: worker_span,
-            });
+            // The backend slot (and the `worker` span) are held until the body ends.
+            let body = GuardedBody::wrap(incoming, (permit, worker_span));
             Response::from_parts(parts, body)
         }
         Ok(Err(Failure::Acquire(error))) => {
@@ -487,34 +484,6 @@ fn too_large(limit: u64) -> Response {
         format!("request body exceeds the upload limit of {limit} bytes"),
     )
     .into_response()
-}
-
-/// The backend's response body, holding the backend slot until it ends (and, when the request
-/// is traced, the `worker` span, which ends with it).
-struct HeldBody {
-    inner: Body,
-    _permit: Permit,
-    _span: Option<OpenSpan>,
-}
-
-impl http_body::Body for HeldBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod docs;
 pub mod forward;
 pub mod grpc;
+pub mod guarded;
 pub mod health;
 pub mod limits;
 pub mod loopback;

@@ -13,12 +13,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Uri};
-use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -26,6 +23,7 @@ use tower_http::request_id::MakeRequestId;
 
 use crate::http::forward::BackendId;
 use crate::http::grpc::{grpc_form, is_grpc, needs_grpc_form};
+use crate::http::guarded::GuardedBody;
 use crate::http::request_id::MakeRequestUuid;
 use crate::state::SharedState;
 use crate::trace::span::OpenSpan;
@@ -185,41 +183,10 @@ where
         // A sampled request's span ends with its response body (or when it is dropped unsent).
         if let Some(mut span) = this.span.take() {
             span.http_status(status, 500);
-            response = response.map(|body| {
-                Body::new(SpanBody {
-                    inner: body,
-                    _span: span,
-                })
-            });
+            // The span ends when the body is dropped, after its last byte or with its connection.
+            response = response.map(|body| GuardedBody::wrap(body, span));
         }
         Poll::Ready(Ok(response))
-    }
-}
-
-/// A response body that ends the request span when it is dropped (after its last byte was
-/// written, or with its connection).
-struct SpanBody {
-    inner: Body,
-    _span: OpenSpan,
-}
-
-impl http_body::Body for SpanBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
