@@ -174,17 +174,11 @@ impl Watched for ScaledObject {
 }
 
 impl Watched for Gateway {
-    /// Only the listeners and addresses are kept ([`Gateway`] holds nothing else), which make
-    /// the routes' URLs.
+    /// The listeners and addresses ([`Gateway`] holds nothing else), which make the routes'
+    /// URLs; [`trim`](Watched::trim) has already left only the name, namespace and uid of the
+    /// metadata (and the resource version, which the fingerprint leaves out).
     fn fingerprint(&self) -> u64 {
-        let mut without = self.clone();
-        without.metadata = kube::api::ObjectMeta {
-            name: without.metadata.name.take(),
-            namespace: without.metadata.namespace.take(),
-            uid: without.metadata.uid.take(),
-            ..kube::api::ObjectMeta::default()
-        };
-        content_fingerprint(without)
+        content_fingerprint(self.clone())
     }
 
     /// Only the name and namespace of the metadata are read.

@@ -258,7 +258,7 @@ pub async fn run(
 
 /// The ModelServers whose route names `gateway` (their own namespace when the reference has
 /// none): a change to its listeners or addresses changes their URLs.
-fn routed_through(
+pub fn routed_through(
     modelservers: &Store<ModelServer>,
     gateway: &Gateway,
 ) -> Vec<ObjectRef<ModelServer>> {

@@ -29,6 +29,7 @@ use modelserver_operator::controller::cache::{Caches, Feed, Feeds, Triggers, Wat
 use modelserver_operator::controller::optional_api::OptionalApi;
 use modelserver_operator::controller::{
     Context, ControllerConfig, Error, Scope, apply::APPLIED_HASH_ANNOTATION, pod_watch, reconcile,
+    routed_through,
 };
 use modelserver_operator::labels;
 use modelserver_operator::metrics::Metrics;
@@ -342,20 +343,9 @@ impl Cluster {
                 )
                 .iter()
                 .flat_map(|gateway| {
-                    caches
-                        .modelservers
-                        .store()
-                        .state()
-                        .iter()
-                        .filter(|m| {
-                            m.spec
-                                .route
-                                .iter()
-                                .flat_map(|r| &r.parent_refs)
-                                .any(|p| Some(&p.name) == gateway.metadata.name.as_ref())
-                        })
-                        .map(|m| m.name_any())
-                        .collect::<Vec<_>>()
+                    routed_through(caches.modelservers.store(), gateway)
+                        .into_iter()
+                        .map(|o| o.name)
                 })
                 .collect(),
         ];

@@ -256,6 +256,17 @@ async fn a_route_mirrors_what_its_gateway_says_and_takes_the_canary_once_it_is_r
         assert_eq!(cluster.condition("iris", type_).0, "False", "{type_}");
     }
 
+    // The Gateway's listener moves: its watch reconciles the ModelServer, whose URL follows.
+    cluster.api.update(&gateway("public"), |g| {
+        g["spec"]["listeners"][0]["port"] = json!(9443);
+    });
+    assert_eq!(cluster.deliver(), names(&["iris"]));
+    cluster.reconcile("iris").await.expect("reconcile");
+    assert_eq!(
+        stored(&cluster, &modelserver("iris"))["status"]["url"],
+        "https://iris.example.com:9443/v1/iris"
+    );
+
     // The Gateway refuses the route: Stalled, with the Gateway's reason.
     gateway_reports(&cluster, "False", "True");
     settle(&mut cluster, "iris").await;
