@@ -10,7 +10,7 @@ E2E_TEST_THREADS ?= 4
 # 1: `make cluster-up` also starts the real node (root).
 REAL_NODE ?= 0
 
-.PHONY: cluster-build cluster-up cluster-down cluster-status cluster-images e2e demo-cluster
+.PHONY: cluster-build cluster-up cluster-down cluster-status cluster-images e2e e2e-tools demo-cluster
 
 cluster-build: ## build (or reuse from ~/.cache/modelserver-e2e) the pinned control-plane and node binaries
 	$(E2E_CLUSTER) build
@@ -33,6 +33,19 @@ cluster-images: sidecar-static ## push the real images (sidecar, iris, Python ba
 demo-cluster: sidecar-static ## the whole product for real: cluster + real node, images, operator, iris Ready
 	./e2e/demo-cluster.sh
 
+# Every Go-built tool of the suite, each cached on first build (cold, about 40 minutes of the two
+# cores, KEDA alone 10 to 25): the control plane and the node, the GitOps health checker, the
+# Gateway API and KEDA CRDs, KEDA and Prometheus. `make e2e` asks for it first; .ci/run starts it
+# niced in the background at its start, so on a cold machine these builds overlap the Rust tests.
+e2e-tools: ## build (or reuse) every Go tool `make e2e` needs: control plane, node, KEDA, Prometheus, health checker
+	$(E2E_CLUSTER) build
+	./e2e/node.sh build
+	./e2e/health/build.sh >/dev/null
+	./e2e/gateway-api.sh crds >/dev/null
+	./e2e/keda/build.sh crds >/dev/null
+	./e2e/keda/build.sh >/dev/null
+	./hack/chart/tools.sh prometheus >/dev/null
+
 # The suite gets a cluster of its own (MODELSERVER_E2E_CLUSTER=e2e: own state dir and ports), so
 # a `make cluster-up` cluster is left alone. The test binaries and the static sidecar are built
 # before the cluster starts; the cluster (and its real node) is stopped on any exit, also when
@@ -40,7 +53,7 @@ demo-cluster: sidecar-static ## the whole product for real: cluster + real node,
 # (process, mount, link, route, firewall rule, cgroup, changed sysctl) is left on the machine. The images' names reach the tests as MODELSERVER_E2E_<NAME>_IMAGE.
 # Every test binary runs even when one fails (--no-fail-fast); RUST_LIB_BACKTRACE=0 keeps anyhow's
 # error backtraces out of the report (panics still honour RUST_BACKTRACE).
-e2e: sidecar-static ## end-to-end suite on a fresh local cluster with a real node, started and stopped around it
+e2e: sidecar-static e2e-tools ## end-to-end suite on a fresh local cluster with a real node, started and stopped around it
 	$(CARGO) build -p modelserver-operator
 	$(CARGO) test -p modelserver-e2e --no-run
 	MODELSERVER_E2E_HEALTH=$$(./e2e/health/build.sh) || exit 1; export MODELSERVER_E2E_HEALTH; \
