@@ -117,7 +117,7 @@ def expect(cond, what):
 rules = [r for g in yaml.safe_load(open(rules_path))["groups"] for r in g["rules"]]
 alerts = [r for r in rules if "alert" in r]
 names = [r["alert"] for r in alerts]
-expect(len(names) == 9 and len(set(names)) == len(names), f"{len(names)} distinct alerts rendered: {', '.join(names)}")
+expect(len(names) == 10 and len(set(names)) == len(names), f"{len(names)} distinct alerts rendered: {', '.join(names)}")
 values = yaml.safe_load(open("charts/modelserver-operator/ci/observability-values.yaml"))
 base = values["metrics"]["prometheusRule"]["runbookBaseUrl"]
 for r in alerts:

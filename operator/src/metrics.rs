@@ -1,7 +1,12 @@
 //! The operator's Prometheus metrics (prefix `modelserver_operator_`).
 
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use modelserver_crds::ModelServer;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -15,7 +20,16 @@ pub struct Metrics {
     managed: IntGauge,
     writes: IntCounterVec,
     reads: IntCounterVec,
+    /// The controller's ModelServer cache, once it runs: the condition series are read from it
+    /// at every scrape ([`CONDITION_METRIC`]).
+    modelservers: Arc<OnceLock<Store<ModelServer>>>,
 }
+
+/// One series per condition of every ModelServer in the controller's cache (value 1), labelled
+/// `namespace`, `modelserver`, `type`, `status` and `reason`: what `kubectl get ms` shows, for
+/// alerts that must see ModelServers whose pods never start (and so export no series of their
+/// own). Computed from the cache at each scrape, so a deleted ModelServer's series go with it.
+pub const CONDITION_METRIC: &str = "modelserver_operator_modelserver_condition";
 
 /// Result label of a successful reconcile.
 pub const RESULT_SUCCESS: &str = "success";
@@ -75,7 +89,15 @@ impl Metrics {
             managed,
             writes,
             reads,
+            modelservers: Arc::default(),
         })
+    }
+
+    /// Serves [`CONDITION_METRIC`] from `store` (the controller's ModelServer cache) from now on;
+    /// a second call changes nothing.
+    pub fn observe_modelservers(&self, store: Store<ModelServer>) {
+        // Only the first store counts: the controller runs once per process.
+        let _first = self.modelservers.set(store);
     }
 
     /// Counts one reconcile and its duration.
@@ -104,6 +126,136 @@ impl Metrics {
     pub fn encode(&self) -> Result<String, prometheus::Error> {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
-        Ok(String::from_utf8_lossy(&buffer).into_owned())
+        let mut text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some(store) = self.modelservers.get() {
+            condition_series(&store.state(), &mut text);
+        }
+        Ok(text)
+    }
+}
+
+/// Appends [`CONDITION_METRIC`] for `objects` in the text format, sorted by namespace, name and
+/// condition type (nothing when no object has a condition).
+fn condition_series(objects: &[Arc<ModelServer>], out: &mut String) {
+    let mut lines: Vec<(String, String, String, String)> = Vec::new();
+    for object in objects {
+        let namespace = object.namespace().unwrap_or_default();
+        let name = object.name_any();
+        let conditions = object.status.as_ref().and_then(|s| s.conditions.as_ref());
+        for condition in conditions.into_iter().flatten() {
+            let labels = format!(
+                "namespace=\"{}\",modelserver=\"{}\",type=\"{}\",status=\"{}\",reason=\"{}\"",
+                escape_label(&namespace),
+                escape_label(&name),
+                escape_label(&condition.type_),
+                escape_label(&condition.status),
+                escape_label(&condition.reason),
+            );
+            lines.push((
+                namespace.clone(),
+                name.clone(),
+                condition.type_.clone(),
+                labels,
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    lines.sort();
+    let _ = writeln!(
+        out,
+        "# HELP {CONDITION_METRIC} Each condition of each ModelServer the operator watches (value 1), with its status and reason"
+    );
+    let _ = writeln!(out, "# TYPE {CONDITION_METRIC} gauge");
+    for (_, _, _, labels) in lines {
+        let _ = writeln!(out, "{CONDITION_METRIC}{{{labels}}} 1");
+    }
+}
+
+/// A label value escaped for the text format (backslash, double quote, line feed).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use kube::runtime::{reflector, watcher};
+    use modelserver_crds::ModelServerStatus;
+
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    fn modelserver(namespace: &str, name: &str, conditions: Vec<Condition>) -> ModelServer {
+        let mut object: ModelServer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "modelserver.dev/v1alpha1",
+            "kind": "ModelServer",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"image": "registry.example/iris:1", "model": {"command": ["python3"]}},
+        }))
+        .expect("a minimal ModelServer");
+        object.status = Some(ModelServerStatus {
+            conditions: Some(conditions),
+            ..ModelServerStatus::default()
+        });
+        object
+    }
+
+    #[test]
+    fn every_condition_of_every_cached_modelserver_is_a_series_and_a_deleted_one_goes() {
+        let metrics = Metrics::new().expect("metrics");
+        assert!(
+            !metrics.encode().expect("encode").contains(CONDITION_METRIC),
+            "no series before the controller runs"
+        );
+        let (store, mut writer) = reflector::store::<ModelServer>();
+        metrics.observe_modelservers(store);
+        let stalled = modelserver(
+            "ml",
+            "sentiment",
+            vec![
+                condition("Ready", "False", "SecretNotFound"),
+                condition("Stalled", "True", "SecretNotFound"),
+            ],
+        );
+        let ready = modelserver("ml", "iris", vec![condition("Ready", "True", "Ready")]);
+        writer.apply_watcher_event(&watcher::Event::Apply(stalled.clone()));
+        writer.apply_watcher_event(&watcher::Event::Apply(ready));
+        let text = metrics.encode().expect("encode");
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(CONDITION_METRIC))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                r#"modelserver_operator_modelserver_condition{namespace="ml",modelserver="iris",type="Ready",status="True",reason="Ready"} 1"#,
+                r#"modelserver_operator_modelserver_condition{namespace="ml",modelserver="sentiment",type="Ready",status="False",reason="SecretNotFound"} 1"#,
+                r#"modelserver_operator_modelserver_condition{namespace="ml",modelserver="sentiment",type="Stalled",status="True",reason="SecretNotFound"} 1"#,
+            ]
+        );
+        assert!(text.contains(&format!("# TYPE {CONDITION_METRIC} gauge")));
+
+        writer.apply_watcher_event(&watcher::Event::Delete(stalled));
+        let text = metrics.encode().expect("encode");
+        assert!(!text.contains("sentiment"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

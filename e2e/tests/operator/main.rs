@@ -521,6 +521,9 @@ async fn pods_that_never_become_ready_stall_the_rollout_and_a_fix_recovers() -> 
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.log_tail()))?;
     assert!(is(&stalled, "Ready", "False") && is(&stalled, "Reconciling", "False"));
+    // The operator exports the condition, so the Stalled alert sees a ModelServer whose pods
+    // never ran a sidecar (and so export nothing themselves).
+    wait_stalled_series(&operator, setup.ns(), "True", "ProgressDeadlineExceeded").await?;
 
     setup
         .apply_example("iris", |m| {
@@ -529,8 +532,61 @@ async fn pods_that_never_become_ready_stall_the_rollout_and_a_fix_recovers() -> 
         .await?;
     let ready = wait_ready(&setup, "iris").await?;
     assert!(is(&ready, "Stalled", "False"));
+    let reason = condition(&ready, "Stalled").map(|c| c.reason.clone());
+    wait_stalled_series(&operator, setup.ns(), "False", &reason.unwrap_or_default()).await?;
     setup.finish().await;
     Ok(())
+}
+
+/// Waits until the operator exports exactly one series for the Stalled condition of `iris` in
+/// `namespace`, with this status and reason (its cache follows the status it wrote).
+async fn wait_stalled_series(
+    operator: &Operator,
+    namespace: &str,
+    status: &str,
+    reason: &str,
+) -> Result<()> {
+    let want = [(status.to_owned(), reason.to_owned())];
+    wait_until(
+        &format!("the operator's Stalled series of iris: {status} {reason}"),
+        Duration::from_secs(30),
+        || async {
+            let series = condition_series(operator, namespace, "iris", "Stalled")
+                .await
+                .map_err(|e| e.to_string())?;
+            if series == want {
+                Ok(Some(()))
+            } else {
+                Err(format!("{series:?}"))
+            }
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.log_tail()))
+}
+
+/// The `(status, reason)` of every `modelserver_operator_modelserver_condition` series the
+/// operator exports for condition `type_` of ModelServer `namespace/name` (one, when it works).
+async fn condition_series(
+    operator: &Operator,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+) -> Result<Vec<(String, String)>> {
+    let prefix = format!(
+        "modelserver_operator_modelserver_condition{{namespace=\"{namespace}\",modelserver=\"{name}\",type=\"{type_}\","
+    );
+    Ok(operator
+        .metrics()
+        .await?
+        .into_iter()
+        .filter_map(|(series, value)| {
+            let labels = series.strip_prefix(&prefix)?.strip_suffix('}')?;
+            let status = labels.strip_prefix("status=\"")?.split('"').next()?;
+            let reason = labels.split("reason=\"").nth(1)?.split('"').next()?;
+            (value == 1.0).then(|| (status.to_owned(), reason.to_owned()))
+        })
+        .collect())
 }
 
 #[tokio::test]

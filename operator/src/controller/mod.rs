@@ -162,6 +162,7 @@ pub async fn run(
         keda.once_present(move || cache::watch(api, config, feed.writer, feed.seen))
     };
     let modelservers_store = caches.modelservers.store().clone();
+    metrics.observe_modelservers(modelservers_store.clone());
     // Each watch fills its cache and triggers reconciles for news only ([`cache`]).
     let modelservers = cache::watch(
         scope.api::<ModelServer>(client.clone()),
