@@ -227,8 +227,12 @@ for scenario in ("servicemonitor", "everything"):
            and sm["spec"]["namespaceSelector"]["matchNames"] == [svc["metadata"]["namespace"]],
            f"{scenario}: the ServiceMonitor selects the metrics Service")
     expect([e["port"] for e in sm["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]]
-           and set(sm["spec"]["endpoints"][0]) <= {"port", "path", "interval", "scrapeTimeout"},
+           and set(sm["spec"]["endpoints"][0]) <= {"port", "path", "interval", "scrapeTimeout", "honorLabels"},
            f"{scenario}: the ServiceMonitor scrapes the Service's metrics port")
+    # The per-ModelServer condition series carry the ModelServer's namespace; without
+    # honorLabels Prometheus renames it and the Stalled alert groups by the operator's namespace.
+    expect(sm["spec"]["endpoints"][0].get("honorLabels") is True,
+           f"{scenario}: the ServiceMonitor keeps the operator's series' own labels (honorLabels)")
 print("\n".join(results))
 PY
 while IFS= read -r line; do
