@@ -4,10 +4,11 @@
 //! it.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -73,6 +74,8 @@ pub struct StateSnapshot {
     pub ready: bool,
     /// Draining has started.
     pub draining: bool,
+    /// When the drain must be over (`None` before it starts).
+    pub drain_deadline: Option<SystemTime>,
 }
 
 /// Every series the sidecar exports.
@@ -108,6 +111,9 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// `draining`: 1 once draining started.
     pub draining: IntGauge,
+    /// `drain_deadline_timestamp_seconds`: when the drain must be over (Unix time: its start +
+    /// drain delay + drain timeout), 0 before it starts; an alert compares it with `time()`.
+    pub drain_deadline_timestamp_seconds: Gauge,
     /// `trace_spans_total{result}`: spans `exported` to the collector, `dropped` because the
     /// export queue was full, or `failed` (their batch was not accepted by the collector).
     pub trace_spans_total: IntCounterVec,
@@ -165,6 +171,10 @@ impl Metrics {
             IntGauge::new("workers_ready", "Workers that answer their readiness path")?;
         let ready = IntGauge::new("ready", "1 when the sidecar reports ready")?;
         let draining = IntGauge::new("draining", "1 once draining has started")?;
+        let drain_deadline_timestamp_seconds = Gauge::new(
+            "drain_deadline_timestamp_seconds",
+            "When the drain must be over, in Unix seconds (its start + drain delay + drain timeout); 0 before draining starts",
+        )?;
         let trace_spans_total = IntCounterVec::new(
             Opts::new(
                 "trace_spans_total",
@@ -185,6 +195,7 @@ impl Metrics {
         registry.register(Box::new(workers_ready.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(draining.clone()))?;
+        registry.register(Box::new(drain_deadline_timestamp_seconds.clone()))?;
         registry.register(Box::new(trace_spans_total.clone()))?;
 
         // Make the label sets visible at zero, so dashboards and tests see them before traffic.
@@ -221,6 +232,7 @@ impl Metrics {
             workers_ready,
             ready,
             draining,
+            drain_deadline_timestamp_seconds,
             trace_spans_total,
         })
     }
@@ -260,6 +272,12 @@ impl Metrics {
         self.workers_ready.set(to_i64(state.workers_ready));
         self.ready.set(i64::from(state.ready));
         self.draining.set(i64::from(state.draining));
+        self.drain_deadline_timestamp_seconds.set(
+            state
+                .drain_deadline
+                .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |since| since.as_secs_f64()),
+        );
         let mut out = Vec::with_capacity(4096);
         // Encoding into a Vec cannot fail for well-formed metric families.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -295,6 +313,7 @@ mod tests {
             workers_ready: 3,
             ready: true,
             draining: false,
+            drain_deadline: Some(UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)),
         });
         for needle in [
             "modelserver_requests_total{code=\"200\"} 2",
@@ -315,6 +334,7 @@ mod tests {
             "modelserver_workers_ready 3",
             "modelserver_ready 1",
             "modelserver_draining 0",
+            "modelserver_drain_deadline_timestamp_seconds 1800000000",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

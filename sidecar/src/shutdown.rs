@@ -7,8 +7,8 @@
 //! shutdown timeout), exit 0. A second signal skips the remaining waits; a worker crash loop
 //! stops everything at once and ends the sidecar with its error.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,8 @@ pub struct Lifecycle {
 struct Flags {
     drain_requested: CancellationToken,
     drained: CancellationToken,
+    /// When the drain must be over: its start + drain delay + drain timeout.
+    drain_deadline: OnceLock<SystemTime>,
 }
 
 impl Lifecycle {
@@ -60,6 +62,17 @@ impl Lifecycle {
     /// Resolves once draining has been requested.
     pub async fn drain_requested(&self) {
         self.inner.drain_requested.cancelled().await;
+    }
+
+    /// Records when the drain that just started must be over (the first call counts).
+    pub fn set_drain_deadline(&self, deadline: SystemTime) {
+        // A second trigger (a signal after POST /drain) does not move the first deadline.
+        let _first = self.inner.drain_deadline.set(deadline);
+    }
+
+    /// When the drain must be over, once it started (`None` before).
+    pub fn drain_deadline(&self) -> Option<SystemTime> {
+        self.inner.drain_deadline.get().copied()
     }
 
     /// Records that draining finished.
@@ -165,6 +178,11 @@ pub async fn run_until_stopped(running: Running, timing: Timing) -> Result<(), S
         }
     };
     lifecycle.request_drain();
+    if let Some(deadline) =
+        SystemTime::now().checked_add(timing.drain_delay.saturating_add(timing.drain_timeout))
+    {
+        lifecycle.set_drain_deadline(deadline);
+    }
     info!(
         trigger = %trigger,
         drain_delay = %format_duration(timing.drain_delay),

@@ -114,6 +114,7 @@ impl AppState {
             workers_ready: load.ready_count(),
             ready: self.ready_given(&load),
             draining: self.lifecycle.is_draining(),
+            drain_deadline: self.lifecycle.drain_deadline(),
         }
     }
 }

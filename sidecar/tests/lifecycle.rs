@@ -112,6 +112,19 @@ async fn drains_under_load(
         .unwrap();
     assert_eq!(r.status(), 200, "served during the drain delay");
     assert_eq!(sc.metric(c, "modelserver_draining").await, 1.0);
+    // The drain's deadline, for the DrainStuck alert: its start (a moment ago, still within the
+    // 5 s drain delay) + 5 s + 60 s.
+    let deadline = sc
+        .metric(c, "modelserver_drain_deadline_timestamp_seconds")
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now + 59.0..=now + 65.5).contains(&deadline),
+        "deadline {deadline}, now {now}"
+    );
 
     // After the drain delay: new connections are refused, in-flight requests still run.
     wait_for(
