@@ -64,9 +64,9 @@ impl Lifecycle {
         self.inner.drain_requested.cancelled().await;
     }
 
-    /// Records when the drain that just started must be over (the first call counts).
+    /// Records when the drain that just started must be over; the drain sequence runs once, and
+    /// a later call changes nothing.
     pub fn set_drain_deadline(&self, deadline: SystemTime) {
-        // A second trigger (a signal after POST /drain) does not move the first deadline.
         let _first = self.inner.drain_deadline.set(deadline);
     }
 
