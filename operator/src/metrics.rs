@@ -137,25 +137,21 @@ impl Metrics {
 /// Appends [`CONDITION_METRIC`] for `objects` in the text format, sorted by namespace, name and
 /// condition type (nothing when no object has a condition).
 fn condition_series(objects: &[Arc<ModelServer>], out: &mut String) {
-    let mut lines: Vec<(String, String, String, String)> = Vec::new();
+    // Each line's labels start with namespace, name and condition type: sorting the label texts
+    // orders the series by them.
+    let mut lines: Vec<String> = Vec::new();
     for object in objects {
         let namespace = object.namespace().unwrap_or_default();
         let name = object.name_any();
         let conditions = object.status.as_ref().and_then(|s| s.conditions.as_ref());
         for condition in conditions.into_iter().flatten() {
-            let labels = format!(
+            lines.push(format!(
                 "namespace=\"{}\",modelserver=\"{}\",type=\"{}\",status=\"{}\",reason=\"{}\"",
                 escape_label(&namespace),
                 escape_label(&name),
                 escape_label(&condition.type_),
                 escape_label(&condition.status),
                 escape_label(&condition.reason),
-            );
-            lines.push((
-                namespace.clone(),
-                name.clone(),
-                condition.type_.clone(),
-                labels,
             ));
         }
     }
@@ -168,7 +164,7 @@ fn condition_series(objects: &[Arc<ModelServer>], out: &mut String) {
         "# HELP {CONDITION_METRIC} Each condition of each ModelServer the operator watches (value 1), with its status and reason"
     );
     let _ = writeln!(out, "# TYPE {CONDITION_METRIC} gauge");
-    for (_, _, _, labels) in lines {
+    for labels in lines {
         let _ = writeln!(out, "{CONDITION_METRIC}{{{labels}}} 1");
     }
 }
