@@ -32,8 +32,16 @@ const AUTHORITY_PREFIX: &str = "backend-";
 const GRPC_AUTHORITY_PREFIX: &str = "grpc-";
 /// Host header sent with readiness probes (HTTP/1.1 servers such as uvicorn require one).
 const PROBE_HOST: &str = "localhost";
-/// How long idle pooled connections are kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long an idle HTTP/1.1 connection to a backend is kept for reuse: shorter than the
+/// keep-alive timeouts of the servers workers run (gunicorn 2 s, uvicorn, hypercorn and Node 5 s).
+/// A connection idle that long is about to be closed by the worker, and a request sent on it as
+/// the worker closes it is lost (the worker resets it: a 502, and a failed readiness probe takes
+/// the worker out of rotation). Reopening a local connection after a second of silence costs far
+/// less than that.
+const HTTP_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an idle HTTP/2 (gRPC) connection is kept: an HTTP/2 server announces its close
+/// (GOAWAY) and names the last stream it took, so a request never races it unseen.
+const GRPC_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// First pause before retrying a Unix socket connect the worker's full accept queue refused.
 const UNIX_CONNECT_RETRY_FIRST: Duration = Duration::from_millis(1);
 /// Longest pause between two such retries.
@@ -347,11 +355,11 @@ impl PooledBackends {
             backends: backends.clone(),
         };
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(HTTP_POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .build(connector.clone());
         let grpc_client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(GRPC_POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .http2_only(true)
@@ -451,6 +459,94 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A worker on `listener` whose keep-alive timeout is `keep_alive`, met at its worst: a
+    /// request that arrives on a connection idle that long finds it closing (the worker drops the
+    /// connection without answering, as uvicorn does when its keep-alive timer fires as the
+    /// request comes in). Every other request gets 200. Counts the connections it accepts.
+    async fn worker_with_keep_alive(
+        listener: tokio::net::UnixListener,
+        keep_alive: Duration,
+        accepted: Arc<AtomicUsize>,
+    ) {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut idle_since = tokio::time::Instant::now();
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    let n = match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    head.extend_from_slice(&chunk[..n]);
+                    if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        continue;
+                    }
+                    head.clear();
+                    if idle_since.elapsed() >= keep_alive {
+                        return;
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    idle_since = tokio::time::Instant::now();
+                }
+            });
+        }
+    }
+
+    async fn status_of(backends: &PooledBackends) -> Result<http::StatusCode, String> {
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = Uri::from_static("/ready");
+        let response = backends.send(0, request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        // Read the body so the connection goes back to the pool.
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_as_long_as_the_worker_keeps_it_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        // A worker that keeps idle connections a little longer than the pool does (gunicorn
+        // keeps them 2 s, uvicorn 5 s).
+        let keep_alive = HTTP_POOL_IDLE_TIMEOUT + Duration::from_millis(300);
+        tokio::spawn(worker_with_keep_alive(
+            listener,
+            keep_alive,
+            accepted.clone(),
+        ));
+        let backends = PooledBackends::new(vec![BackendAddr::Unix(path)], vec![None]);
+
+        assert_eq!(status_of(&backends).await, Ok(http::StatusCode::OK));
+        assert_eq!(status_of(&backends).await, Ok(http::StatusCode::OK));
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "back-to-back requests share a connection"
+        );
+
+        // Idle as long as the worker keeps a connection: reusing it now would lose the request.
+        tokio::time::sleep(keep_alive).await;
+        assert_eq!(
+            status_of(&backends).await,
+            Ok(http::StatusCode::OK),
+            "the request goes on a new connection, not the one the worker is closing"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 
     #[tokio::test]
     async fn unix_connect_waits_for_a_full_accept_queue() {
