@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::{info, warn};
 
 use crate::backend::pooled::PooledBackends;
@@ -213,14 +213,25 @@ fn readiness_path(path: &str) -> PathAndQuery {
     })
 }
 
+/// Connections the kernel holds for a listener before the sidecar accepts them. A burst of
+/// clients connecting at once (a load balancer filling its pool, 256 clients starting together)
+/// must fit, or the kernel drops their SYNs and they connect only after TCP's one-second
+/// retransmission. Rust's and tokio's default is 128; uvicorn uses 2048 and Go the kernel's
+/// maximum. The kernel caps it at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, SidecarError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| SidecarError::Bind {
-            what,
-            addr,
-            cause: source,
-        })
+    let failed = |cause| SidecarError::Bind { what, addr, cause };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(failed)?;
+    // As `TcpListener::bind` does: a restarted sidecar rebinds at once.
+    socket.set_reuseaddr(true).map_err(failed)?;
+    socket.bind(addr).map_err(failed)?;
+    socket.listen(LISTEN_BACKLOG).map_err(failed)
 }
 
 fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, SidecarError> {
@@ -229,4 +240,37 @@ fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, 
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         cause: source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_of_connections_fits_the_listen_backlog() {
+        // More clients than the default backlog of 128 connect at once, and nothing accepts:
+        // each must still complete its handshake in the kernel's queue. One that does not fit
+        // is never established while nothing accepts (its SYNs are dropped), so the deadline
+        // is only for a failure.
+        const BURST: usize = 300;
+        let listener = bind("public", SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..BURST {
+            connects.spawn(tokio::net::TcpStream::connect(addr));
+        }
+        let established = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut streams = Vec::new();
+            while let Some(connected) = connects.join_next().await {
+                streams.push(connected.unwrap().unwrap());
+            }
+            streams.len()
+        })
+        .await;
+        assert_eq!(established, Ok(BURST), "connections established");
+    }
 }
