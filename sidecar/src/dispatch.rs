@@ -31,8 +31,8 @@ use tokio::time::Instant;
 const OVERLOAD_WAIT_FLOOR: Duration = Duration::from_millis(1);
 /// How often [`Dispatcher::drained`] looks at a generation's requests.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
-/// A new service-time sample's weight in the running average is 2^-SHIFT.
-const SERVICE_AVERAGE_SHIFT: u32 = 4;
+/// The recent service time is the mean over the last one to two windows this long.
+const SERVICE_WINDOW: Duration = Duration::from_millis(500);
 
 /// Why a slot could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -135,8 +135,55 @@ struct State {
     next: usize,
     /// A request was refused since the queue was last empty.
     overloaded: bool,
-    /// Running average of how long a request holds its slot, in nanoseconds (0: no sample yet).
-    service_nanos: u64,
+    /// How long requests hold their slots, recently.
+    service: ServiceTime,
+}
+
+/// How long requests have held their slots recently: the mean of the samples of the current
+/// window and the one before ([`SERVICE_WINDOW`] each), so that every sample of the last half
+/// second to second counts the same. A few slow requests among many then move it a little,
+/// however close together they end; a running average over a fixed number of samples forgot
+/// everything else within milliseconds at a thousand requests a second, and a short stall of
+/// the workers could make a queue they drain in 200 ms look a second long.
+#[derive(Debug, Default)]
+struct ServiceTime {
+    /// When the current window began (`None` before the first sample).
+    started: Option<Instant>,
+    current: Window,
+    previous: Window,
+}
+
+/// The samples of one window.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    nanos: u64,
+    count: u64,
+}
+
+impl ServiceTime {
+    /// Adds a request that held its slot `held` nanoseconds and ended `now`.
+    fn record(&mut self, held: u64, now: Instant) {
+        match self.started {
+            Some(started) if now.saturating_duration_since(started) < SERVICE_WINDOW => {}
+            Some(_) => {
+                self.previous = self.current;
+                self.current = Window::default();
+                self.started = Some(now);
+            }
+            None => self.started = Some(now),
+        }
+        self.current.nanos = self.current.nanos.saturating_add(held);
+        self.current.count = self.current.count.saturating_add(1);
+    }
+
+    /// The mean, in nanoseconds (at least 1), or 0 before the first sample.
+    fn mean_nanos(&self) -> u64 {
+        let count = self.current.count.saturating_add(self.previous.count);
+        if count == 0 {
+            return 0;
+        }
+        (self.current.nanos.saturating_add(self.previous.nanos) / count).max(1)
+    }
 }
 
 struct Inner {
@@ -199,12 +246,7 @@ impl Drop for Permit {
                     slot.draining = slot.draining.saturating_sub(1);
                 }
             }
-            state.service_nanos = match state.service_nanos {
-                0 => held.max(1),
-                average => (average - (average >> SERVICE_AVERAGE_SHIFT))
-                    .saturating_add(held >> SERVICE_AVERAGE_SHIFT)
-                    .max(1),
-            };
+            state.service.record(held, Instant::now());
             hand_off(&self.inner, &mut state);
         }
     }
@@ -272,12 +314,13 @@ fn capacity(inner: &Inner, state: &State) -> u64 {
 /// `None` before the first sample or while no backend is ready.
 fn estimated_wait(inner: &Inner, state: &State, position: usize) -> Option<Duration> {
     let capacity = capacity(inner, state);
-    if state.service_nanos == 0 || capacity == 0 {
+    let service_nanos = state.service.mean_nanos();
+    if service_nanos == 0 || capacity == 0 {
         return None;
     }
     let ahead = u64::try_from(position).unwrap_or(u64::MAX);
     Some(Duration::from_nanos(
-        ahead.saturating_mul(state.service_nanos) / capacity,
+        ahead.saturating_mul(service_nanos) / capacity,
     ))
 }
 
@@ -298,7 +341,7 @@ pub fn overload_wait(service: Duration, capacity: u64, bound: Duration) -> Durat
 fn wait_limit(inner: &Inner, state: &State, bound: Duration) -> Duration {
     if state.overloaded {
         overload_wait(
-            Duration::from_nanos(state.service_nanos),
+            Duration::from_nanos(state.service.mean_nanos()),
             capacity(inner, state),
             bound,
         )
@@ -394,7 +437,7 @@ impl Dispatcher {
                     waiters: VecDeque::new(),
                     next: 0,
                     overloaded: false,
-                    service_nanos: 0,
+                    service: ServiceTime::default(),
                 }),
                 per_backend: per_backend.max(1),
                 max_queue,
@@ -476,7 +519,10 @@ impl Dispatcher {
     /// Sets the recent service time, as if requests had held their slots that long (tests).
     #[cfg(test)]
     pub(crate) fn set_service_time(&self, service: Duration) {
-        lock(&self.inner.state).service_nanos = u64::try_from(service.as_nanos()).unwrap_or(1);
+        let nanos = u64::try_from(service.as_nanos()).unwrap_or(u64::MAX);
+        let mut state = lock(&self.inner.state);
+        state.service = ServiceTime::default();
+        state.service.record(nanos, Instant::now());
     }
 
     /// Marks a backend ready or not; a backend turning ready takes waiting requests.
@@ -777,6 +823,68 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_short_stall_does_not_turn_a_queue_that_drains_within_the_bound_away() {
+        // Two workers of 4 slots, a second of requests at 5 ms each.
+        let d = Dispatcher::new(2, 4, 1024).with_max_queue_wait(Duration::from_secs(1));
+        d.set_ready(0, true);
+        d.set_ready(1, true);
+        for _ in 0..200 {
+            let permit = d.acquire().await.unwrap();
+            tokio::time::advance(Duration::from_millis(5)).await;
+            drop(permit);
+        }
+        // A burst: 8 requests in the workers, 192 waiting (at 5 ms a request, 120 ms at most).
+        let mut in_workers = Vec::new();
+        for _ in 0..8 {
+            in_workers.push(d.acquire().await.unwrap());
+        }
+        let mut waiting = Vec::new();
+        for _ in 0..192 {
+            let d = d.clone();
+            waiting.push(tokio::spawn(async move { d.acquire().await }));
+        }
+        queue_until(&d, 192).await;
+        // The workers stall for 200 ms (a pause, a CPU-starved moment): the eight requests in
+        // them end late and together, and eight waiters take their slots.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        drop(in_workers);
+        queue_until(&d, 184).await;
+        // A new request would wait about 185 / 8 x 5 ms once the workers run again: it queues
+        // (and gives up after a millisecond here) rather than being refused.
+        let late = tokio::time::timeout(Duration::from_millis(1), d.acquire()).await;
+        assert!(late.is_err(), "queued, not refused: {late:?}");
+        // And everyone waiting is served, in order: none was shed.
+        for (i, w) in waiting.into_iter().enumerate() {
+            let permit = w.await.unwrap();
+            assert!(permit.is_ok(), "request {i}: {permit:?}");
+        }
+    }
+
+    #[test]
+    fn the_service_time_is_the_mean_of_the_last_window_or_two() {
+        const MS: u64 = 1_000_000;
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut service = ServiceTime::default();
+        assert_eq!(service.mean_nanos(), 0);
+        // A second at 5 ms a request, then 8 that took 205 ms: they count as 8 of ~60.
+        for i in 0..100 {
+            service.record(5 * MS, at(i * 10));
+        }
+        assert_eq!(service.mean_nanos(), 5 * MS);
+        for _ in 0..8 {
+            service.record(205 * MS, at(1000));
+        }
+        let mean = service.mean_nanos();
+        assert!((25 * MS..35 * MS).contains(&mean), "{mean}");
+        // A second at 50 ms: what came before is forgotten.
+        for i in 0..100 {
+            service.record(50 * MS, at(1010 + i * 10));
+        }
+        assert_eq!(service.mean_nanos(), 50 * MS);
+    }
+
     #[test]
     fn the_overload_limit_is_two_slots_of_service_within_bounds() {
         let bound = Duration::from_secs(1);
@@ -795,9 +903,13 @@ mod tests {
     async fn the_service_time_average_follows_the_permits() {
         let d = Dispatcher::new(1, 1, 1);
         d.set_ready(0, true);
-        assert_eq!(lock(&d.inner.state).service_nanos, 0, "no sample yet");
+        assert_eq!(
+            lock(&d.inner.state).service.mean_nanos(),
+            0,
+            "no sample yet"
+        );
         drop(d.acquire().await.unwrap());
-        assert!(lock(&d.inner.state).service_nanos > 0);
+        assert!(lock(&d.inner.state).service.mean_nanos() > 0);
     }
     #[tokio::test(start_paused = true)]
     async fn with_no_backend_ready_a_request_waits_past_the_bound_for_one() {
