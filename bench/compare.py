@@ -12,7 +12,7 @@ Servers, two workers each, all serving the iris model of examples/fastapi (POST 
   bc  (overload only) b with the queue bounded by a count instead of by time (the defaults before
       maxQueueWait: --max-queue 128, and a wait bound of an hour), to show what the time bound buys
   bt  b with a tight time bound, --max-queue-wait 10ms (latency first: refuses what would wait)
-  Other variants of b (VARIANTS below: bq, b1, b1q2) can be named in CONFIGS or OVERLOAD_EXTRA.
+  Other variants of b (VARIANTS below: bq, b1, b1q2, b8) can be named in CONFIGS or OVERLOAD_EXTRA.
 
 Phases (PHASES, all by default, in this order):
   upload    peak RSS (VmRSS sampled every 10 ms) of the sidecar alone and of the whole tree while
@@ -96,6 +96,7 @@ LABELS = {
     "b1q2": "(b) with --executor-threads 1 --max-queue 2",
     "bc": "(b) with a queue bounded by count (--max-queue 128, no time bound)",
     "bt": "(b) with a tight time bound (--max-queue-wait 10ms)",
+    "b8": "(b) with --executor-threads 8",
 }
 # Variants of b: the same workers, other sidecar flags.
 VARIANTS = {
@@ -104,6 +105,7 @@ VARIANTS = {
     "b1q2": ["--executor-threads", "1", "--max-queue", "2"],
     "bc": ["--max-queue", "128", "--max-queue-wait", "1h"],
     "bt": ["--max-queue-wait", "10ms"],
+    "b8": ["--executor-threads", "8"],
 }
 
 WORK = tempfile.mkdtemp(prefix="bench-compare-")
