@@ -237,7 +237,9 @@ pub fn target(backend: usize, generation: u64, backends: usize) -> usize {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.armed {
-            let held = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let now = Instant::now();
+            let held = u64::try_from(now.saturating_duration_since(self.since).as_nanos())
+                .unwrap_or(u64::MAX);
             let mut state = lock(&self.inner.state);
             if let Some(slot) = state.slots.get_mut(self.backend) {
                 if slot.generation == self.generation {
@@ -246,7 +248,7 @@ impl Drop for Permit {
                     slot.draining = slot.draining.saturating_sub(1);
                 }
             }
-            state.service.record(held, Instant::now());
+            state.service.record(held, now);
             hand_off(&self.inner, &mut state);
         }
     }
