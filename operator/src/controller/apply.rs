@@ -83,6 +83,7 @@ pub async fn apply_deployment(
                 "metadata": {"name": name},
                 "spec": {"replicas": replicas},
             });
+            let sending = cache.sending(namespace, &name);
             let handed = api
                 .patch(
                     &name,
@@ -91,7 +92,7 @@ pub async fn apply_deployment(
                 )
                 .await
                 .map_err(Error::kube("hand over replicas of", &name))?;
-            cache.wrote(namespace, &name, Some(handed));
+            cache.wrote(sending, Some(handed));
             let (patch, _) = fingerprinted(desired)?;
             return force_apply(api, cache, namespace, &name, &patch).await;
         }
@@ -131,6 +132,7 @@ where
         }),
         ..DeleteParams::background()
     };
+    let sending = cache.sending(namespace, name);
     match api.delete(name, &params).await {
         Ok(_) => {}
         // Deleted since the cache saw it: the watch has not told yet.
@@ -140,7 +142,7 @@ where
         Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
         Err(error) => return Err(Error::kube("delete", name)(error)),
     }
-    cache.wrote(namespace, name, None);
+    cache.wrote(sending, None);
     Ok(true)
 }
 
@@ -156,6 +158,7 @@ where
     K: Watched,
     K::DynamicType: Eq + Hash + Clone,
 {
+    let sending = cache.sending(namespace, name);
     let applied = api
         .patch(
             name,
@@ -164,7 +167,7 @@ where
         )
         .await
         .map_err(Error::kube("apply", name))?;
-    cache.wrote(namespace, name, Some(applied.clone()));
+    cache.wrote(sending, Some(applied.clone()));
     Ok(Arc::new(applied))
 }
 

@@ -385,6 +385,13 @@ pub fn watch<K: Watched>(
         })
 }
 
+/// A write on its way to the API server (see [`Cache::sending`]).
+pub struct Sending<K: Watched> {
+    key: ObjectRef<K>,
+    /// The resource version the store held when the write was sent (`None`: no object).
+    over: Option<String>,
+}
+
 /// What the operator last wrote to one object, until the store catches up.
 struct Written<K> {
     /// The resource version the store held when the write was sent (`None`: no object).
@@ -430,24 +437,43 @@ where
         cached
     }
 
-    /// Records the operator's own write to `name` in `namespace`: the object as the API server
-    /// answered, or `None` for a deletion.
-    pub fn wrote(&self, namespace: &str, name: &str, object: Option<K>) {
+    /// Notes a write the operator is about to send to `name` in `namespace`: the version the
+    /// store holds now, which decides in [`wrote`](Self::wrote) whether the answer is newer than
+    /// the store.
+    pub fn sending(&self, namespace: &str, name: &str) -> Sending<K> {
         let key = ObjectRef::new(name).within(namespace);
         let over = resource_version(self.store.get(&key).as_deref());
+        Sending { key, over }
+    }
+
+    /// Records the operator's own write: the object as the API server answered, or `None` for
+    /// a deletion.
+    ///
+    /// The write is read back only while the store still holds the version it held when the
+    /// write was sent. A store that moved meanwhile got there from the same watch that brings
+    /// the write: it holds the write, a state after it (the Deployment controller's status
+    /// update follows an apply within milliseconds), or, rarely, someone else's state from just
+    /// before it, which the write's own event follows. In each case the store is the truth;
+    /// pinning the answer instead would hide every later state until the object changed again.
+    pub fn wrote(&self, sending: Sending<K>, object: Option<K>) {
+        let Sending { key, over } = sending;
+        let now = resource_version(self.store.get(&key).as_deref());
         if let Some(object) = &object {
-            if resource_version(Some(object)) == over {
-                // Nothing changed (or the store already has it).
-                lock(&self.seen.written).remove(&key);
-                return;
-            }
             self.seen.saw(object);
+        }
+        let mut written = lock(&self.seen.written);
+        let unchanged = object
+            .as_ref()
+            .is_some_and(|o| resource_version(Some(o)) == now);
+        if now != over || unchanged {
+            written.remove(&key);
+            return;
         }
         let object = object.map(|mut object| {
             object.trim();
             Arc::new(object)
         });
-        lock(&self.seen.written).insert(key, Written { over, object });
+        written.insert(key, Written { over, object });
     }
 
     /// Records a state of an object the operator has seen (its own status write's answer), so
@@ -649,7 +675,7 @@ mod tests {
         let (caches, mut feeds) = Caches::new();
         let services = &caches.services;
         ready_store(&mut feeds.services, vec![service("1", 80)]);
-        services.wrote("ml", "iris", Some(service("2", 81)));
+        services.wrote(services.sending("ml", "iris"), Some(service("2", 81)));
         let port = |s: Option<Arc<Service>>| {
             s.and_then(|s| s.spec.clone())
                 .and_then(|s| s.ports)
@@ -673,7 +699,7 @@ mod tests {
         assert_eq!(port(services.get("ml", "iris")), Some(82));
 
         // A deletion reads back as absent until the store drops the object.
-        services.wrote("ml", "iris", None);
+        services.wrote(services.sending("ml", "iris"), None);
         assert_eq!(services.get("ml", "iris"), None);
         feeds
             .services
@@ -681,7 +707,7 @@ mod tests {
             .apply_watcher_event(&watcher::Event::Delete(service("3", 82)));
         assert_eq!(services.get("ml", "iris"), None);
         // A write the watch then reports deleted is forgotten with the object.
-        services.wrote("ml", "iris", Some(service("4", 84)));
+        services.wrote(services.sending("ml", "iris"), Some(service("4", 84)));
         let mut triggers = Triggers::<Service>::new(feeds.services.seen.clone());
         triggers.news(watcher::Event::Delete(service("4", 84)));
         assert_eq!(lock(&services.seen.written).len(), 0);
@@ -691,6 +717,44 @@ mod tests {
             .writer
             .apply_watcher_event(&watcher::Event::Apply(service("5", 83)));
         assert_eq!(port(services.get("ml", "iris")), Some(83));
+    }
+
+    #[test]
+    fn a_write_whose_answer_comes_after_the_store_moved_past_it_reads_the_store() {
+        let (caches, mut feeds) = Caches::new();
+        let services = &caches.services;
+        ready_store(&mut feeds.services, vec![service("1", 80)]);
+        let version = |s: Option<Arc<Service>>| s.and_then(|s| s.metadata.resource_version.clone());
+        // The apply is sent; before its answer is processed the watch delivers it and then a
+        // later change by someone else (as the Deployment controller's status update follows an
+        // apply).
+        let sending = services.sending("ml", "iris");
+        for event in [service("2", 81), service("3", 81)] {
+            feeds
+                .services
+                .writer
+                .apply_watcher_event(&watcher::Event::Apply(event));
+        }
+        services.wrote(sending, Some(service("2", 81)));
+        assert_eq!(
+            version(services.get("ml", "iris")).as_deref(),
+            Some("3"),
+            "the answer hid a newer state the store already held"
+        );
+        assert_eq!(lock(&services.seen.written).len(), 0);
+
+        // A deletion whose object the store already dropped is not pinned either.
+        let sending = services.sending("ml", "iris");
+        feeds
+            .services
+            .writer
+            .apply_watcher_event(&watcher::Event::Delete(service("3", 81)));
+        services.wrote(sending, None);
+        feeds
+            .services
+            .writer
+            .apply_watcher_event(&watcher::Event::Apply(service("4", 82)));
+        assert_eq!(version(services.get("ml", "iris")).as_deref(), Some("4"));
     }
 
     #[test]
@@ -721,7 +785,10 @@ mod tests {
             "someone edited the port"
         );
         // The operator sets the port back; the echo of its apply is no news.
-        caches.services.wrote("ml", "iris", Some(service("5", 80)));
+        caches.services.wrote(
+            caches.services.sending("ml", "iris"),
+            Some(service("5", 80)),
+        );
         assert_eq!(
             news(&mut triggers, watcher::Event::Apply(service("5", 80))),
             0
