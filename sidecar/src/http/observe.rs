@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use http::{HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -25,13 +25,17 @@ use crate::http::forward::BackendId;
 use crate::http::grpc::{grpc_form, is_grpc, needs_grpc_form};
 use crate::http::guarded::GuardedBody;
 use crate::http::request_id::MakeRequestUuid;
-use crate::state::SharedState;
+use crate::state::{BackendLabel, SharedState};
 use crate::trace::span::OpenSpan;
 
 /// The request id header, kept when the client sends one and added otherwise.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `tracing` target of access log lines.
 pub const ACCESS_LOG_TARGET: &str = "access";
+/// The status logged and counted for a request whose client left before its answer (the
+/// connection closed, or an HTTP/2 client reset the stream at its own deadline): nginx's
+/// "client closed request", which platform teams already read in their dashboards.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Layer: request id, metrics and access log for every request through it.
 #[derive(Clone)]
@@ -117,12 +121,14 @@ where
             start,
             request_id,
             logged,
+            answered: false,
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`Observe`].
+    /// The response future of [`Observe`]. Dropped before the answer (the client left), it
+    /// still counts and logs the request, as [`CLIENT_CLOSED_REQUEST`].
     pub struct ObserveFuture<F> {
         #[pin]
         inner: F,
@@ -132,6 +138,19 @@ pin_project! {
         logged: Option<Logged>,
         grpc: bool,
         span: Option<OpenSpan>,
+        answered: bool,
+    }
+
+    impl<F> PinnedDrop for ObserveFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.answered {
+                let status = StatusCode::from_u16(CLIENT_CLOSED_REQUEST)
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                let request_id = this.request_id.as_ref();
+                record(this.state, *this.start, this.logged.take(), request_id, status, None);
+            }
+        }
     }
 }
 
@@ -144,32 +163,21 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(mut response) = ready!(this.inner.poll(cx));
-        let elapsed = this.start.elapsed();
+        *this.answered = true;
         let status = response.status();
         let state = &*this.state;
-        state.metrics.count_response(status);
-        state
-            .metrics
-            .request_duration_seconds
-            .observe(elapsed.as_secs_f64());
-        if let Some(Logged { method, uri, peer }) = this.logged.take() {
-            let backend = response
-                .extensions()
-                .get::<BackendId>()
-                .map(|b| state.mode.backend_label(b.0));
-            let request_id = this.request_id.as_ref().and_then(|v| v.to_str().ok());
-            tracing::info!(
-                target: ACCESS_LOG_TARGET,
-                request_id = %request_id.unwrap_or(""),
-                method = %method,
-                path = %uri.path(),
-                status = status.as_u16(),
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                backend = %OrEmpty(backend),
-                peer = %OrEmpty(peer),
-                "request"
-            );
-        }
+        let backend = response
+            .extensions()
+            .get::<BackendId>()
+            .map(|b| state.mode.backend_label(b.0));
+        record(
+            state,
+            *this.start,
+            this.logged.take(),
+            this.request_id.as_ref(),
+            status,
+            backend,
+        );
         // The id goes back to the client unless the response (the worker) set its own.
         if let Some(id) = this.request_id.take()
             && !response.headers().contains_key(&X_REQUEST_ID)
@@ -187,6 +195,38 @@ where
             response = response.map(|body| GuardedBody::wrap(body, span));
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Counts a request's answer in `requests_total` and the duration histogram, and writes its
+/// access log line when the log is on (`logged`).
+fn record(
+    state: &SharedState,
+    start: Instant,
+    logged: Option<Logged>,
+    request_id: Option<&HeaderValue>,
+    status: StatusCode,
+    backend: Option<BackendLabel>,
+) {
+    let elapsed = start.elapsed();
+    state.metrics.count_response(status);
+    state
+        .metrics
+        .request_duration_seconds
+        .observe(elapsed.as_secs_f64());
+    if let Some(Logged { method, uri, peer }) = logged {
+        let request_id = request_id.and_then(|v| v.to_str().ok());
+        tracing::info!(
+            target: ACCESS_LOG_TARGET,
+            request_id = %request_id.unwrap_or(""),
+            method = %method,
+            path = %uri.path(),
+            status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            backend = %OrEmpty(backend),
+            peer = %OrEmpty(peer),
+            "request"
+        );
     }
 }
 

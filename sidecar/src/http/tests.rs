@@ -518,6 +518,31 @@ async fn no_response_head_within_the_request_timeout_gets_504_and_the_slot_stays
 }
 
 #[tokio::test]
+async fn a_request_whose_client_leaves_before_the_answer_is_counted_as_499() {
+    let (fake, gate) = gated(1);
+    let state = state(&fake, 1, limits());
+    let router = public_router(state.clone(), PublicOptions::default());
+    let pending = tokio::spawn(send_owned(router, "/slow"));
+    until("the request to reach the backend", || {
+        state.dispatcher.snapshot().in_flight() == 1
+    })
+    .await;
+    // The client leaves: its connection (here, the handler's future) is dropped unanswered.
+    pending.abort();
+    assert!(pending.await.unwrap_err().is_cancelled());
+    let metrics = state.metrics.render(state.snapshot());
+    assert!(
+        metrics.contains("modelserver_requests_total{code=\"499\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("modelserver_request_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    gate.add_permits(1);
+}
+
+#[tokio::test]
 async fn a_backend_that_fails_before_answering_gives_502_naming_it() {
     let fake = Arc::new(FakeBackend::new(2, |_, _| async {
         Err(std::io::Error::other("connection reset by peer").into())
