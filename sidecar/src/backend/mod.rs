@@ -6,7 +6,9 @@
 pub mod credential;
 #[cfg(test)]
 pub mod fake;
+pub mod http1;
 pub mod pooled;
+pub mod stream;
 
 use std::future::Future;
 use std::pin::Pin;

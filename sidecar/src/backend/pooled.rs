@@ -1,12 +1,10 @@
 //! The real [`Backend`]: each backend is a worker's Unix socket or TCP port, or the proxy-mode
-//! TCP upstream, reached through one pooled hyper client. The client addresses backend `i` as
-//! `http://backend-<i>/...`; the connector maps that authority to the socket or TCP address, so
-//! the pool keeps idle keep-alive connections per backend. gRPC calls take a second, HTTP/2
-//! client, addressed `http://grpc-<i>/...`, to the backend's gRPC address.
+//! TCP upstream. HTTP/1.1 requests and readiness probes go through the backends' own keep-alive
+//! connections ([`http1`](super::http1)). gRPC calls take a pooled HTTP/2 client, addressed
+//! `http://grpc-<i>/...`, whose connector maps that authority to the backend's gRPC address.
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
@@ -19,154 +17,61 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
 
 use super::credential::UpstreamCredential;
+use super::http1::Http1Pool;
+use super::stream::{BackendAddr, BackendStream, connect};
 use super::{Backend, BackendResult, BoxFuture};
-use crate::config::UpstreamAddr;
 
-/// Host prefix of the internal backend authorities (HTTP/1.1).
-const AUTHORITY_PREFIX: &str = "backend-";
 /// Host prefix of the authorities of the backends' gRPC addresses (HTTP/2).
 const GRPC_AUTHORITY_PREFIX: &str = "grpc-";
 /// Host header sent with readiness probes (HTTP/1.1 servers such as uvicorn require one).
 const PROBE_HOST: &str = "localhost";
-/// How long an idle HTTP/1.1 connection to a backend is kept for reuse: shorter than the
-/// keep-alive timeouts of the servers workers run (gunicorn 2 s, uvicorn, hypercorn and Node 5 s).
-/// A connection idle that long is about to be closed by the worker, and a request sent on it as
-/// the worker closes it is lost (the worker resets it: a 502, and a failed readiness probe takes
-/// the worker out of rotation). Reopening a local connection after a second of silence costs far
-/// less than that.
-const HTTP_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long an idle HTTP/2 (gRPC) connection is kept: an HTTP/2 server announces its close
 /// (GOAWAY) and names the last stream it took, so a request never races it unseen.
 const GRPC_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// First pause before retrying a Unix socket connect the worker's full accept queue refused.
-const UNIX_CONNECT_RETRY_FIRST: Duration = Duration::from_millis(1);
-/// Longest pause between two such retries.
-const UNIX_CONNECT_RETRY_MAX_PAUSE: Duration = Duration::from_millis(50);
-/// Total time spent retrying before the connect error is returned.
-const UNIX_CONNECT_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
-/// One backend's address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendAddr {
-    /// A worker's Unix socket.
-    Unix(PathBuf),
-    /// The proxy-mode upstream.
-    Tcp(UpstreamAddr),
-}
-
-impl std::fmt::Display for BackendAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unix(path) => write!(f, "unix:{}", path.display()),
-            Self::Tcp(addr) => write!(f, "{}", addr.target()),
-        }
-    }
-}
-
-/// Which of a backend's addresses a connection is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Channel {
-    /// Its HTTP/1.1 address.
-    Http,
-    /// Its gRPC address (HTTP/2; the HTTP address when it has none).
-    Grpc,
-}
-
-/// The backends, indexed like the dispatcher's slots.
+/// The backends' gRPC addresses, indexed like the dispatcher's slots.
 #[derive(Debug)]
-struct Backends {
+struct GrpcTargets {
     addrs: Vec<BackendAddr>,
-    grpc_addrs: Vec<Option<BackendAddr>>,
-    /// Per backend, the epoch of its current process: its authorities are `backend-<i>` and
-    /// `grpc-<i>`, then `backend-<i>-<epoch>` and `grpc-<i>-<epoch>` after each
-    /// [`Backend::renew`], so the pools (keyed by authority) never hand a request a connection
-    /// to a process that was there before.
-    epochs: Vec<RwLock<Epoch>>,
+    /// Per backend, the authority of its current process: `grpc-<i>`, then `grpc-<i>-<epoch>`
+    /// after each [`Backend::renew`], so the pool (keyed by authority) never hands a call a
+    /// connection to a process that was there before. Made once per process, not per call.
+    authorities: Vec<RwLock<(u64, Authority)>>,
 }
 
-/// A backend's current process: its epoch and the authorities of its two pools, made once per
-/// process rather than per request.
-#[derive(Debug)]
-struct Epoch {
-    number: u64,
-    http: Authority,
-    grpc: Authority,
-}
-
-impl Epoch {
-    fn new(i: usize, number: u64) -> Self {
-        Self {
-            number,
-            http: authority(Channel::Http, i, number),
-            grpc: authority(Channel::Grpc, i, number),
-        }
-    }
-}
-
-/// The authority of backend `i` on `channel` in `epoch` (always valid: a prefix and digits).
-fn authority(channel: Channel, i: usize, epoch: u64) -> Authority {
-    let prefix = match channel {
-        Channel::Http => AUTHORITY_PREFIX,
-        Channel::Grpc => GRPC_AUTHORITY_PREFIX,
-    };
+/// The authority of backend `i`'s gRPC address in `epoch` (always valid: a prefix and digits).
+fn authority(i: usize, epoch: u64) -> Authority {
     let text = if epoch == 0 {
-        format!("{prefix}{i}")
+        format!("{GRPC_AUTHORITY_PREFIX}{i}")
     } else {
-        format!("{prefix}{i}-{epoch}")
+        format!("{GRPC_AUTHORITY_PREFIX}{i}-{epoch}")
     };
-    Authority::try_from(text).unwrap_or_else(|_| Authority::from_static("backend-invalid"))
+    Authority::try_from(text).unwrap_or_else(|_| Authority::from_static("grpc-invalid"))
 }
 
-impl Backends {
-    /// Backends for these addresses, without gRPC addresses.
-    fn new(addrs: Vec<BackendAddr>) -> Self {
+impl GrpcTargets {
+    /// The gRPC address of each backend: its own, or its HTTP address when it has none.
+    fn new(addrs: &[BackendAddr], grpc_addrs: Vec<Option<BackendAddr>>) -> Self {
+        let mut grpc_addrs = grpc_addrs.into_iter();
+        let addrs: Vec<BackendAddr> = addrs
+            .iter()
+            .map(|addr| grpc_addrs.next().flatten().unwrap_or_else(|| addr.clone()))
+            .collect();
         Self {
-            epochs: (0..addrs.len())
-                .map(|i| RwLock::new(Epoch::new(i, 0)))
+            authorities: (0..addrs.len())
+                .map(|i| RwLock::new((0, authority(i, 0))))
                 .collect(),
-            grpc_addrs: vec![None; addrs.len()],
             addrs,
         }
     }
 
-    /// The address a connection for `channel` of backend `i` goes to.
-    fn target(&self, i: usize, channel: Channel) -> Option<&BackendAddr> {
-        match channel {
-            Channel::Grpc => self.grpc_addrs.get(i)?.as_ref().or_else(|| self.addr(i)),
-            Channel::Http => self.addr(i),
-        }
-    }
-
-    /// Number of backends.
-    fn len(&self) -> usize {
-        self.addrs.len()
-    }
-
-    /// The address of backend `i`.
-    fn addr(&self, i: usize) -> Option<&BackendAddr> {
-        self.addrs.get(i)
-    }
-
-    /// The absolute URI the pooled clients use for `path_and_query` on backend `i`.
-    fn uri(
-        &self,
-        i: usize,
-        channel: Channel,
-        path_and_query: &PathAndQuery,
-    ) -> Result<Uri, http::Error> {
-        let authority = self.epochs.get(i).map_or_else(
-            || Authority::from_static("backend-invalid"),
-            |epoch| {
-                let epoch = epoch.read().unwrap_or_else(PoisonError::into_inner);
-                match channel {
-                    Channel::Http => epoch.http.clone(),
-                    Channel::Grpc => epoch.grpc.clone(),
-                }
-            },
+    /// The absolute URI the gRPC client uses for `path_and_query` on backend `i`.
+    fn uri(&self, i: usize, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+        let authority = self.authorities.get(i).map_or_else(
+            || Authority::from_static("grpc-invalid"),
+            |a| a.read().unwrap_or_else(PoisonError::into_inner).1.clone(),
         );
         Uri::builder()
             .scheme(Scheme::HTTP)
@@ -175,87 +80,18 @@ impl Backends {
             .build()
     }
 
-    /// The backend and channel a URI of [`Backends::uri`] names.
-    fn index_of(&self, uri: &Uri) -> Option<(usize, Channel)> {
-        let host = uri.host()?;
-        let (rest, channel) = match host.strip_prefix(AUTHORITY_PREFIX) {
-            Some(rest) => (rest, Channel::Http),
-            None => (host.strip_prefix(GRPC_AUTHORITY_PREFIX)?, Channel::Grpc),
-        };
-        Some((rest.split('-').next()?.parse().ok()?, channel))
+    /// The backend a URI of [`GrpcTargets::uri`] names.
+    fn index_of(&self, uri: &Uri) -> Option<usize> {
+        let rest = uri.host()?.strip_prefix(GRPC_AUTHORITY_PREFIX)?;
+        rest.split('-').next()?.parse().ok()
     }
 
-    /// Moves backend `i` to a new epoch (see [`Self::epochs`]).
+    /// Moves backend `i` to a new epoch (see [`Self::authorities`]).
     fn renew(&self, i: usize) {
-        if let Some(epoch) = self.epochs.get(i) {
-            let mut epoch = epoch.write().unwrap_or_else(PoisonError::into_inner);
-            *epoch = Epoch::new(i, epoch.number.wrapping_add(1));
-        }
-    }
-}
-
-/// A connection to a backend: Unix or TCP.
-enum BackendStream {
-    /// Unix socket.
-    Unix(UnixStream),
-    /// TCP.
-    Tcp(TcpStream),
-}
-
-impl AsyncRead for BackendStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for BackendStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => Pin::new(s).poll_flush(cx),
-            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Unix(s) => s.is_write_vectored(),
-            Self::Tcp(s) => s.is_write_vectored(),
+        if let Some(current) = self.authorities.get(i) {
+            let mut current = current.write().unwrap_or_else(PoisonError::into_inner);
+            let epoch = current.0.wrapping_add(1);
+            *current = (epoch, authority(i, epoch));
         }
     }
 }
@@ -266,13 +102,13 @@ impl Connection for BackendStream {
     }
 }
 
-/// Connects `http://backend-<i>` to backend `i`'s socket or TCP address.
+/// Connects `http://grpc-<i>` to backend `i`'s gRPC address.
 #[derive(Clone)]
-struct BackendConnector {
-    backends: Arc<Backends>,
+struct GrpcConnector {
+    targets: Arc<GrpcTargets>,
 }
 
-impl tower::Service<Uri> for BackendConnector {
+impl tower::Service<Uri> for GrpcConnector {
     type Response = TokioIo<BackendStream>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
@@ -283,90 +119,48 @@ impl tower::Service<Uri> for BackendConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let addr = self
-            .backends
+            .targets
             .index_of(&uri)
-            .and_then(|(i, channel)| self.backends.target(i, channel).cloned());
+            .and_then(|i| self.targets.addrs.get(i).cloned());
         Box::pin(async move {
-            let stream = match addr {
-                Some(BackendAddr::Unix(path)) => BackendStream::Unix(connect_unix(&path).await?),
-                Some(BackendAddr::Tcp(addr)) => {
-                    let stream = TcpStream::connect(addr.target()).await?;
-                    stream.set_nodelay(true)?;
-                    BackendStream::Tcp(stream)
-                }
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("no backend for {uri}"),
-                    ));
-                }
+            let Some(addr) = addr else {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no backend for {uri}"),
+                ));
             };
-            Ok(TokioIo::new(stream))
+            Ok(TokioIo::new(connect(&addr).await?))
         })
     }
 }
 
-/// Connects to a worker's Unix socket. A Unix socket whose accept queue is full refuses a
-/// non-blocking connect with `EAGAIN` at once (TCP would queue the SYN instead); Python servers
-/// often listen with a backlog of 5 (`socketserver`), so a burst of new connections (new clients
-/// right after a pod starts) would otherwise turn into 502s. Nothing was sent yet, so retrying is
-/// safe: with a short backoff, for at most [`UNIX_CONNECT_RETRY_BUDGET`].
-async fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
-    let deadline = tokio::time::Instant::now() + UNIX_CONNECT_RETRY_BUDGET;
-    let mut pause = UNIX_CONNECT_RETRY_FIRST;
-    loop {
-        match UnixStream::connect(path).await {
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    && tokio::time::Instant::now() + pause < deadline =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(UNIX_CONNECT_RETRY_MAX_PAUSE);
-            }
-            result => return result,
-        }
-    }
-}
-
-/// A pooled client to every backend (HTTP/1.1, or HTTP/2 for gRPC).
-type BackendClient = Client<BackendConnector, Body>;
-
-/// The backends at these addresses, behind pooled keep-alive clients: HTTP/1.1 for requests,
-/// HTTP/2 (prior knowledge) for gRPC calls.
+/// The backends at these addresses: their own HTTP/1.1 keep-alive connections for requests and
+/// probes, a pooled HTTP/2 (prior knowledge) client for gRPC calls.
 pub struct PooledBackends {
-    backends: Arc<Backends>,
-    client: BackendClient,
-    grpc_client: BackendClient,
+    addrs: Vec<BackendAddr>,
+    http: Http1Pool,
+    grpc_targets: Arc<GrpcTargets>,
+    grpc_client: Client<GrpcConnector, Body>,
     credential: Option<Arc<UpstreamCredential>>,
 }
 
 impl PooledBackends {
-    /// Pooled clients for these addresses (backend `i` is `addrs[i]`) and the backends' gRPC
+    /// Connections to these addresses (backend `i` is `addrs[i]`) and the backends' gRPC
     /// addresses (`None`: gRPC goes to the backend's HTTP address, over HTTP/2).
     pub fn new(addrs: Vec<BackendAddr>, grpc_addrs: Vec<Option<BackendAddr>>) -> Self {
-        let mut backends = Backends::new(addrs);
-        backends
-            .grpc_addrs
-            .iter_mut()
-            .zip(grpc_addrs)
-            .for_each(|(slot, addr)| *slot = addr);
-        let backends = Arc::new(backends);
-        let connector = BackendConnector {
-            backends: backends.clone(),
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(HTTP_POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(connector.clone());
+        let grpc_targets = Arc::new(GrpcTargets::new(&addrs, grpc_addrs));
         let grpc_client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(GRPC_POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .http2_only(true)
-            .build(connector);
+            .build(GrpcConnector {
+                targets: grpc_targets.clone(),
+            });
         Self {
-            backends,
-            client,
+            http: Http1Pool::new(addrs.clone()),
+            addrs,
+            grpc_targets,
             grpc_client,
             credential: None,
         }
@@ -380,23 +174,17 @@ impl PooledBackends {
 
     /// Number of backends.
     pub fn len(&self) -> usize {
-        self.backends.len()
+        self.addrs.len()
     }
-}
 
-impl Backend for PooledBackends {
-    fn send(&self, i: usize, mut request: Request<Body>) -> BoxFuture<BackendResult> {
+    /// A gRPC call to backend `i` through the HTTP/2 client.
+    fn send_grpc(&self, i: usize, mut request: Request<Body>) -> BoxFuture<BackendResult> {
         let path = request
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let (channel, client) = if request.version() == http::Version::HTTP_2 {
-            (Channel::Grpc, &self.grpc_client)
-        } else {
-            (Channel::Http, &self.client)
-        };
-        match self.backends.uri(i, channel, &path) {
+        match self.grpc_targets.uri(i, &path) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         }
@@ -404,30 +192,42 @@ impl Backend for PooledBackends {
         if let Some(credential) = &credential {
             credential.add_to(request.headers_mut());
         }
-        let pending = client.request(request);
+        let pending = self.grpc_client.request(request);
         Box::pin(async move {
-            match pending.await {
-                Ok(mut response) => {
-                    if let Some(credential) = credential {
-                        credential.strip_from(response.headers_mut());
-                    }
-                    Ok(response.map(Body::new))
-                }
-                Err(e) => Err(e.into()),
+            let mut response = pending.await?;
+            if let Some(credential) = credential {
+                credential.strip_from(response.headers_mut());
             }
+            Ok(response.map(Body::new))
+        })
+    }
+}
+
+impl Backend for PooledBackends {
+    fn send(&self, i: usize, mut request: Request<Body>) -> BoxFuture<BackendResult> {
+        if request.version() == http::Version::HTTP_2 {
+            return self.send_grpc(i, request);
+        }
+        let credential = self.credential.clone();
+        if let Some(credential) = &credential {
+            credential.add_to(request.headers_mut());
+        }
+        let http = self.http.clone();
+        Box::pin(async move {
+            let mut response = http.send(i, request).await?;
+            if let Some(credential) = credential {
+                credential.strip_from(response.headers_mut());
+            }
+            Ok(response.map(Body::new))
         })
     }
 
     fn probe(&self, i: usize, path: PathAndQuery, timeout: Duration) -> BoxFuture<bool> {
-        let uri = self.backends.uri(i, Channel::Http, &path);
-        let client = self.client.clone();
+        let http = self.http.clone();
         let credential = self.credential.clone();
         Box::pin(async move {
-            let Ok(uri) = uri else {
-                return false;
-            };
             let mut request = Request::new(Body::empty());
-            *request.uri_mut() = uri;
+            *request.uri_mut() = Uri::from(path);
             request
                 .headers_mut()
                 .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
@@ -435,7 +235,7 @@ impl Backend for PooledBackends {
                 credential.add_to(request.headers_mut());
             }
             let attempt = async {
-                let response = client.request(request).await.ok()?;
+                let response = http.send(i, request).await.ok()?;
                 let ok = response.status() == http::StatusCode::OK;
                 // Read the (small) body so the connection goes back to the pool.
                 response.into_body().collect().await.ok()?;
@@ -446,11 +246,12 @@ impl Backend for PooledBackends {
     }
 
     fn address(&self, i: usize) -> Option<String> {
-        self.backends.addr(i).map(ToString::to_string)
+        self.addrs.get(i).map(ToString::to_string)
     }
 
     fn renew(&self, i: usize) {
-        self.backends.renew(i);
+        self.http.renew(i);
+        self.grpc_targets.renew(i);
     }
 }
 
@@ -522,7 +323,7 @@ mod tests {
         let accepted = Arc::new(AtomicUsize::new(0));
         // A worker that keeps idle connections a little longer than the pool does (gunicorn
         // keeps them 2 s, uvicorn 5 s).
-        let keep_alive = HTTP_POOL_IDLE_TIMEOUT + Duration::from_millis(300);
+        let keep_alive = crate::backend::http1::IDLE_TIMEOUT + Duration::from_millis(300);
         tokio::spawn(worker_with_keep_alive(
             listener,
             keep_alive,
@@ -548,74 +349,33 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn unix_connect_waits_for_a_full_accept_queue() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("worker.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        // Fill the accept queue until the kernel refuses connections outright.
-        let mut queued = Vec::new();
-        loop {
-            match UnixStream::connect(&path).await {
-                Ok(s) => queued.push(s),
-                Err(e) => {
-                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
-                    break;
-                }
-            }
-            assert!(queued.len() < 100_000, "the accept queue never filled");
-        }
-        // The worker accepts again a little later.
-        let accepting = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            let accepted = listener.accept().unwrap();
-            // Keep listening (the listener is dropped only after the test's connect).
-            (listener, accepted)
-        });
-        let stream = connect_unix(&path).await;
-        assert!(stream.is_ok(), "{stream:?}");
-        accepting.join().unwrap();
-    }
-
     #[test]
-    fn authorities_map_back_to_indexes() {
-        let b = Backends::new(vec![
+    fn grpc_authorities_map_back_to_indexes() {
+        let http = vec![
             BackendAddr::Unix("/tmp/a.sock".into()),
             BackendAddr::Unix("/tmp/b.sock".into()),
-        ]);
-        let uri = b
-            .uri(1, Channel::Http, &PathAndQuery::from_static("/predict?x=1"))
-            .unwrap();
-        assert_eq!(uri.to_string(), "http://backend-1/predict?x=1");
-        assert_eq!(b.index_of(&uri), Some((1, Channel::Http)));
-        let uri = b
-            .uri(0, Channel::Grpc, &PathAndQuery::from_static("/pkg.S/M"))
-            .unwrap();
-        assert_eq!(uri.to_string(), "http://grpc-0/pkg.S/M");
-        assert_eq!(b.index_of(&uri), Some((0, Channel::Grpc)));
+        ];
+        let grpc = BackendAddr::Unix("/tmp/b-grpc.sock".into());
+        let t = GrpcTargets::new(&http, vec![None, Some(grpc.clone())]);
+        let uri = t.uri(1, &PathAndQuery::from_static("/pkg.S/M")).unwrap();
+        assert_eq!(uri.to_string(), "http://grpc-1/pkg.S/M");
+        assert_eq!(t.index_of(&uri), Some(1));
         // Without a gRPC address, gRPC goes to the HTTP address.
-        assert_eq!(b.target(0, Channel::Grpc), b.addr(0));
-        assert_eq!(b.index_of(&Uri::from_static("http://elsewhere/")), None);
-        b.renew(1);
-        let renewed = b
-            .uri(1, Channel::Http, &PathAndQuery::from_static("/"))
-            .unwrap();
-        assert_eq!(renewed.to_string(), "http://backend-1-1/");
+        assert_eq!(t.addrs, vec![http[0].clone(), grpc]);
+        assert_eq!(t.index_of(&Uri::from_static("http://elsewhere/")), None);
+        t.renew(1);
+        let renewed = t.uri(1, &PathAndQuery::from_static("/")).unwrap();
+        assert_eq!(renewed.to_string(), "http://grpc-1-1/");
         assert_eq!(
-            b.index_of(&renewed),
-            Some((1, Channel::Http)),
+            t.index_of(&renewed),
+            Some(1),
             "a new pool key, the same address"
         );
-        let renewed = b
-            .uri(1, Channel::Grpc, &PathAndQuery::from_static("/"))
-            .unwrap();
-        assert_eq!(renewed.to_string(), "http://grpc-1-1/");
-        assert_eq!(b.index_of(&renewed), Some((1, Channel::Grpc)));
         assert_eq!(
-            b.uri(0, Channel::Http, &PathAndQuery::from_static("/"))
+            t.uri(0, &PathAndQuery::from_static("/"))
                 .unwrap()
                 .to_string(),
-            "http://backend-0/"
+            "http://grpc-0/"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::backend::pooled::BackendAddr;
+use crate::backend::stream::BackendAddr;
 use crate::config::{UpstreamAddr, env};
 
 /// The extension of a worker's second socket path: `worker-<i>.sock` becomes `worker-<i>.1.sock`.
