@@ -12,7 +12,9 @@
 //!   closes the connection (hyper cannot skip the rest of an HTTP/1.1 message).
 //! - A request that never left (the reused connection was found closed, or the worker closed it
 //!   as the request was handed over) is sent again on another connection; one that left is not.
-//! - A connection idle for [`IDLE_TIMEOUT`] is not reused (see there).
+//! - A connection idle for [`IDLE_TIMEOUT`] is not reused (see there). It is closed at the
+//!   backend's next checkout or return, at the latest by the next readiness probe, so at most
+//!   the backend's slots' worth of connections outlive their use by a probe period.
 //! - After [`Http1Pool::renew`] no connection to the backend's previous process is reused.
 
 use std::pin::Pin;
