@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Uri, header};
+use http::{Request, Uri};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -25,8 +25,6 @@ use super::{Backend, BackendResult, BoxFuture};
 
 /// Host prefix of the authorities of the backends' gRPC addresses (HTTP/2).
 const GRPC_AUTHORITY_PREFIX: &str = "grpc-";
-/// Host header sent with readiness probes (HTTP/1.1 servers such as uvicorn require one).
-const PROBE_HOST: &str = "localhost";
 /// How long an idle HTTP/2 (gRPC) connection is kept: an HTTP/2 server announces its close
 /// (GOAWAY) and names the last stream it took, so a request never races it unseen.
 const GRPC_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -226,11 +224,9 @@ impl Backend for PooledBackends {
         let http = self.http.clone();
         let credential = self.credential.clone();
         Box::pin(async move {
+            // Sent with the pool's default `Host`.
             let mut request = Request::new(Body::empty());
             *request.uri_mut() = Uri::from(path);
-            request
-                .headers_mut()
-                .insert(header::HOST, HeaderValue::from_static(PROBE_HOST));
             if let Some(credential) = &credential {
                 credential.add_to(request.headers_mut());
             }
