@@ -295,6 +295,20 @@ mod tests {
 
     use super::*;
 
+    /// How the fake worker treats a connection after an answer.
+    #[derive(Clone, Copy)]
+    enum Keep {
+        /// Open for the next request, however long it takes.
+        Alive,
+        /// Open for a request that comes within this keep-alive timeout. One that arrives on a
+        /// connection idle that long finds it closing: the worker drops it without answering,
+        /// as uvicorn does when its keep-alive timer fires as the request comes in (the worst
+        /// case of the race).
+        For(Duration),
+        /// Closed after one answer (as a worker's keep-alive timer or a restart does).
+        OneRequest,
+    }
+
     /// A worker on a Unix socket that answers every request with `body_len` bytes and counts the
     /// connections it accepts.
     struct Worker {
@@ -304,37 +318,16 @@ mod tests {
     }
 
     impl Worker {
-        fn start(body_len: usize) -> Self {
+        fn start(body_len: usize, keep: Keep) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("worker.sock");
             let listener = tokio::net::UnixListener::bind(&path).unwrap();
             let accepted = Arc::new(AtomicUsize::new(0));
             let counter = accepted.clone();
             tokio::spawn(async move {
-                while let Ok((mut stream, _)) = listener.accept().await {
+                while let Ok((stream, _)) = listener.accept().await {
                     counter.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(async move {
-                        let mut head = Vec::new();
-                        let mut chunk = [0u8; 1024];
-                        loop {
-                            let n = match stream.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            head.extend_from_slice(&chunk[..n]);
-                            if !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                                continue;
-                            }
-                            head.clear();
-                            let mut answer =
-                                format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n")
-                                    .into_bytes();
-                            answer.resize(answer.len() + body_len, b'x');
-                            if stream.write_all(&answer).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
+                    tokio::spawn(serve(stream, body_len, keep));
                 }
             });
             Self {
@@ -346,6 +339,33 @@ mod tests {
 
         fn accepted(&self) -> usize {
             self.accepted.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn serve(mut stream: tokio::net::UnixStream, body_len: usize, keep: Keep) {
+        let mut idle_since = Instant::now();
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            head.extend_from_slice(&chunk[..n]);
+            if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                continue;
+            }
+            head.clear();
+            if matches!(keep, Keep::For(timeout) if idle_since.elapsed() >= timeout) {
+                return;
+            }
+            let mut answer =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n").into_bytes();
+            answer.resize(answer.len() + body_len, b'x');
+            if stream.write_all(&answer).await.is_err() || matches!(keep, Keep::OneRequest) {
+                return;
+            }
+            idle_since = Instant::now();
         }
     }
 
@@ -368,7 +388,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_reused_after_its_body_ends_and_not_after_a_renew() {
-        let worker = Worker::start(2);
+        let worker = Worker::start(2, Keep::Alive);
         let pool = Http1Pool::new(vec![worker.addr.clone()]);
         assert_eq!(read_all(&pool).await, 2);
         assert_eq!(read_all(&pool).await, 2);
@@ -391,8 +411,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_idle_as_long_as_the_worker_keeps_it_is_not_reused() {
+        // A worker that keeps idle connections a little longer than the pool does (gunicorn
+        // keeps them 2 s, uvicorn 5 s).
+        let keep_alive = IDLE_TIMEOUT + Duration::from_millis(300);
+        let worker = Worker::start(2, Keep::For(keep_alive));
+        let pool = Http1Pool::new(vec![worker.addr.clone()]);
+        assert_eq!(read_all(&pool).await, 2);
+        assert_eq!(read_all(&pool).await, 2);
+        assert_eq!(worker.accepted(), 1);
+
+        // Idle as long as the worker keeps a connection: reusing it now would lose the request.
+        tokio::time::sleep(keep_alive).await;
+        let response = pool.send(0, get()).await;
+        assert!(
+            response.is_ok(),
+            "the request went on the connection the worker is closing: {:?}",
+            response.err()
+        );
+        assert_eq!(worker.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_worker_closed_while_idle_is_not_used() {
+        let worker = Worker::start(2, Keep::OneRequest);
+        let pool = Http1Pool::new(vec![worker.addr.clone()]);
+        assert_eq!(read_all(&pool).await, 2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lock(&pool.shared.backends[0])
+            .connections
+            .iter()
+            .all(|c| c.sender.is_closed())
+        {
+            assert!(Instant::now() < deadline, "the close was never noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            read_all(&pool).await,
+            2,
+            "the request went on a new connection"
+        );
+        assert_eq!(worker.accepted(), 2);
+    }
+
+    #[tokio::test]
     async fn a_body_dropped_before_its_end_closes_its_connection() {
-        let worker = Worker::start(1 << 20);
+        let worker = Worker::start(1 << 20, Keep::Alive);
         let pool = Http1Pool::new(vec![worker.addr.clone()]);
         let mut body = pool.send(0, get()).await.unwrap().into_body();
         let first = body.frame().await.unwrap().unwrap();
@@ -431,43 +495,5 @@ mod tests {
         let head = seen.await.unwrap().to_ascii_lowercase();
         assert!(head.starts_with("get /predict http/1.1\r\n"), "{head}");
         assert!(head.contains("\r\nhost: localhost\r\n"), "{head}");
-    }
-
-    #[tokio::test]
-    async fn a_connection_the_worker_closed_while_idle_is_not_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("worker.sock");
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        // A worker that answers one request per connection and then closes it (as a worker's
-        // keep-alive timer or a restart of its server does).
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let mut chunk = [0u8; 1024];
-                let _ = stream.read(&mut chunk).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-            }
-        });
-        let pool = Http1Pool::new(vec![BackendAddr::Unix(path)]);
-        assert_eq!(read_all(&pool).await, 2);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !lock(&pool.shared.backends[0])
-            .connections
-            .iter()
-            .all(|c| c.sender.is_closed())
-        {
-            assert!(Instant::now() < deadline, "the close was never noticed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(
-            read_all(&pool).await,
-            2,
-            "the request went on a new connection"
-        );
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
