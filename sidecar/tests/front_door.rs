@@ -168,6 +168,42 @@ async fn slow_request_gets_504() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_its_answer_is_logged_and_counted_as_499() {
+    let sc = Sidecar::serve(&[], &[]);
+    let c = client();
+    sc.wait_ready(&c).await;
+    let addr = sc
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /predict?delay=30 HTTP/1.1\r\nHost: x\r\nx-request-id: left-early-1\r\n\
+         content-length: {}\r\n\r\n{IRIS_ROWS}",
+        IRIS_ROWS.len()
+    )
+    .unwrap();
+    wait_for("the request to reach a worker", DEADLINE, || async {
+        sc.metric(&c, "modelserver_inflight_requests").await == 1.0
+    })
+    .await;
+    drop(stream);
+    wait_for("the 499 line of the request", DEADLINE, || async {
+        sc.logs()
+            .lines()
+            .any(|l| l.contains("left-early-1") && l.contains("status=499"))
+    })
+    .await;
+    assert_eq!(
+        sc.metric(&c, "modelserver_requests_total{code=\"499\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_answers_503_with_retry_after() {
     let sc = Sidecar::serve(
         &[
