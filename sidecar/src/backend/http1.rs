@@ -158,6 +158,16 @@ impl Http1Pool {
         }
     }
 
+    /// Number of backends.
+    pub fn len(&self) -> usize {
+        self.shared.addrs.len()
+    }
+
+    /// The address of backend `i`.
+    pub fn addr(&self, i: usize) -> Option<&BackendAddr> {
+        self.shared.addrs.get(i)
+    }
+
     /// Forgets backend `i`'s idle connections and refuses those in use when they come back: a
     /// new process is about to serve there.
     pub fn renew(&self, i: usize) {
@@ -216,8 +226,8 @@ impl Http1Pool {
 /// A backend's response body that gives its connection back to the pool when it ends.
 pub struct PooledBody {
     inner: Incoming,
+    /// The connection, until the body ends (back to the pool) or fails (closed).
     lease: Option<Lease>,
-    ended: bool,
 }
 
 impl PooledBody {
@@ -225,7 +235,6 @@ impl PooledBody {
         let mut body = Self {
             inner,
             lease: Some(lease),
-            ended: false,
         };
         // A response without a body (204, 304, `content-length: 0`) frees the connection now.
         if body.inner.is_end_stream() {
@@ -235,7 +244,6 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        self.ended = true;
         if let Some(lease) = self.lease.take() {
             lease.release();
         }
@@ -256,17 +264,14 @@ impl HttpBody for PooledBody {
             Poll::Ready(None) => this.release(),
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
             // A failed body leaves the connection unusable: dropping the lease closes it.
-            Poll::Ready(Some(Err(_))) => {
-                this.ended = true;
-                this.lease = None;
-            }
+            Poll::Ready(Some(Err(_))) => this.lease = None,
             _ => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
+        self.lease.is_none() || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

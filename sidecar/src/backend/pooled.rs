@@ -135,7 +135,6 @@ impl tower::Service<Uri> for GrpcConnector {
 /// The backends at these addresses: their own HTTP/1.1 keep-alive connections for requests and
 /// probes, a pooled HTTP/2 (prior knowledge) client for gRPC calls.
 pub struct PooledBackends {
-    addrs: Vec<BackendAddr>,
     http: Http1Pool,
     grpc_targets: Arc<GrpcTargets>,
     grpc_client: Client<GrpcConnector, Body>,
@@ -156,8 +155,7 @@ impl PooledBackends {
                 targets: grpc_targets.clone(),
             });
         Self {
-            http: Http1Pool::new(addrs.clone()),
-            addrs,
+            http: Http1Pool::new(addrs),
             grpc_targets,
             grpc_client,
             credential: None,
@@ -172,7 +170,7 @@ impl PooledBackends {
 
     /// Number of backends.
     pub fn len(&self) -> usize {
-        self.addrs.len()
+        self.http.len()
     }
 
     /// A gRPC call to backend `i` through the HTTP/2 client.
@@ -242,7 +240,7 @@ impl Backend for PooledBackends {
     }
 
     fn address(&self, i: usize) -> Option<String> {
-        self.addrs.get(i).map(ToString::to_string)
+        self.http.addr(i).map(ToString::to_string)
     }
 
     fn renew(&self, i: usize) {
