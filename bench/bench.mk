@@ -15,7 +15,7 @@ bench-operator: ## report: N ModelServers (default 500) on a local control plane
 
 # Side by side: modelserver-sidecar against uvicorn serving the same Python model.
 
-bench-compare: sidecar-static $(OHA) ## report: the sidecar vs uvicorn --workers 2, same FastAPI iris model (~13 min; docs/benchmarks.md)
+bench-compare: sidecar-static $(OHA) bench-debian-tools ## report: the sidecar vs uvicorn --workers 2, same FastAPI iris model (~13 min; docs/benchmarks.md)
 	py=$$(./hack/venv.sh); SIDECAR=$(SIDECAR_STATIC) OHA=$(OHA) PYTHON=$$py $$py bench/compare.py
 
 # The same sidecar with symbols (own target dir, so the stripped release build stays as it is).
@@ -38,11 +38,13 @@ QUEUE_PROXY = $(TOOLS_DIR)/queue-proxy-$(QUEUE_PROXY_VERSION)/queue
 $(QUEUE_PROXY):
 	GOBIN=$(dir $(QUEUE_PROXY)) go install knative.dev/serving/cmd/queue@$(QUEUE_PROXY_VERSION)
 
-.PHONY: bench-proxies-tools bench-proxies
-bench-proxies-tools: $(QUEUE_PROXY)
+.PHONY: bench-debian-tools bench-proxies-tools bench-proxies
+bench-debian-tools: ## nginx, HAProxy and wrk from Debian, when missing
 	@missing=""; for t in nginx:nginx-light haproxy:haproxy wrk:wrk; do \
 		command -v $${t%%:*} > /dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+bench-proxies-tools: $(QUEUE_PROXY) bench-debian-tools
 
 bench-proxies: sidecar-static bench-proxies-tools ## report: the sidecar vs nginx, HAProxy, queue-proxy (ROUNDS=3 SECONDS=8, ~12 min; docs/benchmarks.md)
 	SIDECAR=$(SIDECAR_STATIC) QUEUE_PROXY=$(QUEUE_PROXY) python3 bench/proxies.py

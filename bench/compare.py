@@ -9,6 +9,9 @@ Servers, two workers each, all serving the iris model of examples/fastapi (POST 
       request; `an` shows uvicorn without that bug
   b   modelserver-sidecar serve --workers 2, each worker the same FastAPI app under uvicorn --uds
   c   modelserver-sidecar serve --workers 2, each worker examples/iris/worker.py (stdlib)
+  ng  nginx (one process, upstream keepalive, request bodies streamed) in front of the same two
+      uvicorn --uds workers as b: a mature front door on the same hop, to tell what the hop costs
+      on this machine from what the sidecar costs
   bc  (overload only) b with the queue bounded by a count instead of by time (the defaults before
       maxQueueWait: --max-queue 128, and a wait bound of an hour), to show what the time bound buys
   bt  b with a tight time bound, --max-queue-wait 10ms (latency first: refuses what would wait)
@@ -40,6 +43,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import signal
 import socket
 import statistics
@@ -62,7 +66,7 @@ CPU_REQUESTS = int(os.environ.get("CPU_REQUESTS", "10000"))
 UPLOAD_BYTES = int(os.environ.get("UPLOAD_BYTES", str(100 * 1000 * 1000)))
 LOAD_DELAY = float(os.environ.get("LOAD_DELAY", "2"))
 READY_ROUNDS = int(os.environ.get("READY_ROUNDS", "3"))
-CONFIGS = os.environ.get("CONFIGS", "a an b c").split()
+CONFIGS = os.environ.get("CONFIGS", "a an b ng c").split()
 OVERLOAD_EXTRA = os.environ.get("OVERLOAD_EXTRA", "bc").split()
 # Configurations measured in the closed loop at these connection counts only (else at all of them).
 ONLY_AT = {}
@@ -91,6 +95,7 @@ LABELS = {
     "an": "(a') = (a) with TCP_NODELAY restored",
     "b": "(b) sidecar, 2 FastAPI workers (uvicorn --uds)",
     "c": "(c) sidecar, 2 stdlib iris workers",
+    "ng": "(n) nginx in front of the same 2 uvicorn --uds workers",
     "bq": "(b) with --max-queue 8",
     "b1": "(b) with --executor-threads 1 --max-queue 0",
     "b1q2": "(b) with --executor-threads 1 --max-queue 2",
@@ -107,6 +112,10 @@ VARIANTS = {
     "bt": ["--max-queue-wait", "10ms"],
     "b8": ["--executor-threads", "8"],
 }
+
+# The configurations whose front process serves no request (uvicorn's supervisor): no CPU of
+# their own to report.
+UVICORN_ONLY = ("a", "an")
 
 WORK = tempfile.mkdtemp(prefix="bench-compare-")
 STARTED = []  # every Server started, for cleanup
@@ -147,6 +156,52 @@ def session_pids(sid):
     return pids
 
 
+NGINX_IN_FRONT = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_requests 1000000;
+  client_max_body_size 0;
+  # max_fails=0: a worker still starting is not taken out of rotation for 10 s.
+  upstream workers {{
+    server unix:{dir}/w0.sock max_fails=0;
+    server unix:{dir}/w1.sock max_fails=0;
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://workers;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+def nginx_in_front(port, uvicorn, app, d):
+    """The `ng` command: two uvicorn workers on Unix sockets in d and nginx in front of them (one
+    process, so the session's main process is the front door, as the sidecar is for b). nginx
+    answers 502 until the workers listen, which the readiness wait and the start-up phase see."""
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as fh:
+        fh.write(NGINX_IN_FRONT.format(dir=d, port=port))
+    workers = " ".join(f"{' '.join(map(shlex.quote, uvicorn))} --uds {d}/w{i}.sock {app} &" for i in range(2))
+    return ["bash", "-c", f"{workers} exec nginx -e stderr -c {conf}"]
+
+
 class Server:
     """One server under test, started in a session of its own."""
 
@@ -158,7 +213,7 @@ class Server:
 
     @property
     def sidecar(self):
-        return self.key not in ("a", "an")
+        return self.key not in UVICORN_ONLY + ("ng",)
 
     def command(self):
         app_dir, app = (os.path.join(ROOT, "bench"), "iris_slow_start:app") if self.delay else (FASTAPI_DIR, "app:app")
@@ -167,6 +222,8 @@ class Server:
             self.port = free_port()
             if self.key == "an":
                 uvicorn = [PYTHON, os.path.join(ROOT, "bench", "uvicorn_nodelay.py")] + uvicorn[3:]
+            if self.key == "ng":
+                return nginx_in_front(self.port, uvicorn, app, os.path.join(WORK, f"ng-{len(STARTED)}"))
             return uvicorn + ["--workers", "2", "--host", "127.0.0.1", "--port", str(self.port), app]
         sidecar = [SIDECAR, "serve", "--bind", "127.0.0.1", "--port", "0", "--admin-port", "0",
                    "--workers", "2", "--drain-delay", "0s"]
@@ -609,7 +666,7 @@ def phase_upload(servers, out):
             "peak_main_kib": max(s[1] for s in samples), "peak_tree_kib": max(s[2] for s in samples),
             "peak_one_process_kib": max(s[3] for s in samples),
         }
-        if not server.sidecar:
+        if k in UVICORN_ONLY:
             results[k]["idle_main_kib"] = results[k]["peak_main_kib"] = None  # uvicorn's parent serves nothing
         log(f"upload {k}: {results[k]}")
     os.unlink(path)
@@ -749,7 +806,7 @@ def report(meta, closed, overload, cpu, upload, ready):
     if closed:
         lines += ["## Closed loop (POST /predict, 2 rows; median of rounds by 2xx/s)", "",
                   "| server | connections | 2xx/s | p50 ms | p99 ms | p99.9 ms | errors | rounds 2xx/s | "
-                  "CPU s: sidecar; each worker |",
+                  "CPU s: front door; each worker |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for k in closed:
             for c, s in closed[k].items():
@@ -773,9 +830,9 @@ def report(meta, closed, overload, cpu, upload, ready):
         lines.append("")
     if cpu:
         lines += ["## CPU seconds per 10,000 requests (16 connections)", "",
-                  "| server | whole process tree | sidecar process alone |", "| --- | ---: | ---: |"]
+                  "| server | whole process tree | front door alone (sidecar or nginx) |", "| --- | ---: | ---: |"]
         for k, s in cpu.items():
-            main = f(s["main_s_per_10k"], 2) if k not in ("a", "an") else "-"
+            main = f(s["main_s_per_10k"], 2) if k not in UVICORN_ONLY else "-"
             lines.append(f"| {LABELS[k]} | {s['tree_s_per_10k']:.2f} | {main} |")
         lines.append("")
     if upload:
@@ -807,11 +864,12 @@ def report(meta, closed, overload, cpu, upload, ready):
 
 
 def cpu_text(key, cpu):
-    """`main; w1 + w2` CPU seconds of the median round (uvicorn's supervisor serves nothing: `-`)."""
+    """`main; w1 + w2` CPU seconds of the median round: the front door (sidecar or nginx) and each
+    worker (uvicorn's supervisor serves nothing: `-`)."""
     if not cpu:
         return "n/a"
     workers = " + ".join(f"{w:.1f}" for w in cpu["workers"] if w >= 0.05) or "0"
-    return f"{'-' if key in ('a', 'an') else format(cpu['main'], '.1f')}; {workers}"
+    return f"{'-' if key in UVICORN_ONLY else format(cpu['main'], '.1f')}; {workers}"
 
 
 def targets(closed, overload, upload):
@@ -823,6 +881,13 @@ def targets(closed, overload, upload):
                 r = closed["b"][c]["ok_rps"] / closed[base][c]["ok_rps"]
                 rows.append((f"{LABELS['b']}: at least {floor:.1f}x the 2xx/s of {LABELS[base].split(' ')[0]} "
                              f"at {c} connections", f"{r:.2f}x", r >= floor))
+    # The same hop with nginx as the front door: what any proxy in front of these workers costs here.
+    for num, den in (("ng", "an"), ("b", "ng")):
+        for c in (16, 256):
+            if closed and num in closed and den in closed and c in closed[num] and c in closed[den]:
+                r = closed[num][c]["ok_rps"] / closed[den][c]["ok_rps"]
+                rows.append((f"reference: 2xx/s of {LABELS[num].split(' ')[0]} against {LABELS[den].split(' ')[0]} "
+                             f"at {c} connections", f"{r:.2f}x", r >= 1.0))
     for k in ("b", "bc", "bt", "bq", "b1q2"):
         if overload and k in overload and closed and "b" in closed and CONCURRENCY[0] in closed["b"]:
             unloaded = closed["b"][CONCURRENCY[0]]["p99_ms"]
@@ -857,7 +922,7 @@ def main():
                           + (f"at nice {OHA_NICE} so that it is not starved by the servers" if OHA_PREFIX else
                              "at normal priority (could not raise it: latency tails include its own delays)"),
         "sidecar": f"{version([SIDECAR, '--version'])} ({os.path.getsize(SIDECAR) / 2**20:.1f} MiB static), defaults "
-                   "(executor threads 4, max queue 128, 1 runtime thread), access log off",
+                   "(executor threads 4, max queue 1024, max queue wait 1s, 1 runtime thread), access log off",
         "python": f"{version([PYTHON, '-V'])}; " + version([PYTHON, "-c",
                   "import fastapi, uvicorn, pydantic; print('fastapi', fastapi.__version__, 'uvicorn', "
                   "uvicorn.__version__, 'pydantic', pydantic.VERSION)"]) + " (asyncio loop, h11), access log off",
@@ -882,7 +947,7 @@ def main():
             overload = phase_overload(servers, capacity, RESULTS)
         if "cpu" in PHASES:
             cpu = phase_cpu(servers, RESULTS)
-        after = {k: {"sidecar_kib": rss_kib(s.proc.pid) if s.sidecar else None,
+        after = {k: {"sidecar_kib": rss_kib(s.proc.pid) if s.key not in UVICORN_ONLY else None,
                      "tree_kib": sum(rss_kib(p) for p in s.pids())} for k, s in servers.items()}
         save(RESULTS, "rss-after-load.json", after)
         if upload:
