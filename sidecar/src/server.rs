@@ -11,14 +11,14 @@
 //! when the response leaves. An HTTP/2 connection gets GOAWAY when draining starts: its streams
 //! in progress finish, and the client opens new ones on a new connection.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use http::{HeaderValue, header};
@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 use tracing::{debug, warn};
 
 use crate::sniff::{Protocol, Replay, sniff};
@@ -48,6 +48,30 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// The `Connection` header value that ends a keep-alive connection after the response.
 pub const CONNECTION_CLOSE: &str = "close";
 
+/// What a port serves: a clonable service from requests to responses (an axum `Router` on the
+/// admin port, [`crate::http::public::PublicService`] on the public one).
+pub trait PortService:
+    Service<http::Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> PortService for S where
+    S: Service<
+            http::Request<Body>,
+            Response = Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The local address a request's connection was accepted on (a request extension, next to
 /// axum's `ConnectInfo` with the peer's address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,34 +85,34 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Serves `router` on `listener` until stopped; keep-alive connections stay open until then.
+    /// Serves `service` on `listener` until stopped; keep-alive connections stay open until then.
     pub fn spawn(
         name: &'static str,
         listener: TcpListener,
-        router: Router,
+        service: impl PortService,
         settings: ConnSettings,
     ) -> Self {
-        Self::start(name, listener, router, None, settings, None)
+        Self::start(name, listener, service, None, settings, None)
     }
 
-    /// Serves `router` on `listener` until stopped, and once `draining` is cancelled answers
+    /// Serves `service` on `listener` until stopped, and once `draining` is cancelled answers
     /// every request with `Connection: close`, ending its connection after the response.
     /// With `tls`, every connection is TLS and ALPN picks HTTP/2 or HTTP/1.1.
     pub fn spawn_closing_on_drain(
         name: &'static str,
         listener: TcpListener,
-        router: Router,
+        service: impl PortService,
         draining: CancellationToken,
         settings: ConnSettings,
         tls: Option<TlsAcceptor>,
     ) -> Self {
-        Self::start(name, listener, router, Some(draining), settings, tls)
+        Self::start(name, listener, service, Some(draining), settings, tls)
     }
 
     fn start(
         name: &'static str,
         listener: TcpListener,
-        router: Router,
+        service: impl PortService,
         closing: Option<CancellationToken>,
         settings: ConnSettings,
         tls: Option<TlsAcceptor>,
@@ -97,7 +121,7 @@ impl ServerHandle {
         let task = tokio::spawn(accept_loop(
             name,
             listener,
-            router,
+            service,
             closing,
             settings,
             tls,
@@ -125,10 +149,10 @@ impl ServerHandle {
     }
 }
 
-async fn accept_loop(
+async fn accept_loop<S: PortService>(
     name: &'static str,
     listener: TcpListener,
-    router: Router,
+    service: S,
     closing: Option<CancellationToken>,
     settings: ConnSettings,
     tls: Option<TlsAcceptor>,
@@ -186,7 +210,7 @@ async fn accept_loop(
         }
         let local = stream.local_addr().ok().map(LocalAddr);
         let connection = Connection {
-            router: router.clone(),
+            service: service.clone(),
             peer,
             local,
             closing: closing.clone(),
@@ -228,18 +252,18 @@ struct Builders {
 }
 
 /// One accepted connection and what its requests need.
-struct Connection {
-    router: Router,
+struct Connection<S> {
+    service: S,
     peer: SocketAddr,
     local: Option<LocalAddr>,
     closing: Option<CancellationToken>,
     stop: CancellationToken,
 }
 
-/// The router as a hyper service: each request gets the peer and local addresses, and, given a
-/// drain token, `Connection: close` once draining (HTTP/1 only).
-fn hyper_service(
-    router: Router,
+/// The port's service as a hyper service: each request gets the peer and local addresses, and,
+/// given a drain token, `Connection: close` once draining (HTTP/1 only).
+fn hyper_service<S: PortService>(
+    service: S,
     peer: SocketAddr,
     local: Option<LocalAddr>,
     closing: Option<CancellationToken>,
@@ -253,8 +277,9 @@ fn hyper_service(
     + Send,
 > {
     TowerToHyperService::new(
-        router
-            .map_request(move |mut request: http::Request<Incoming>| {
+        service
+            .map_request(move |request: http::Request<Incoming>| {
+                let mut request = request.map(Body::new);
                 let extensions = request.extensions_mut();
                 extensions.insert(ConnectInfo::<SocketAddr>(peer));
                 if let Some(local) = local {
@@ -266,14 +291,14 @@ fn hyper_service(
     )
 }
 
-impl Connection {
+impl<S: PortService> Connection<S> {
     /// Serves the connection until it ends: HTTP/2 when it opens with the preface (on a port
     /// that speaks it), HTTP/1.1 otherwise. On HTTP/2 a drain sends GOAWAY at once (streams in
     /// progress finish, the client opens new ones elsewhere); on HTTP/1.1 responses say
     /// `Connection: close`. Stopping the server ends both gracefully.
-    async fn serve<S>(self, mut stream: S, builders: &Builders) -> Result<(), ConnectionError>
+    async fn serve<T>(self, mut stream: T, builders: &Builders) -> Result<(), ConnectionError>
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let within = builders.header_read_timeout;
         if let Some(tls) = &builders.tls {
@@ -300,25 +325,25 @@ impl Connection {
     }
 
     /// Serves the connection as `protocol` (HTTP/1.1 when the port has no HTTP/2).
-    async fn serve_as<S>(
+    async fn serve_as<T>(
         self,
         protocol: Protocol,
-        stream: S,
+        stream: T,
         builders: &Builders,
     ) -> Result<(), ConnectionError>
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let io = TokioIo::new(stream);
         match (protocol, &builders.http2) {
             (Protocol::Http2, Some(http2)) => {
-                let service = hyper_service(self.router, self.peer, self.local, None);
+                let service = hyper_service(self.service, self.peer, self.local, None);
                 let connection = http2.serve_connection(io, service);
                 drive(connection, &self.stop, self.closing.as_ref()).await
             }
             _ => {
                 let service =
-                    hyper_service(self.router, self.peer, self.local, self.closing.clone());
+                    hyper_service(self.service, self.peer, self.local, self.closing.clone());
                 let connection = builders.http1.serve_connection(io, service);
                 drive(connection, &self.stop, None).await
             }
@@ -422,6 +447,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::sync::Notify;
 

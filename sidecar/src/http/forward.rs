@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Buf;
 use futures::FutureExt;
@@ -108,8 +108,8 @@ enum Failure {
     Backend { backend: usize, error: BackendError },
 }
 
-/// The fallback handler: forwards the request to a backend.
-pub async fn forward(State(state): State<SharedState>, request: Request) -> Response {
+/// Forwards the request to a backend: every public request the sidecar does not answer itself.
+pub async fn forward_request(state: SharedState, request: Request) -> Response {
     let limits = state.limits;
     if let Some(len) = declared_length(request.headers())
         && len > limits.max_upload_size

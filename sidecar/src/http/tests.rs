@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
@@ -20,11 +19,12 @@ use tower::ServiceExt;
 use super::admin::admin_router;
 use super::auth::{AuthToken, X_AUTH_TOKEN};
 use super::cors::policy;
-use super::public::{PublicOptions, public_router};
+use super::public::{PublicOptions, PublicService, public_service};
 use crate::backend::fake::FakeBackend;
 use crate::config::CorsArgs;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
+use crate::server::PortService;
 use crate::shutdown::Lifecycle;
 use crate::state::{AppState, Limits, Mode, SharedState};
 
@@ -114,8 +114,8 @@ impl Answer {
     }
 }
 
-async fn send(router: &Router, request: Request<Body>) -> Answer {
-    let response = router.clone().oneshot(request).await.unwrap();
+async fn send(service: &impl PortService, request: Request<Body>) -> Answer {
+    let response = service.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -126,8 +126,8 @@ async fn send(router: &Router, request: Request<Body>) -> Answer {
     }
 }
 
-async fn get(router: &Router, path: &str) -> Answer {
-    send(router, Request::get(path).body(Body::empty()).unwrap()).await
+async fn get(service: &impl PortService, path: &str) -> Answer {
+    send(service, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
 /// Waits until `condition` holds, failing the test after [`DEADLINE`].
@@ -156,7 +156,7 @@ fn gated(backends: usize) -> (Arc<FakeBackend>, Arc<Semaphore>) {
 #[tokio::test]
 async fn forwards_the_request_and_keeps_or_adds_the_request_id() {
     let fake = Arc::new(FakeBackend::ok(1));
-    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
     let request = Request::post("/predict?x=1")
         .header("x-request-id", "abc-123")
         .header(header::CONNECTION, "keep-alive, x-private")
@@ -192,7 +192,7 @@ async fn auth_refuses_without_the_token_and_strips_it_before_forwarding() {
         auth: Some(auth.clone()),
         ..PublicOptions::default()
     };
-    let router = public_router(state.clone(), options);
+    let router = public_service(state.clone(), options);
 
     for wrong in [None, Some("Bearer nope"), Some("Basic s3cret-token")] {
         let mut request = Request::post("/predict");
@@ -238,7 +238,7 @@ async fn auth_refuses_without_the_token_and_strips_it_before_forwarding() {
         auth: Some(auth.with_passthrough(true)),
         ..PublicOptions::default()
     };
-    let router = public_router(state, options);
+    let router = public_service(state, options);
     let request = Request::post("/predict")
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
@@ -258,7 +258,7 @@ async fn cors_preflights_are_answered_by_the_sidecar_for_allowed_origins_only() 
         cors: policy(&cors_args(&[ALLOWED_ORIGIN])).unwrap(),
         ..PublicOptions::default()
     };
-    let router = public_router(state(&fake, 1, limits()), options);
+    let router = public_service(state(&fake, 1, limits()), options);
     let preflight = |origin: &str| {
         Request::builder()
             .method(Method::OPTIONS)
@@ -310,7 +310,7 @@ async fn with_cors_on_the_sidecars_cors_headers_replace_the_backends() {
         cors: policy(&cors_args(&[ALLOWED_ORIGIN])).unwrap(),
         ..PublicOptions::default()
     };
-    let router = public_router(state(&fake, 1, limits()), options);
+    let router = public_service(state(&fake, 1, limits()), options);
     let answer = send(&router, with_origin(ALLOWED_ORIGIN)).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
@@ -328,7 +328,7 @@ async fn with_cors_on_the_sidecars_cors_headers_replace_the_backends() {
     assert_eq!(answer.cors_headers(), Vec::<String>::new());
 
     // With CORS off the backend's headers pass through unchanged.
-    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
     let answer = send(&router, with_origin("https://evil.example.com")).await;
     assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     assert_eq!(
@@ -351,7 +351,7 @@ async fn an_oversized_body_gets_413_declared_or_streamed() {
         },
     ));
     let state = state(&fake, 1, limits());
-    let router = public_router(state.clone(), PublicOptions::default());
+    let router = public_service(state.clone(), PublicOptions::default());
 
     let declared = Request::post("/predict")
         .header(header::CONTENT_LENGTH, "1025")
@@ -394,7 +394,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
         ..limits()
     };
     let state = state(&fake, 1, limits);
-    let router = public_router(state.clone(), PublicOptions::default());
+    let router = public_service(state.clone(), PublicOptions::default());
     let held = tokio::spawn(send_owned(router.clone(), "/first"));
     until("the first request to reach the backend", || {
         fake.seen().len() == 1
@@ -450,7 +450,7 @@ async fn a_queue_bounded_by_time_refuses_at_arrival_and_after_the_wait_with_retr
         access_log: false,
         tracer: None,
     });
-    let router = public_router(state.clone(), PublicOptions::default());
+    let router = public_service(state.clone(), PublicOptions::default());
     let held = tokio::spawn(send_owned(router.clone(), "/first"));
     until("the first request to reach the backend", || {
         fake.seen().len() == 1
@@ -485,8 +485,8 @@ async fn a_queue_bounded_by_time_refuses_at_arrival_and_after_the_wait_with_retr
     }
 }
 
-async fn send_owned(router: Router, path: &'static str) -> StatusCode {
-    send(&router, Request::get(path).body(Body::empty()).unwrap())
+async fn send_owned(service: PublicService, path: &'static str) -> StatusCode {
+    send(&service, Request::get(path).body(Body::empty()).unwrap())
         .await
         .status
 }
@@ -499,7 +499,7 @@ async fn no_response_head_within_the_request_timeout_gets_504_and_the_slot_stays
         ..limits()
     };
     let state = state(&fake, 1, limits);
-    let router = public_router(state.clone(), PublicOptions::default());
+    let router = public_service(state.clone(), PublicOptions::default());
     let answer = get(&router, "/slow").await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(answer.json()["error"].as_str().unwrap().contains("100ms"));
@@ -521,7 +521,7 @@ async fn no_response_head_within_the_request_timeout_gets_504_and_the_slot_stays
 async fn a_request_whose_client_leaves_before_the_answer_is_counted_as_499() {
     let (fake, gate) = gated(1);
     let state = state(&fake, 1, limits());
-    let router = public_router(state.clone(), PublicOptions::default());
+    let router = public_service(state.clone(), PublicOptions::default());
     let pending = tokio::spawn(send_owned(router, "/slow"));
     until("the request to reach the backend", || {
         state.dispatcher.snapshot().in_flight() == 1
@@ -547,7 +547,7 @@ async fn a_backend_that_fails_before_answering_gives_502_naming_it() {
     let fake = Arc::new(FakeBackend::new(2, |_, _| async {
         Err(std::io::Error::other("connection reset by peer").into())
     }));
-    let router = public_router(state(&fake, 2, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 2, limits()), PublicOptions::default());
     let answer = get(&router, "/predict").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     let error = answer.json()["error"].as_str().unwrap().to_string();
@@ -562,7 +562,7 @@ async fn a_backend_that_fails_before_answering_gives_502_naming_it() {
 async fn readiness_waits_for_every_backend_then_needs_one_and_turns_false_on_drain() {
     let fake = Arc::new(FakeBackend::ok(2));
     let state = state_in(Mode::Managed, &fake, 2, limits(), false);
-    let public = public_router(state.clone(), PublicOptions::default());
+    let public = public_service(state.clone(), PublicOptions::default());
     let admin = admin_router(state.clone());
     let ready = |public: Answer, admin: Answer| {
         assert_eq!(public.status, admin.status);
@@ -628,7 +628,7 @@ async fn docs_are_served_when_enabled_and_forwarded_otherwise() {
         docs: true,
         ..PublicOptions::default()
     };
-    let router = public_router(state(&fake, 1, limits()), options);
+    let router = public_service(state(&fake, 1, limits()), options);
     let spec = get(&router, "/openapi.json").await;
     assert_eq!(spec.status, StatusCode::OK);
     assert_eq!(spec.json()["openapi"], "3.1.0");
@@ -637,15 +637,42 @@ async fn docs_are_served_when_enabled_and_forwarded_otherwise() {
     assert!(page.text().contains("/openapi.json") && page.text().contains("/v2/health/ready"));
     assert!(fake.seen().is_empty());
 
-    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
     let answer = get(&router, "/openapi.json").await;
     assert_eq!(answer.text(), "backend 0: /openapi.json", "forwarded");
 }
 
 #[tokio::test]
+async fn only_the_sidecars_own_paths_exactly_are_answered_by_the_sidecar() {
+    let fake = Arc::new(FakeBackend::ok(1));
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
+    for path in [
+        "/ping/",
+        "/PING",
+        "/v2/health/ready/x",
+        "/v2/health",
+        "/docs",
+    ] {
+        let answer = get(&router, path).await;
+        assert_eq!(
+            answer.text(),
+            format!("backend 0: {path}"),
+            "{path} is forwarded"
+        );
+    }
+    let answer = get(&router, "/ping?x=1").await;
+    assert_eq!(
+        answer.json()["message"],
+        "OK",
+        "a query does not change the path"
+    );
+    assert_eq!(fake.seen().len(), 5);
+}
+
+#[tokio::test]
 async fn the_sidecars_own_paths_refuse_other_methods_with_json() {
     let fake = Arc::new(FakeBackend::ok(1));
-    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
     let answer = send(
         &router,
         Request::post("/v2/health/ready")
@@ -706,7 +733,7 @@ const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 #[tokio::test]
 async fn a_grpc_call_carries_the_trace_context_to_the_worker() {
     let fake = Arc::new(FakeBackend::ok(1));
-    let router = public_router(traced_state(&fake), PublicOptions::default());
+    let router = public_service(traced_state(&fake), PublicOptions::default());
     let request = Request::post("/inference.GRPCInferenceService/ModelInfer")
         .header(header::CONTENT_TYPE, "application/grpc")
         .header("traceparent", CALLER)
@@ -732,7 +759,7 @@ async fn a_grpc_call_carries_the_trace_context_to_the_worker() {
 #[tokio::test]
 async fn with_tracing_off_the_context_passes_unchanged() {
     let fake = Arc::new(FakeBackend::ok(1));
-    let router = public_router(state(&fake, 1, limits()), PublicOptions::default());
+    let router = public_service(state(&fake, 1, limits()), PublicOptions::default());
     let request = Request::post("/predict")
         .header("traceparent", CALLER)
         .header("tracestate", "rojo=1")

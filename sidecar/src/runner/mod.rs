@@ -24,7 +24,7 @@ use crate::errors::{ConfigError, SidecarError};
 use crate::http::admin::admin_router;
 use crate::http::auth::AuthToken;
 use crate::http::cors;
-use crate::http::public::{PublicOptions, public_router};
+use crate::http::public::{PublicOptions, public_service};
 use crate::metrics::Metrics;
 use crate::server::ServerHandle;
 use crate::shutdown::{self, Lifecycle, Model, Running, Signals, Timing};
@@ -144,7 +144,7 @@ impl FrontDoor {
         let public = ServerHandle::spawn_closing_on_drain(
             "public",
             public_listener,
-            public_router(state.clone(), options),
+            public_service(state.clone(), options),
             state.lifecycle.draining_token(),
             conn,
             tls,

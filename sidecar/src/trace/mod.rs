@@ -1,7 +1,7 @@
 //! Distributed tracing (off unless `--otlp-endpoint` is set): W3C trace context in and out, and
 //! three spans per sampled request, exported over OTLP/HTTP (protobuf) in batches.
 //!
-//! - The public router's observe layer asks [`Tracer::start`] for every request: a request with
+//! - The public port's observe layer asks [`Tracer::start`] for every request: a request with
 //!   a valid `traceparent` continues that trace and follows its sampled flag; any other starts a
 //!   trace, sampled by the configured ratio on its id. A sampled request gets a `request` span
 //!   (server) and its `traceparent` is replaced with one that names the `worker` span, which is
