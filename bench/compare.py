@@ -53,6 +53,8 @@ import tempfile
 import threading
 import time
 
+from nginx_conf import main_conf as nginx_main_conf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDECAR = os.environ.get("SIDECAR") or sys.exit("set SIDECAR to the sidecar binary")
 OHA = os.environ.get("OHA") or sys.exit("set OHA to the oha binary")
@@ -156,22 +158,8 @@ def session_pids(sid):
     return pids
 
 
-NGINX_IN_FRONT = """daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 1000000;
-  client_max_body_size 0;
-  # max_fails=0: a worker still starting is not taken out of rotation for 10 s.
+# The http block of `ng`; max_fails=0: a worker still starting is not taken out of rotation for 10 s.
+NGINX_IN_FRONT = """client_max_body_size 0;
   upstream workers {{
     server unix:{dir}/w0.sock max_fails=0;
     server unix:{dir}/w1.sock max_fails=0;
@@ -186,7 +174,6 @@ http {{
       proxy_request_buffering off;
     }}
   }}
-}}
 """
 
 
@@ -197,7 +184,7 @@ def nginx_in_front(port, uvicorn, app, d):
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as fh:
-        fh.write(NGINX_IN_FRONT.format(dir=d, port=port))
+        fh.write(nginx_main_conf(d, NGINX_IN_FRONT.format(dir=d, port=port), error_log="stderr", connections=4096))
     workers = " ".join(f"{' '.join(map(shlex.quote, uvicorn))} --uds {d}/w{i}.sock {app} &" for i in range(2))
     return ["bash", "-c", f"{workers} exec nginx -e stderr -c {conf}"]
 

@@ -34,6 +34,8 @@ import tempfile
 import time
 import urllib.request
 
+from nginx_conf import main_conf as nginx_main_conf
+
 SIDECAR = os.environ.get("SIDECAR") or sys.exit("set SIDECAR to the sidecar binary")
 SIDECAR_BEFORE = os.environ.get("SIDECAR_BEFORE", "")
 QUEUE_PROXY = os.environ.get("QUEUE_PROXY", "")
@@ -79,24 +81,6 @@ def wait_http(url, timeout=30.0):
     raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
 
 
-NGINX_MAIN = """daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log {access};
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 75s;
-  {body}
-}}
-"""
 
 
 def nginx_conf(name, body, access="off"):
@@ -104,7 +88,7 @@ def nginx_conf(name, body, access="off"):
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "nginx.conf")
     with open(path, "w") as f:
-        f.write(NGINX_MAIN.format(dir=d, access=access.format(dir=d), body=body))
+        f.write(nginx_main_conf(d, body, access=access.format(dir=d)))
     return path
 
 
