@@ -185,8 +185,8 @@ def nginx_in_front(port, uvicorn, app, d):
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as fh:
         fh.write(nginx_main_conf(d, NGINX_IN_FRONT.format(dir=d, port=port), error_log="stderr", connections=4096))
-    workers = " ".join(f"{' '.join(map(shlex.quote, uvicorn))} --uds {d}/w{i}.sock {app} &" for i in range(2))
-    return ["bash", "-c", f"{workers} exec nginx -e stderr -c {conf}"]
+    workers = " ".join(shlex.join(uvicorn + ["--uds", f"{d}/w{i}.sock", app]) + " &" for i in range(2))
+    return ["bash", "-c", f"{workers} exec {shlex.join(['nginx', '-e', 'stderr', '-c', conf])}"]
 
 
 class Server:
@@ -824,8 +824,8 @@ def report(meta, closed, overload, cpu, upload, ready):
         lines.append("")
     if upload:
         lines += [f"## Peak RSS while one {UPLOAD_BYTES / 1e6:.0f} MB body is POSTed to /predict", "",
-                  "| server | status | seconds | sidecar before → peak MiB | whole tree before → peak MiB | "
-                  "largest process peak MiB | sidecar after all load phases MiB |",
+                  "| server | status | seconds | front door before → peak MiB | whole tree before → peak MiB | "
+                  "largest process peak MiB | front door after all load phases MiB |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for k, s in upload.items():
             after = "-" if s.get("after_load_main_kib") is None else f"{s['after_load_main_kib'] / 1024:.1f}"

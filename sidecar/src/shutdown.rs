@@ -1,4 +1,4 @@
-//! Draining and stopping, in one place. The drain flags ([`Lifecycle`]) are what the routers see:
+//! Draining and stopping, in one place. The drain flags ([`Lifecycle`]) are what both ports see:
 //! draining (requested by `POST /drain` or a signal; readiness is false from then on) and drained
 //! (in-flight requests finished or the drain timeout passed, which is when `POST /drain`, and so
 //! the preStop hook, returns). [`run_until_stopped`] is the sequence itself, the same for both
@@ -131,7 +131,7 @@ pub struct Timing {
 
 /// Everything the sequence stops, in the order it stops them.
 pub struct Running {
-    /// The drain flags the routers read.
+    /// The drain flags both ports read.
     pub lifecycle: Lifecycle,
     /// For the in-flight counts in the log.
     pub dispatcher: Dispatcher,

@@ -1,4 +1,4 @@
-//! The state both routers share: where requests go, the limits, the drain flags and the
+//! The state both ports share: where requests go, the limits, the drain flags and the
 //! metrics. It sits below the HTTP layer and knows the model only as a [`Backend`].
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ pub struct Limits {
     pub max_queue: usize,
 }
 
-/// Shared by the public and admin routers.
+/// Shared by the public and admin ports.
 pub struct AppState {
     /// Managed or proxy mode.
     pub mode: Mode,

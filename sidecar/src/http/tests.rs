@@ -1,6 +1,7 @@
-//! The HTTP behaviours of both routers, in process: each test builds the routers as the runner
-//! does, over an in-memory [`FakeBackend`], and sends requests with `oneshot`. The process tests
-//! in `sidecar/tests` keep what needs the real binary (signals, exit codes, real workers, sockets).
+//! The HTTP behaviours of both ports, in process: each test builds the ports' services as the
+//! runner does, over an in-memory [`FakeBackend`], and sends requests with `oneshot`. The process
+//! tests in `sidecar/tests` keep what needs the real binary (signals, exit codes, real workers,
+//! sockets).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

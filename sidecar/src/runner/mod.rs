@@ -1,4 +1,4 @@
-//! `serve` and `proxy` from start to exit: check the settings, bind both ports with the routers
+//! `serve` and `proxy` from start to exit: check the settings, bind both ports with their services
 //! on them, start the model (managed workers or the upstream watcher), then hand everything to
 //! the drain sequence in [`crate::shutdown`].
 
