@@ -68,6 +68,11 @@ pub struct BackendLoad {
     pub ready: bool,
     /// Requests it holds.
     pub in_flight: usize,
+    /// Requests sent to its current generation (worker run).
+    pub requests: u64,
+    /// The current generation's request limit (`None`: no limit). While `requests` is at or
+    /// over it, the worker is due for recycling or its replacement is loading.
+    pub request_limit: Option<u64>,
 }
 
 /// Load over all backends.
@@ -635,6 +640,8 @@ impl Dispatcher {
                 .map(|s| BackendLoad {
                     ready: s.ready,
                     in_flight: s.held(),
+                    requests: s.sent,
+                    request_limit: s.limit,
                 })
                 .collect(),
             queued: state.waiters.iter().filter(|w| !w.tx.is_closed()).count(),

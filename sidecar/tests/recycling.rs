@@ -72,6 +72,28 @@ fn sum_field(status: &Value, field: &str) -> u64 {
         .sum()
 }
 
+/// `/status` once no worker is due for recycling or loading its replacement: each worker's
+/// `requests` is under its `request_limit`. Without new requests nothing changes after that.
+async fn settled_status(c: &reqwest::Client, sc: &Sidecar) -> Value {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let status = sc.status(c).await;
+        let settled = status["workers"].as_array().unwrap().iter().all(|w| {
+            w["request_limit"]
+                .as_u64()
+                .is_none_or(|limit| w["requests"].as_u64().unwrap() < limit)
+        });
+        if settled {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the recycles under way to finish: {status}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 fn alive(pid: u64) -> bool {
     kill(Pid::from_raw(i32::try_from(pid).unwrap()), None).is_ok()
 }
@@ -115,7 +137,12 @@ async fn workers_are_recycled_under_load_without_losing_a_request() {
         "replacements answered: first {first:?}, all {pids:?}"
     );
 
-    let status = sc.status(&c).await;
+    // The last requests may have made a worker due; its replacement may still be loading.
+    let status = settled_status(&c, &sc).await;
+    for worker in status["workers"].as_array().unwrap() {
+        let limit = worker["request_limit"].as_u64();
+        assert!(limit.is_some_and(|l| (5..=7).contains(&l)), "{status}");
+    }
     let recycles = sum_field(&status, "recycles");
     eprintln!("recycling under load: {recycles} recycles");
     assert!(recycles >= 2, "{status}");
@@ -199,6 +226,12 @@ async fn a_held_request_finishes_on_its_worker_after_the_replacement_takes_new_o
     for _ in 0..2 {
         assert_eq!(predict(&c, &sc, "").await, Ok(old_pid));
     }
+    let due = &sc.status(&c).await["workers"][0];
+    assert_eq!(
+        (due["requests"].as_u64(), due["request_limit"].as_u64()),
+        (Some(3), Some(3)),
+        "the worker is due: {due}"
+    );
     let deadline = std::time::Instant::now() + DEADLINE;
     let new_pid = loop {
         let pid = predict(&c, &sc, "").await.unwrap();
@@ -219,6 +252,14 @@ async fn a_held_request_finishes_on_its_worker_after_the_replacement_takes_new_o
         (Some(1), Some(0))
     );
     assert_ne!(worker["socket"].as_str(), old_socket.to_str(), "{status}");
+    assert_eq!(
+        (
+            worker["requests"].as_u64(),
+            worker["request_limit"].as_u64()
+        ),
+        (Some(1), Some(3)),
+        "the replacement counts its own requests: {status}"
+    );
     assert!(
         !held.is_finished(),
         "the held request is still on the old worker"

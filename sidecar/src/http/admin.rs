@@ -80,12 +80,13 @@ async fn status(State(state): State<SharedState>) -> Response {
             .snapshot()
             .into_iter()
             .map(|w| {
-                let in_flight = load.backends.get(w.id).map_or(0, |b| b.in_flight);
+                let backend = load.backends.get(w.id);
+                let in_flight = backend.map_or(0, |b| b.in_flight);
                 json!({
                     "id": w.id,
                     "pid": w.pid,
                     "state": w.state,
-                    "ready": load.backends.get(w.id).is_some_and(|b| b.ready),
+                    "ready": backend.is_some_and(|b| b.ready),
                     "restarts": w.restarts,
                     "recycles": w.recycles,
                     "generation": w.generation,
@@ -95,6 +96,8 @@ async fn status(State(state): State<SharedState>) -> Response {
                         .filter(|_| w.load_seconds.is_none() && w.pid.is_some())
                         .map(|t| t.elapsed().as_secs_f64()),
                     "in_flight": in_flight,
+                    "requests": backend.map_or(0, |b| b.requests),
+                    "request_limit": backend.and_then(|b| b.request_limit),
                     "socket": w.endpoint.socket(),
                     "port": w.endpoint.port(),
                     "last_exit": w.last_exit,

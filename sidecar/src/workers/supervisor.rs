@@ -755,9 +755,10 @@ impl Worker {
         };
 
         self.generation.store(generation, Ordering::Release);
-        self.deps
-            .dispatcher
-            .set_request_limit(self.id, self.spec.recycle.draw());
+        // Counted before the switch, and the new run's request count starts after it: whoever
+        // sees the worker no longer due (`requests` under `request_limit` in `/status`) also
+        // sees this recycle in the table and in the metric.
+        self.deps.metrics.worker_recycles_total.inc();
         let endpoint = self.endpoint(generation);
         self.deps.table.update(self.id, |w| {
             w.generation = generation;
@@ -768,7 +769,9 @@ impl Worker {
             w.load_seconds = Some(load.as_secs_f64());
             w.state = WorkerState::Ready;
         });
-        self.deps.metrics.worker_recycles_total.inc();
+        self.deps
+            .dispatcher
+            .set_request_limit(self.id, self.spec.recycle.draw());
         info!(
             worker = self.id,
             old_pid = pid,
