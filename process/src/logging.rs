@@ -8,6 +8,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
 use std::time::Duration;
 
 use modelserver_contract::cli::LogFormat;
@@ -66,6 +67,8 @@ static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The target whose lines are buffered, set once the flusher runs: without it, every line is
 /// written at once.
 static BUFFERED_TARGET: OnceLock<&'static str> = OnceLock::new();
+/// The flusher thread, unparked when a line lands in the empty buffer.
+static FLUSHER: OnceLock<Thread> = OnceLock::new();
 /// Size at which buffered lines are written out.
 pub const BUFFER_BYTES: usize = 64 * 1024;
 /// Longest time a buffered line waits (bar a stderr that blocks).
@@ -112,9 +115,12 @@ impl Write for LineWriter {
             }
             Self::Buffered => {
                 let mut buffer = buffer();
+                let first = buffer.is_empty();
                 buffer.extend_from_slice(line);
                 if buffer.len() >= BUFFER_BYTES {
                     write_out(&mut buffer);
+                } else if first && let Some(flusher) = FLUSHER.get() {
+                    flusher.unpark();
                 }
                 Ok(line.len())
             }
@@ -145,19 +151,29 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 }
 
-/// Starts the thread that writes out lines that have waited [`BUFFER_FLUSH_INTERVAL`] (it sleeps
-/// between runs; nothing to write costs nothing).
+/// Starts the thread that writes out lines that have waited [`BUFFER_FLUSH_INTERVAL`]. It sleeps
+/// until a line lands in the empty buffer, so an idle process never wakes it (a pod's sidecar
+/// is idle most of its life).
 fn start_flusher(target: &'static str) {
     let spawned = std::thread::Builder::new()
         .name("log-flush".to_string())
         .spawn(|| {
             loop {
+                // An unpark that came before this park makes it return at once: no line waits
+                // unseen. A wake-up with nothing buffered (spurious, or flushed meanwhile)
+                // parks again.
+                std::thread::park();
+                if buffer().is_empty() {
+                    continue;
+                }
                 std::thread::sleep(BUFFER_FLUSH_INTERVAL);
                 flush();
             }
         });
     match spawned {
-        Ok(_) => {
+        Ok(handle) => {
+            // The thread is known before lines are buffered: the first one unparks it.
+            let _first_wins = FLUSHER.set(handle.thread().clone());
             let _first_wins = BUFFERED_TARGET.set(target);
         }
         Err(e) => eprintln!("log lines of {target} are written unbuffered: {e}"),

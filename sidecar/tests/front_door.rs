@@ -708,3 +708,48 @@ async fn json_log_format() {
     assert_eq!(v["status"], 200);
     assert_eq!(v["path"], "/predict");
 }
+
+/// Voluntary context switches of the sidecar's `log-flush` thread so far (each one a wake-up).
+fn log_flusher_wakeups(pid: i32) -> u64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        if std::fs::read_to_string(task.join("comm")).unwrap().trim() != "log-flush" {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        return status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    }
+    panic!("no log-flush thread in sidecar {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_sidecar_leaves_its_log_flusher_asleep_and_a_buffered_line_still_arrives() {
+    let sc = Sidecar::serve(&["--workers", "1"], &[]);
+    let c = client();
+    sc.wait_ready(&c).await;
+    // Idle: nothing is buffered, so the flusher is not woken (it used to wake every 200 ms).
+    let before = log_flusher_wakeups(sc.pid());
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let idle = log_flusher_wakeups(sc.pid()) - before;
+    assert!(idle <= 1, "the idle flusher woke {idle} times in 1.2 s");
+
+    // A buffered access line wakes it, and reaches the log with no other line after it.
+    let r = c
+        .post(sc.url("/predict"))
+        .header("x-request-id", "flushed-by-the-flusher")
+        .body(IRIS_ROWS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("the buffered access line", DEADLINE, || async {
+        sc.logged("flushed-by-the-flusher")
+    })
+    .await;
+}
