@@ -10,6 +10,10 @@
 //! What the pool keeps from a general one:
 //! - A connection is reused only once its response body has ended; a body dropped before its end
 //!   closes the connection (hyper cannot skip the rest of an HTTP/1.1 message).
+//! - An idle connection the worker has closed is not reused, even when its task has not seen the
+//!   close yet (it learns of it at the runtime's next turn of the event loop; a request handed to
+//!   it before then would be written into the closed socket and lost): before reuse, one
+//!   `recv(MSG_PEEK)` on a duplicate of its socket looks for the close ([`CloseProbe`]).
 //! - A request that never left (the reused connection was found closed, or the worker closed it
 //!   as the request was handed over) is sent again on another connection; one that left is not.
 //! - A connection idle for [`IDLE_TIMEOUT`] is not reused (see there). It is closed at the
@@ -32,7 +36,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use super::BackendError;
-use super::stream::{BackendAddr, connect};
+use super::stream::{BackendAddr, CloseProbe, connect};
 
 /// How long an idle connection to a backend is kept for reuse: shorter than the keep-alive
 /// timeouts of the servers workers run (gunicorn 2 s, uvicorn, hypercorn and Node 5 s). A
@@ -65,6 +69,7 @@ struct Idle {
 
 struct IdleConnection {
     sender: SendRequest<Body>,
+    probe: CloseProbe,
     since: Instant,
 }
 
@@ -91,6 +96,7 @@ struct Lease {
     backend: usize,
     epoch: u64,
     sender: SendRequest<Body>,
+    probe: CloseProbe,
 }
 
 impl Lease {
@@ -111,6 +117,7 @@ impl Lease {
         idle.expire(now);
         idle.connections.push(IdleConnection {
             sender: self.sender,
+            probe: self.probe,
             since: now,
         });
     }
@@ -183,12 +190,14 @@ impl Http1Pool {
         let mut idle = lock(self.shared.backends.get(i)?);
         idle.expire(Instant::now());
         while let Some(connection) = idle.connections.pop() {
-            if !connection.sender.is_closed() {
+            // Closed by the worker: seen by its task, or not yet (the close is in the socket).
+            if !connection.sender.is_closed() && !connection.probe.peer_closed() {
                 return Some(Lease {
                     shared: self.shared.clone(),
                     backend: i,
                     epoch: idle.epoch,
                     sender: connection.sender,
+                    probe: connection.probe,
                 });
             }
         }
@@ -208,6 +217,7 @@ impl Http1Pool {
             .get(i)
             .map_or(0, |idle| lock(idle).epoch);
         let stream = connect(addr).await?;
+        let probe = stream.close_probe()?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -219,6 +229,7 @@ impl Http1Pool {
             backend: i,
             epoch,
             sender,
+            probe,
         })
     }
 }
@@ -473,6 +484,69 @@ mod tests {
         // A body read to its end gives its connection back.
         assert_eq!(read_all(&pool).await, 1 << 20);
         assert_eq!(worker.accepted(), 2);
+    }
+
+    /// Reads one request head from a blocking stream (false at end of stream).
+    fn read_head(stream: &mut std::os::unix::net::UnixStream) -> bool {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    }
+
+    // One runtime thread, so the connection's task cannot notice the close before the request is
+    // handed to it: the worker runs on a thread of its own and the test blocks while it closes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_handed_to_a_connection_that_closed_unseen_goes_on_another() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (close, closing) = std::sync::mpsc::channel::<()>();
+        let (closed, is_closed) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            // First connection: one answer, then closed when the test says so.
+            let (mut first, _) = listener.accept().unwrap();
+            assert!(read_head(&mut first));
+            first.write_all(answer).unwrap();
+            closing.recv().unwrap();
+            first.shutdown(std::net::Shutdown::Both).unwrap();
+            drop(first);
+            closed.send(()).unwrap();
+            // Second connection: the request that the first one never took.
+            let (mut second, _) = listener.accept().unwrap();
+            assert!(read_head(&mut second));
+            second.write_all(answer).unwrap();
+        });
+        let pool = Http1Pool::new(vec![BackendAddr::Unix(path)]);
+        assert_eq!(read_all(&pool).await, 2);
+
+        close.send(()).unwrap();
+        // Blocks the runtime: the idle connection's task is not polled until the request is
+        // on its way to it, so the pool hands the request to a connection whose end is unread.
+        is_closed.recv().unwrap();
+        assert!(
+            !lock(&pool.shared.backends[0]).connections[0]
+                .sender
+                .is_closed(),
+            "the pool has not seen the close"
+        );
+        let response = pool.send(0, get()).await;
+        assert!(
+            response.is_ok(),
+            "the unsent request was lost: {:?}",
+            response.err()
+        );
+        let body = response.unwrap().into_body().collect().await.unwrap();
+        assert_eq!(body.to_bytes(), "ok");
+        worker.join().unwrap();
     }
 
     #[tokio::test]

@@ -102,6 +102,41 @@ impl AsyncWrite for BackendStream {
     }
 }
 
+impl BackendStream {
+    /// A second handle on this connection's socket, to look for the backend's close while the
+    /// connection is idle ([`CloseProbe::peer_closed`]).
+    pub fn close_probe(&self) -> io::Result<CloseProbe> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Self::Unix(s) => s.as_fd().try_clone_to_owned()?,
+            Self::Tcp(s) => s.as_fd().try_clone_to_owned()?,
+        };
+        Ok(CloseProbe(fd))
+    }
+}
+
+/// A duplicate of an idle connection's socket descriptor, which only ever peeks.
+pub struct CloseProbe(std::os::fd::OwnedFd);
+
+impl CloseProbe {
+    /// True when the backend has closed its end (or reset it, or sent bytes nobody asked for,
+    /// such as a `408` before closing) of a connection on which no request is outstanding: a
+    /// request written to it would be lost. Costs one `recv(MSG_PEEK | MSG_DONTWAIT)`. Needed
+    /// because the connection's own task learns of a close only at the runtime's next turn of
+    /// its event loop, and a request handed over before that is written into the closed socket.
+    pub fn peer_closed(&self) -> bool {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        let mut byte = [0u8; 1];
+        let peeked = recv(
+            self.0.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        );
+        peeked != Err(nix::errno::Errno::EAGAIN)
+    }
+}
+
 /// Opens a connection to `addr` (TCP without Nagle's delay).
 pub async fn connect(addr: &BackendAddr) -> io::Result<BackendStream> {
     match addr {
@@ -141,6 +176,29 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_close_probe_sees_a_close_and_unasked_bytes_and_reads_nothing() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut ours = connect(&BackendAddr::Unix(path)).await.unwrap();
+        let (mut theirs, _) = listener.accept().unwrap();
+        let probe = ours.close_probe().unwrap();
+        assert!(!probe.peer_closed(), "open and quiet");
+
+        std::io::Write::write_all(&mut theirs, b"HTTP/1.1").unwrap();
+        assert!(probe.peer_closed(), "bytes nobody asked for");
+        assert!(probe.peer_closed(), "peeking leaves them where they are");
+        let mut first = [0u8; 8];
+        ours.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1");
+        assert!(!probe.peer_closed(), "quiet again once they are read");
+
+        drop(theirs);
+        assert!(probe.peer_closed(), "closed");
+    }
 
     #[tokio::test]
     async fn unix_connect_waits_for_a_full_accept_queue() {
