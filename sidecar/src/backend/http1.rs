@@ -45,6 +45,9 @@ use super::stream::{BackendAddr, CloseProbe, connect};
 /// worker out of rotation). Reopening a local connection after a second of silence costs far less
 /// than that.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// File descriptors one connection to a backend holds: its socket, and the duplicate its
+/// [`CloseProbe`] peeks through.
+pub const FDS_PER_CONNECTION: usize = 2;
 /// The `Host` a request without one is sent with (HTTP/1.1 requires one; servers such as uvicorn
 /// refuse a request without it).
 pub const DEFAULT_HOST: &str = "localhost";

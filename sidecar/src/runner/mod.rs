@@ -105,7 +105,9 @@ impl FrontDoor {
             cors,
             auth,
         };
-        let backend_fds = per_backend.saturating_mul(backends_len);
+        let backend_fds = per_backend
+            .saturating_mul(backends_len)
+            .saturating_mul(crate::backend::http1::FDS_PER_CONNECTION);
         let configured = usize::try_from(server.max_connections).unwrap_or(usize::MAX);
         let max_connections =
             conn::fit_to_file_limit(configured, conn::open_file_limit(), backend_fds);
