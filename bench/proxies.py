@@ -81,8 +81,6 @@ def wait_http(url, timeout=30.0):
     raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
 
 
-
-
 def nginx_conf(name, body, access="off"):
     d = os.path.join(WORK, slug(name))
     os.makedirs(d, exist_ok=True)

@@ -72,26 +72,14 @@ fn sum_field(status: &Value, field: &str) -> u64 {
         .sum()
 }
 
-/// `/status` once no worker is due for recycling or loading its replacement: each worker's
+/// True when no worker is due for recycling or loading its replacement: each worker's
 /// `requests` is under its `request_limit`. Without new requests nothing changes after that.
-async fn settled_status(c: &reqwest::Client, sc: &Sidecar) -> Value {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let status = sc.status(c).await;
-        let settled = status["workers"].as_array().unwrap().iter().all(|w| {
-            w["request_limit"]
-                .as_u64()
-                .is_none_or(|limit| w["requests"].as_u64().unwrap() < limit)
-        });
-        if settled {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for the recycles under way to finish: {status}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+fn settled(status: &Value) -> bool {
+    status["workers"].as_array().unwrap().iter().all(|w| {
+        w["request_limit"]
+            .as_u64()
+            .is_none_or(|limit| w["requests"].as_u64().unwrap() < limit)
+    })
 }
 
 fn alive(pid: u64) -> bool {
@@ -138,7 +126,15 @@ async fn workers_are_recycled_under_load_without_losing_a_request() {
     );
 
     // The last requests may have made a worker due; its replacement may still be loading.
-    let status = settled_status(&c, &sc).await;
+    wait_for("the recycles under way to finish", DEADLINE, || async {
+        settled(&sc.status(&c).await)
+    })
+    .await;
+    let status = sc.status(&c).await;
+    assert!(
+        settled(&status),
+        "no request since, nothing changes: {status}"
+    );
     for worker in status["workers"].as_array().unwrap() {
         let limit = worker["request_limit"].as_u64();
         assert!(limit.is_some_and(|l| (5..=7).contains(&l)), "{status}");

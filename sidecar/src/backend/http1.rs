@@ -188,23 +188,28 @@ impl Http1Pool {
         }
     }
 
-    /// The newest idle connection to backend `i` that is still open and fresh.
+    /// The newest idle connection to backend `i` that is still open and fresh. The socket is
+    /// peeked at with the list unlocked: a system call under the lock would hold up every other
+    /// checkout and return of the backend (with more than one runtime thread).
     fn checkout(&self, i: usize) -> Option<Lease> {
-        let mut idle = lock(self.shared.backends.get(i)?);
-        idle.expire(Instant::now());
-        while let Some(connection) = idle.connections.pop() {
+        let idle = self.shared.backends.get(i)?;
+        loop {
+            let (connection, epoch) = {
+                let mut idle = lock(idle);
+                idle.expire(Instant::now());
+                (idle.connections.pop()?, idle.epoch)
+            };
             // Closed by the worker: seen by its task, or not yet (the close is in the socket).
             if !connection.sender.is_closed() && !connection.probe.peer_closed() {
                 return Some(Lease {
                     shared: self.shared.clone(),
                     backend: i,
-                    epoch: idle.epoch,
+                    epoch,
                     sender: connection.sender,
                     probe: connection.probe,
                 });
             }
         }
-        None
     }
 
     /// Opens a connection to backend `i`; its connection task runs on its own.
